@@ -1,0 +1,61 @@
+"""Live progress on the driver: one bar on a terminal, plain periodic lines in logs (Ray job logs, cron)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+
+class Progress:
+    """Frames done of total, frames/s, ETA and errors; a tqdm bar on a TTY, else a line every ``every_s``."""
+
+    def __init__(self, total: int, *, stream: TextIO | None = None, every_s: float = 10.0, done: int = 0) -> None:
+        self.stream = stream or sys.stdout
+        self.total = total
+        self.done = done
+        self.errors = 0
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self._counted = 0
+        self._last_line = self.started
+        self._bar = (
+            tqdm(total=total, initial=done, unit="frame", file=self.stream, dynamic_ncols=True, smoothing=0.1)
+            if self.stream.isatty()
+            else None
+        )
+        if self._bar is not None:
+            self._bar.set_postfix_str("errors=0")
+
+    def advance(self, frames: int, errors: int) -> None:
+        self.done += frames
+        self._counted += frames
+        self.errors += errors
+        if self._bar is not None:
+            self._bar.update(frames)
+            self._bar.set_postfix_str(f"errors={self.errors}", refresh=False)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s:
+            self._last_line = now
+            print(self.line(), file=self.stream, flush=True)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self._counted / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        rate = self.rate
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta_text = f"{eta:.0f}s" if eta == eta else "?"
+        return (
+            f"progress: {self.done}/{self.total} frames ({100 * self.done / max(self.total, 1):.1f}%), "
+            f"{rate:.2f} frames/s, ETA {eta_text}, errors {self.errors}"
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,43 @@
+"""Connect to Ray (a running cluster, or a local one started for this run) with the job's quiet settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+from ray.data import DataContext
+
+from workers.quiet import silenced_output
+
+
+def start_ray(address: str | None) -> None:
+    """Join ``address``, else the cluster ``RAY_ADDRESS`` names, else start a local Ray for this process."""
+    if ray.is_initialized():
+        return
+    # Ray core logs a C++ error line about ray-project/ray#53727 for every actor pool with large constructor
+    # arguments; it is noise for this job (the driver owns those objects for the whole run).
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    kwargs: dict = {"logging_level": logging.ERROR, "log_to_driver": False}
+    with silenced_output():
+        if address:
+            ray.init(address=address, **kwargs)
+        elif os.environ.get("RAY_ADDRESS"):
+            ray.init(**kwargs)
+        else:
+            ray.init(include_dashboard=False, **kwargs)
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+
+
+def cluster_gpus() -> int:
+    """GPUs the cluster has now (0 on a CPU-only cluster)."""
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def cluster_cpus() -> int:
+    return int(ray.cluster_resources().get("CPU", 1))

@@ -1,0 +1,263 @@
+"""One run of the detection job, from config to committed output, manifest and exit code.
+
+Order of work: check the output and the weights (usage errors surface in seconds), list and plan (or reload
+the plan of the run being resumed), skip committed shards, stream the rest through Ray Data, then write the
+manifest and print the summary.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import TextIO
+
+from jobs.commit import ShardCommitter
+from jobs.errors import UsageError
+from jobs.listing import list_sources
+from jobs.model_setup import ModelSetup, prepare_model
+from jobs.pipeline import Resources, ShardCollector, build_dataset, run_pipeline
+from jobs.planning import Plan
+from jobs.progress import Progress
+from jobs.ray_session import cluster_cpus, cluster_gpus, start_ray
+from jobs.run_store import RunStore
+from jobs.storage import Location, location
+from schemas.config import JobConfig
+from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR_RATE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RunResult:
+    manifest: RunManifest
+    exit_code: int
+
+
+def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
+    """Run (or resume) the job ``config`` describes; raises ``UsageError`` before any work if it cannot."""
+    stream = stream or sys.stdout
+    started = time.monotonic()
+    out = _writable_output(config)
+    setup = prepare_model(config)
+    listing = list_sources(config.sources, config.storage_options)
+    store = RunStore(out)
+    if config.overwrite:
+        store.clear()
+    fingerprint = config.fingerprint(setup.weights.sha256)
+    previous = store.latest_with(fingerprint)
+    if previous is not None:
+        manifest = previous
+        plan = Plan.load(store.plan_location(manifest.run_id))
+        new, gone = plan.drift(listing)
+        if new or gone:
+            print(
+                f"note: resuming run {manifest.run_id} with its saved plan; since then {new} inputs appeared and "
+                f"{gone} disappeared (use --overwrite to plan afresh)",
+                file=stream,
+            )
+    else:
+        now = datetime.now(timezone.utc)
+        run_id = RunStore.new_run_id(now)
+        plan = Plan.from_listing(listing, config.shard_size, now.strftime("%Y-%m-%d"))
+        plan.save(store.plan_location(run_id))
+        manifest = _new_manifest(config, setup, run_id, fingerprint, now, plan, listing.skipped)
+    committer = ShardCommitter(out, manifest.run_id, setup.class_names)
+    committed = committer.committed()
+    pending = plan.pending(set(committed))
+    attempt = {"started_at": _now(), "pending_inputs": pending.num_rows, "committed_shards_before": len(committed)}
+    manifest.status = "running"
+    manifest.attempts.append(attempt)
+    store.save(manifest)
+    _announce(stream, manifest, plan, pending.num_rows, listing.skipped)
+
+    progress = Progress(total=plan.table.num_rows, stream=stream, done=plan.table.num_rows - pending.num_rows)
+    error: str | None = None
+    try:
+        if pending.num_rows:
+            start_ray(config.ray_address)
+            resources = _resources(config)
+            manifest.model = manifest.model.model_copy(
+                update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
+            )
+            collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
+            run_pipeline(build_dataset(pending, setup, config.model, resources, config.storage_options), collector)
+            if collector.incomplete:
+                error = f"shards never completed: {', '.join(collector.incomplete[:5])}"
+    except KeyboardInterrupt:
+        error = "interrupted"
+    except Exception as exc:  # the run failed as a whole; committed shards stay and a rerun resumes
+        error = describe_failure(exc)
+    finally:
+        progress.close()
+    wall_s = time.monotonic() - started
+    manifest = _finish(manifest, committer.committed(), plan, error, wall_s, progress.rate, attempt)
+    store.save(manifest)
+    exit_code = _exit_code(manifest, config.max_error_rate)
+    _summary(stream, manifest, out, wall_s, progress.rate, exit_code)
+    return RunResult(manifest=manifest, exit_code=exit_code)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a failed run: the root cause's type and message, not Ray's wrappers around it.
+
+    Ray re-raises worker failures with the original traceback as text, so the first exception line of that
+    text that is not Ray's own is the cause.
+    """
+    for line in str(exc).splitlines():
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match and not match.group(1).startswith("ray."):
+            return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else 'no message'}"
+
+
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.+)$")
+
+
+def _writable_output(config: JobConfig) -> Location:
+    """The output location, proven writable by writing and removing a probe file."""
+    out = location(config.output, config.storage_options)
+    probe = out.child("_runs", f".write-probe-{RunStore.new_run_id()}")
+    try:
+        probe.write_bytes_atomic(b"")
+        probe.fs.rm(probe.path)
+    except (OSError, PermissionError) as exc:
+        raise UsageError(f"cannot write to output {config.output}: {exc.strerror or exc}") from None
+    return out
+
+
+def _resources(config: JobConfig) -> Resources:
+    gpus = cluster_gpus()
+    device = config.device or ("cuda" if gpus else "cpu")
+    if device == "cuda" and not gpus:
+        raise UsageError("--device cuda was asked for but the Ray cluster has no GPU")
+    workers = config.workers or (gpus if device == "cuda" else 1)
+    cpus = cluster_cpus()
+    return Resources(
+        device=device,
+        workers=workers,
+        batch_size=config.batch_size or (32 if device == "cuda" else 8),
+        torch_threads=max(1, cpus // workers),
+    )
+
+
+def _new_manifest(
+    config: JobConfig,
+    setup: ModelSetup,
+    run_id: str,
+    fingerprint: str,
+    now: datetime,
+    plan: Plan,
+    skipped: Counter,
+) -> RunManifest:
+    return RunManifest(
+        run_id=run_id,
+        fingerprint=fingerprint,
+        run_date=now.strftime("%Y-%m-%d"),
+        status="running",
+        config=config.public_dump(),
+        model=ModelInfo(
+            name=config.model,
+            weights=setup.weights.source,
+            weights_sha256=setup.weights.sha256,
+            checkpoint_key=setup.weights.checkpoint_key,
+            num_classes=setup.weights.num_classes,
+            class_names=list(setup.class_names),
+            device=config.device or "auto",
+            batch_size=config.batch_size or 0,
+            workers=config.workers or 0,
+        ),
+        plan=PlanInfo(
+            inputs=plan.table.num_rows,
+            shards=len(plan.shard_sizes),
+            shard_size=config.shard_size,
+            plan_file=f"_runs/{run_id}/plan.parquet",
+            skipped=dict(skipped),
+        ),
+        timings={"created_at": now.isoformat(timespec="seconds")},
+        versions=_versions(),
+    )
+
+
+def _finish(
+    manifest: RunManifest,
+    commits: dict[str, ShardCommit],
+    plan: Plan,
+    error: str | None,
+    wall_s: float,
+    rate: float,
+    attempt: dict,
+) -> RunManifest:
+    counts = Counts()
+    kinds: Counter = Counter()
+    for commit in commits.values():
+        counts.frames += commit.frames
+        counts.ok += commit.ok
+        counts.error += commit.errors
+        counts.detections += commit.detections
+        kinds.update(commit.error_kinds)
+    counts.error_kinds = dict(kinds)
+    shards = {s: ("committed" if s in commits else "pending") for s in plan.shard_sizes}
+    complete = all(state == "committed" for state in shards.values())
+    attempt.update({"finished_at": _now(), "wall_s": round(wall_s, 3), "frames_per_s": round(rate, 3), "error": error})
+    return manifest.model_copy(
+        update={
+            "counts": counts,
+            "shards": shards,
+            "status": "completed" if complete and error is None else "failed",
+            "error": error,
+            "timings": {**manifest.timings, "last_finished_at": _now(), "last_wall_s": round(wall_s, 3)},
+        }
+    )
+
+
+def _exit_code(manifest: RunManifest, max_error_rate: float) -> int:
+    if manifest.status != "completed":
+        return EXIT_FAILED
+    if manifest.counts.frames and manifest.counts.error / manifest.counts.frames > max_error_rate:
+        return EXIT_ERROR_RATE
+    return EXIT_OK
+
+
+def _announce(stream: TextIO, manifest: RunManifest, plan: Plan, pending: int, skipped: Counter) -> None:
+    skipped_text = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "none"
+    print(
+        f"run {manifest.run_id}: {plan.table.num_rows} inputs in {len(plan.shard_sizes)} shards, "
+        f"{pending} to process; skipped files: {skipped_text}",
+        file=stream,
+        flush=True,
+    )
+
+
+def _summary(stream: TextIO, manifest: RunManifest, out: Location, wall_s: float, rate: float, exit_code: int) -> None:
+    c = manifest.counts
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(c.error_kinds.items()))
+    lines = [
+        f"run {manifest.run_id} {manifest.status}" + (f": {manifest.error}" if manifest.error else ""),
+        f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); detections: {c.detections}",
+        f"  wall time {wall_s:.1f}s, {rate:.2f} frames/s this attempt",
+        f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
+    ]
+    if exit_code == EXIT_ERROR_RATE:
+        lines.append("  exit 3: the share of error frames exceeds --max-error-rate")
+    print("\n".join(lines), file=stream, flush=True)
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("yolonas-batch", "super-gradients", "torch", "ray", "pyarrow"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

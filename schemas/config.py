@@ -1,0 +1,62 @@
+"""The job's configuration: one validated model, built from the CLI and saved with every run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelName = Literal["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"]
+
+
+class JobConfig(BaseModel):
+    """Everything that decides what a run reads, computes and writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: list[str] = Field(min_length=1)
+    output: str
+    model: ModelName = "yolo_nas_s"
+    weights: str = "coco"
+    num_classes: int | None = Field(default=None, gt=0)
+    class_names: str | None = None
+    trust_checkpoint: bool = False
+    conf: float = Field(default=0.25, gt=0, le=1)
+    iou: float = Field(default=0.7, gt=0, le=1)
+    max_det: int = Field(default=300, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    workers: int | None = Field(default=None, gt=0)
+    device: Literal["cpu", "cuda"] | None = None
+    video_stride: int | None = Field(default=None, gt=0)
+    video_fps: float | None = Field(default=None, gt=0)
+    max_frames: int | None = Field(default=None, gt=0)
+    shard_size: int = Field(default=1000, gt=0)
+    overwrite: bool = False
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    ray_address: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    """Extra fsspec options; may hold secrets, so never logged nor saved (see ``public_dump``)."""
+
+    @model_validator(mode="after")
+    def _one_video_sampling(self) -> "JobConfig":
+        if self.video_stride is not None and self.video_fps is not None:
+            raise ValueError("give --video-stride or --video-fps, not both")
+        return self
+
+    def public_dump(self) -> dict[str, Any]:
+        """The config as saved in the run manifest: storage options reduced to their key names."""
+        data = self.model_dump(mode="json", exclude={"storage_options"})
+        data["storage_option_keys"] = sorted(self.storage_options)
+        return data
+
+    def fingerprint(self, weights_sha256: str) -> str:
+        """Identity of the output a run produces: same fingerprint, same rows; resume relies on it."""
+        relevant = self.model_dump(
+            mode="json",
+            include={"sources", "model", "num_classes", "class_names", "conf", "iou", "max_det"}
+            | {"video_stride", "video_fps", "max_frames", "shard_size"},
+        )
+        relevant["weights_sha256"] = weights_sha256
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,71 @@
+"""The run manifest (``OUT/_runs/<run_id>.json``) and the per-shard commit marker, as validated models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ShardCommit(BaseModel):
+    """Written last for a shard, after its Parquet files are published: its presence means "done"."""
+
+    run_id: str
+    shard_id: str
+    inputs: int
+    frames: int
+    ok: int
+    errors: int
+    detections: int
+    files: list[str]
+    committed_at: str
+    error_kinds: dict[str, int] = Field(default_factory=dict)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    weights: str
+    weights_sha256: str
+    checkpoint_key: str
+    num_classes: int
+    class_names: list[str]
+    device: str
+    batch_size: int
+    workers: int
+
+
+class PlanInfo(BaseModel):
+    inputs: int
+    shards: int
+    shard_size: int
+    plan_file: str
+    skipped: dict[str, int] = Field(default_factory=dict)
+    """Files found in the sources but not planned, by reason (e.g. not an image)."""
+
+
+class Counts(BaseModel):
+    frames: int = 0
+    ok: int = 0
+    error: int = 0
+    detections: int = 0
+    error_kinds: dict[str, int] = Field(default_factory=dict)
+    error_examples: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class RunManifest(BaseModel):
+    """What a run was asked to do, with what, and how it went; rewritten as the run progresses."""
+
+    run_id: str
+    fingerprint: str
+    run_date: str
+    status: Literal["running", "completed", "failed"]
+    config: dict[str, Any]
+    model: ModelInfo
+    plan: PlanInfo
+    counts: Counts = Field(default_factory=Counts)
+    shards: dict[str, Literal["pending", "committed", "failed"]] = Field(default_factory=dict)
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    """One entry per invocation of the run (first start and each resume): when, how much was left, outcome."""
+    timings: dict[str, float | str] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None

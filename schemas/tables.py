@@ -1,0 +1,78 @@
+"""Arrow schemas of the output tables, declared once and never inferred from data.
+
+``frames`` has one row per image or sampled video frame, ``ok`` or ``error``; ``detections`` one row per box.
+Both are hive-partitioned by ``run_date`` and ``source`` (see ``PARTITION_COLUMNS``): partition values live in
+the folder names only, as the hive convention wants, so readers add them back as columns.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+PARTITION_COLUMNS: tuple[str, ...] = ("run_date", "source")
+"""Folder levels under ``frames/`` and ``detections/``: ``run_date=YYYY-MM-DD/source=<slug>``."""
+
+_KEY_FIELDS = [
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("source_uri", pa.string(), nullable=False),
+    pa.field("frame_index", pa.int64(), nullable=False),
+    pa.field("timestamp_s", pa.float64()),
+]
+
+FRAMES_SCHEMA = pa.schema(
+    _KEY_FIELDS
+    + [
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("num_detections", pa.int32(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("shard_id", pa.string(), nullable=False),
+    ]
+)
+
+DETECTIONS_SCHEMA = pa.schema(
+    _KEY_FIELDS
+    + [
+        pa.field("class_id", pa.int32(), nullable=False),
+        pa.field("class_name", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("x1", pa.float32(), nullable=False),
+        pa.field("y1", pa.float32(), nullable=False),
+        pa.field("x2", pa.float32(), nullable=False),
+        pa.field("y2", pa.float32(), nullable=False),
+    ]
+)
+
+BOX_TYPE = pa.struct(
+    [
+        pa.field("class_id", pa.int32(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("x1", pa.float32(), nullable=False),
+        pa.field("y1", pa.float32(), nullable=False),
+        pa.field("x2", pa.float32(), nullable=False),
+        pa.field("y2", pa.float32(), nullable=False),
+    ]
+)
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        pa.field("shard_id", pa.string(), nullable=False),
+        pa.field("partition", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64(), nullable=False),
+        pa.field("timestamp_s", pa.float64()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("boxes", pa.list_(BOX_TYPE), nullable=False),
+    ]
+)
+"""What the model stage hands back to the driver: one row per frame, its boxes nested.
+
+``partition`` is the relative folder (``run_date=…/source=…``) the frame's rows are written under.
+"""
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"

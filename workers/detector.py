@@ -1,0 +1,177 @@
+"""YOLO-NAS inference on batches of letterboxed frames: one model, built and fused once, reused per batch.
+
+``Detector`` is a plain class with no Ray in it: the Ray job wraps it in an actor, the benchmarks and parity
+tests call it in-process. The batch method does the float normalisation, the forward pass, NMS for the whole
+batch and the mapping of boxes back to the original frames, all vectorised on the model's device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torchvision
+
+from workers.preprocess import Letterboxed, LetterboxSpec
+from workers.quiet import super_gradients_models
+from workers.weights import Weights, WeightsError
+
+MODEL_NAMES = ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Post-processing of super-gradients' ``predict()`` for YOLO-NAS, with its defaults."""
+
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    nms_top_k: int = 1024
+    """Candidates per image that enter NMS (super-gradients' default for YOLO-NAS)."""
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    """Letterboxed frames and the geometry to map boxes back; arrays share the first (batch) axis."""
+
+    images: np.ndarray
+    """(B, canvas_h, canvas_w, 3) uint8 in the channel order the model is fed."""
+    heights: np.ndarray
+    widths: np.ndarray
+    scales: np.ndarray
+    pad_tops: np.ndarray
+    pad_lefts: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @classmethod
+    def stack(cls, frames: Sequence[Letterboxed]) -> "FrameBatch":
+        """Batch letterboxed frames that were prepared one by one (in-process use, tests, benchmarks)."""
+        return cls(
+            images=np.stack([f.image for f in frames]),
+            heights=np.array([f.height for f in frames]),
+            widths=np.array([f.width for f in frames]),
+            scales=np.array([f.scale for f in frames]),
+            pad_tops=np.array([f.pad_top for f in frames]),
+            pad_lefts=np.array([f.pad_left for f in frames]),
+        )
+
+
+@dataclass(frozen=True)
+class Detections:
+    """All boxes of a batch, frame by frame in batch order, best score first within a frame."""
+
+    frame: np.ndarray
+    """(N,) int64 index of the frame in the batch."""
+    boxes: np.ndarray
+    """(N, 4) float32 x1, y1, x2, y2 in pixels of the original frame, clipped to it."""
+    scores: np.ndarray
+    class_ids: np.ndarray
+    counts: np.ndarray
+    """(B,) int32 boxes per frame."""
+
+
+class Detector:
+    """One YOLO-NAS model on one device, fused once, answering ``detect(batch)``."""
+
+    def __init__(
+        self,
+        model_name: str,
+        weights: Weights,
+        spec: LetterboxSpec,
+        *,
+        device: str = "cpu",
+        thresholds: Thresholds = Thresholds(),
+    ) -> None:
+        if model_name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        self.spec = spec
+        self.thresholds = thresholds
+        self.device = torch.device(device)
+        self.model = _build_fused_model(model_name, weights, spec.canvas).to(self.device)
+        self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    @torch.inference_mode()
+    def detect(self, batch: FrameBatch) -> Detections:
+        """Run the model on a batch and return its boxes in original-frame pixels."""
+        images = torch.from_numpy(np.ascontiguousarray(batch.images)).to(self.device, non_blocking=True)
+        inputs = (images.permute(0, 3, 1, 2).float() - self._mean) / self._std
+        boxes, scores = _decoded_output(self.model(inputs))
+        return _postprocess(boxes.float(), scores.float(), batch, self.thresholds)
+
+
+def _build_fused_model(model_name: str, weights: Weights, canvas: tuple[int, int]) -> torch.nn.Module:
+    """Build the architecture, load the weights strictly, and fuse RepVGG branches for inference."""
+    models = super_gradients_models()
+    model = models.get(model_name, num_classes=weights.num_classes)
+    result = model.load_state_dict(weights.state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        example = (result.missing_keys or result.unexpected_keys)[0]
+        raise WeightsError(
+            f"{weights.source} does not fit {model_name} with {weights.num_classes} classes: "
+            f"{len(result.missing_keys)} missing and {len(result.unexpected_keys)} unexpected keys (e.g. {example})"
+        )
+    model.eval()
+    model.prep_model_for_conversion(input_size=canvas)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def _decoded_output(output: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """YOLO-NAS in eval mode returns ((boxes [B, A, 4], scores [B, A, C]), raw head outputs)."""
+    decoded = output[0] if isinstance(output, tuple) and not torch.is_tensor(output[0]) else output
+    boxes, scores = decoded[0], decoded[1]
+    return boxes, scores
+
+
+def _postprocess(boxes: torch.Tensor, scores: torch.Tensor, batch: FrameBatch, t: Thresholds) -> Detections:
+    """super-gradients' PPYoloE post-processing (multi-label, per-class NMS), for the whole batch at once."""
+    num_frames, _, num_classes = scores.shape
+    frame, anchor, cls = (scores > t.conf).nonzero(as_tuple=True)
+    conf = scores[frame, anchor, cls]
+    # Keep each frame's nms_top_k best candidates: sort by (frame, -score), then rank within the frame.
+    order = torch.argsort(frame.double() * 2.0 - conf.double())
+    frame, anchor, cls, conf = frame[order], anchor[order], cls[order], conf[order]
+    keep = _rank_within(frame, num_frames) < t.nms_top_k
+    frame, anchor, cls, conf = frame[keep], anchor[keep], cls[keep], conf[keep]
+    candidate_boxes = boxes[frame, anchor]
+    kept = torchvision.ops.batched_nms(candidate_boxes, conf, frame * num_classes + cls, t.iou)
+    # batched_nms returns best score first; regroup by frame (stable) and cap each frame at max_det.
+    kept = kept[torch.sort(frame[kept], stable=True).indices]
+    kept = kept[_rank_within(frame[kept], num_frames) < t.max_det]
+    frame, cls, conf, xyxy = frame[kept], cls[kept], conf[kept], candidate_boxes[kept]
+    geometry = {
+        name: torch.as_tensor(np.asarray(value, dtype=np.float32), device=xyxy.device)[frame]
+        for name, value in (
+            ("scale", batch.scales),
+            ("top", batch.pad_tops),
+            ("left", batch.pad_lefts),
+            ("h", batch.heights),
+            ("w", batch.widths),
+        )
+    }
+    x = ((xyxy[:, [0, 2]] - geometry["left"][:, None]) / geometry["scale"][:, None]).clamp(min=0)
+    y = ((xyxy[:, [1, 3]] - geometry["top"][:, None]) / geometry["scale"][:, None]).clamp(min=0)
+    x = torch.minimum(x, geometry["w"][:, None])
+    y = torch.minimum(y, geometry["h"][:, None])
+    out_boxes = torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
+    counts = torch.bincount(frame, minlength=num_frames)
+    return Detections(
+        frame=frame.cpu().numpy().astype(np.int64),
+        boxes=out_boxes.cpu().numpy().astype(np.float32),
+        scores=conf.cpu().numpy().astype(np.float32),
+        class_ids=cls.cpu().numpy().astype(np.int32),
+        counts=counts.cpu().numpy().astype(np.int32),
+    )
+
+
+def _rank_within(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Position of each element within its run of equal values in a sorted ``groups`` tensor."""
+    counts = torch.bincount(groups, minlength=num_groups)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(groups.numel(), device=groups.device) - starts[groups]
