@@ -21,6 +21,9 @@ class UnsupportedProcessing(ValueError):
 
 def default_processing_params() -> dict[str, Any]:
     """super-gradients' processing for YOLO-NAS trained on COCO (what ``predict()`` uses for COCO weights)."""
+    from workers.quiet import super_gradients_models
+
+    super_gradients_models()
     from super_gradients.training.processing.processing import default_yolo_nas_coco_processing_params
 
     return default_yolo_nas_coco_processing_params()

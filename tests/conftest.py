@@ -1,0 +1,92 @@
+"""Shared, session-wide test fixtures: data, test weights, one local Ray cluster, one reference run.
+
+Expensive things happen once per session: the probe weights are cached on disk between sessions (keyed by the
+code that makes them), super-gradients' reference predictions and the job's run over coco-tiny are computed
+once and shared by every test that checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("YOLONAS_TEST_DATA", REPO.parent / "shared" / "data" / "coco-tiny"))
+CACHE = REPO / ".cache" / "test-weights"
+
+
+@pytest.fixture(scope="session")
+def coco_images() -> list[Path]:
+    """The 38 real COCO photos, sorted."""
+    images = sorted(DATA.glob("images/*/*.jpg"))
+    assert len(images) == 38, f"expected 38 coco-tiny photos under {DATA}"
+    return images
+
+
+@pytest.fixture(scope="session")
+def probe_weights() -> Path:
+    """A yolo_nas_s checkpoint whose detections depend on the image (see tests/support/probe_weights.py)."""
+    from tests.support import probe_weights as module
+
+    digest = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+    path = CACHE / f"probe-yolo_nas_s-{digest}.pth"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        module.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
+        partial.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session, started the way the job starts it."""
+    import ray
+
+    from jobs.ray_session import start_ray
+
+    start_ray(None)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def reference_predictions(probe_weights: Path, coco_images: list[Path]) -> dict[str, np.ndarray]:
+    """super-gradients' own ``model.predict()`` on coco-tiny: file URI -> (N, 6) boxes clipped to the image."""
+    import torch
+
+    from tests.support.parity import clip_boxes
+    from workers.quiet import super_gradients_models
+    from workers.processing import default_processing_params
+
+    model = super_gradients_models().get("yolo_nas_s", num_classes=80)
+    model.load_state_dict(torch.load(probe_weights, weights_only=True)["net"])
+    model.set_dataset_processing_params(**default_processing_params())
+    result = {}
+    predictions = model.predict([str(p) for p in coco_images], conf=0.25, iou=0.7, batch_size=8)
+    for path, prediction in zip(coco_images, predictions):
+        p = prediction.prediction
+        height, width = prediction.image.shape[:2]
+        boxes = np.concatenate([p.bboxes_xyxy, p.confidence[:, None], p.labels[:, None]], axis=1)
+        result["file://" + str(path.resolve())] = clip_boxes(boxes, width, height)
+    assert sum(len(v) for v in result.values()) > 0, "the probe weights must detect something"
+    return result
+
+
+def copy_tree_with_awkward_names(images: list[Path], target: Path) -> dict[str, Path]:
+    """Copy photos into nested folders with spaces and non-ASCII names; returns new file URI -> original."""
+    folders = [target / "camera one" / "день 1", target / "camera one" / "día 2", target / "ünïcode dir"]
+    mapping = {}
+    for i, image in enumerate(images):
+        folder = folders[i % len(folders)]
+        folder.mkdir(parents=True, exist_ok=True)
+        suffix = ".JPG" if i % 5 == 0 else ".jpg"
+        copy = folder / f"photo {i:02d} — {image.stem}{suffix}"
+        shutil.copyfile(image, copy)
+        mapping["file://" + str(copy.resolve())] = image
+    return mapping

@@ -1,0 +1,144 @@
+"""The job end to end on a real local Ray: real photos in awkward folders to Parquet read back three ways."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import duckdb
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+
+from jobs.runner import run_job
+from schemas.config import JobConfig
+from tests.conftest import copy_tree_with_awkward_names
+from tests.support.parity import mismatches
+
+
+def _run(sources: list[Path], out: Path, weights: Path, **options) -> SimpleNamespace:
+    config = JobConfig(sources=[str(s) for s in sources], output=str(out), weights=str(weights), **options)
+    stream = io.StringIO()
+    result = run_job(config, stream=stream)
+    return SimpleNamespace(result=result, manifest=result.manifest, out=out, log=stream.getvalue(), config=config)
+
+
+@pytest.fixture(scope="module")
+def coco_run(tmp_path_factory, coco_images, probe_weights, ray_cluster):
+    root = tmp_path_factory.mktemp("coco")
+    mapping = copy_tree_with_awkward_names(coco_images, root / "input")
+    run = _run([root / "input"], root / "out", probe_weights, shard_size=10)
+    run.mapping = mapping
+    return run
+
+
+def _sql(query: str) -> list[tuple]:
+    return duckdb.sql(query).fetchall()
+
+
+def test_every_photo_is_one_ok_frame_row(coco_run):
+    assert coco_run.result.exit_code == 0, coco_run.log
+    frames = ds.dataset(coco_run.out / "frames", format="parquet", partitioning="hive").to_table().to_pandas()
+    assert len(frames) == 38
+    assert sorted(frames.source_uri) == sorted(coco_run.mapping)
+    assert set(frames.status) == {"ok"} and frames.error.isna().all()
+    assert (frames.frame_index == 0).all() and frames.timestamp_s.isna().all()
+    assert set(frames.run_id) == {coco_run.manifest.run_id}
+    for row in frames.itertuples():
+        image = cv2.imread(str(coco_run.mapping[row.source_uri]))
+        assert (row.height, row.width) == image.shape[:2]
+
+
+def test_duckdb_reads_both_tables_with_hive_partitions(coco_run):
+    out = coco_run.out
+    frames = f"read_parquet('{out}/frames/**/*.parquet', hive_partitioning=true)"
+    detections = f"read_parquet('{out}/detections/**/*.parquet', hive_partitioning=true)"
+    (count, sources, dates) = _sql(f"select count(*), count(distinct source), min(run_date)::varchar from {frames}")[0]
+    assert count == 38 and sources == 1 and dates == coco_run.manifest.run_date
+    disagreements = _sql(
+        f"""select f.source_uri, f.num_detections, count(d.source_uri)
+            from {frames} f left join {detections} d using (source_uri, frame_index)
+            group by all having f.num_detections != count(d.source_uri)"""
+    )
+    assert disagreements == []
+    (boxes, images_with_boxes) = _sql(f"select count(*), count(distinct source_uri) from {detections}")[0]
+    assert boxes == coco_run.manifest.counts.detections > 0
+    assert images_with_boxes >= 10
+
+
+def test_boxes_lie_inside_their_images(coco_run):
+    out = coco_run.out
+    outside = _sql(
+        f"""select count(*) from read_parquet('{out}/detections/**/*.parquet', hive_partitioning=true) d
+            join read_parquet('{out}/frames/**/*.parquet', hive_partitioning=true) f using (source_uri, frame_index)
+            where not (0 <= d.x1 and d.x1 <= d.x2 and d.x2 <= f.width and 0 <= d.y1 and d.y1 <= d.y2
+                       and d.y2 <= f.height and d.score >= 0.25 and d.score <= 1)"""
+    )
+    assert outside == [(0,)]
+
+
+def test_same_boxes_as_super_gradients_predict(coco_run, reference_predictions):
+    table = ds.dataset(coco_run.out / "detections", format="parquet", partitioning="hive").to_table()
+    ours: dict[str, list] = {}
+    for row in table.to_pylist():
+        original = "file://" + str(coco_run.mapping[row["source_uri"]].resolve())
+        ours.setdefault(original, []).append([row[k] for k in ("x1", "y1", "x2", "y2", "score", "class_id")])
+    ours_arrays = {k: np.array(v) for k, v in ours.items()}
+    reference = {k: v for k, v in reference_predictions.items() if len(v)}
+    assert sum(len(v) for v in reference.values()) > 0
+    assert mismatches(ours_arrays, reference) == []
+    names = set(table.column("class_name").to_pylist())
+    assert names and names <= set(json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())["model"]["class_names"])
+
+
+def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weights):
+    manifest = json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["model"]["weights_sha256"] == hashlib.sha256(probe_weights.read_bytes()).hexdigest()
+    assert manifest["counts"]["frames"] == 38 and manifest["counts"]["ok"] == 38
+    assert manifest["plan"]["inputs"] == 38 and manifest["plan"]["shards"] == 4
+    assert set(manifest["shards"].values()) == {"committed"}
+    assert {"python", "torch", "ray", "super-gradients"} <= set(manifest["versions"])
+    assert manifest["config"]["shard_size"] == 10
+
+
+def test_summary_names_counts_and_output(coco_run):
+    assert "38 ok, 0 error" in coco_run.log
+    assert f"output: file://{coco_run.out}" in coco_run.log
+    assert "frames/s" in coco_run.log
+
+
+def test_rerun_resumes_and_redoes_nothing(coco_run, probe_weights):
+    before = {p: p.stat().st_mtime_ns for p in coco_run.out.rglob("*.parquet")}
+    again = _run([Path(s) for s in coco_run.config.sources], coco_run.out, probe_weights, shard_size=10)
+    assert again.result.exit_code == 0
+    assert again.manifest.run_id == coco_run.manifest.run_id
+    assert "0 to process" in again.log
+    assert {p: p.stat().st_mtime_ns for p in coco_run.out.rglob("*.parquet")} == before
+    assert again.manifest.counts.frames == 38
+
+
+def test_bad_files_become_error_rows(tmp_path, coco_images, probe_weights, ray_cluster):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.jpg").write_bytes(coco_images[0].read_bytes())
+    (folder / "truncated.jpg").write_bytes(coco_images[1].read_bytes()[:200])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("not media")
+    run = _run([folder], tmp_path / "out", probe_weights)
+    frames = ds.dataset(tmp_path / "out" / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
+    by_name = {Path(r["source_uri"]).name: r for r in frames}
+    assert set(by_name) == {"good.jpg", "truncated.jpg", "empty.png"}
+    assert by_name["good.jpg"]["status"] == "ok"
+    assert by_name["empty.png"]["error"] == "decode: empty file"
+    assert by_name["truncated.jpg"]["error"].startswith("decode: ")
+    for name in ("empty.png", "truncated.jpg"):
+        assert by_name[name]["status"] == "error" and by_name[name]["width"] is None
+        assert by_name[name]["num_detections"] == 0
+    assert run.result.exit_code == 3  # 2 of 3 failed, above the default --max-error-rate
+    assert run.manifest.counts.error_kinds == {"decode": 2}
+    assert run.manifest.plan.skipped == {"not media": 1}

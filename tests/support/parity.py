@@ -1,0 +1,43 @@
+"""Compare detections box by box: same class, IoU >= 0.9, score within 0.02, nothing left unmatched."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else float(np.allclose(a, b))
+
+
+def mismatches(
+    ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], min_iou: float = 0.9, max_score_diff: float = 0.02
+) -> list[str]:
+    """Frames whose boxes differ. Each value is an (N, 6) array: x1, y1, x2, y2, score, class_id."""
+    problems = []
+    for key in sorted(set(ours) | set(reference)):
+        a = ours.get(key, np.zeros((0, 6)))
+        b = reference.get(key, np.zeros((0, 6)))
+        if len(a) != len(b):
+            problems.append(f"{key}: {len(a)} boxes vs {len(b)} in the reference")
+            continue
+        unmatched = list(range(len(a)))
+        for ref in b:
+            candidates = [i for i in unmatched if a[i][5] == ref[5] and abs(a[i][4] - ref[4]) <= max_score_diff]
+            best = max(candidates, key=lambda i: iou(a[i], ref), default=None)
+            if best is None or iou(a[best], ref) < min_iou:
+                problems.append(f"{key}: no match for reference box {np.round(ref, 3).tolist()}")
+                break
+            unmatched.remove(best)
+    return problems
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Clip (N, 4+) xyxy boxes to an image, as the job's output contract does."""
+    out = boxes.copy()
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
+    return out

@@ -1,0 +1,71 @@
+"""workers/ in-process (no Ray): same boxes as super-gradients' predict(), and the check can fail."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.parity import mismatches
+from workers.batching import batched
+from workers.detector import Detector, FrameBatch, Thresholds
+from workers.preprocess import LetterboxSpec, decode_image, letterbox
+from workers.weights import load_weights
+
+
+@pytest.fixture(scope="module")
+def detector(probe_weights: Path) -> Detector:
+    return Detector("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
+
+
+def _detect_all(detector: Detector, images: list[Path], spec: LetterboxSpec, batch_size: int = 8) -> dict:
+    results = {}
+    for chunk in batched(images, batch_size):
+        frames = [letterbox(decode_image(p.read_bytes()), spec) for p in chunk]
+        found = detector.detect(FrameBatch.stack(frames))
+        rows = np.concatenate(
+            [found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1
+        )
+        for i, path in enumerate(chunk):
+            results["file://" + str(path.resolve())] = rows[found.frame == i]
+    return results
+
+
+def test_same_boxes_as_predict(detector, coco_images, reference_predictions):
+    ours = _detect_all(detector, coco_images, LetterboxSpec())
+    assert sum(len(v) for v in ours.values()) > 20
+    assert sum(1 for v in ours.values() if len(v)) >= 30
+    assert mismatches(ours, reference_predictions) == []
+
+
+def test_batch_size_does_not_change_answers(detector, coco_images, reference_predictions):
+    ours = _detect_all(detector, coco_images[:7], LetterboxSpec(), batch_size=3)
+    subset = {k: v for k, v in reference_predictions.items() if k in ours}
+    assert mismatches(ours, subset) == []
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        pytest.param(dict(bgr=True), id="channels-swapped"),
+        pytest.param(dict(centre=False), id="padding-bottom-right"),
+        pytest.param(dict(fit=(640, 640)), id="rescale-to-640"),
+    ],
+)
+def test_preprocessing_mistakes_break_parity(detector, coco_images, reference_predictions, mistake):
+    """The parity check is only worth something if a classic letterbox or colour mistake fails it."""
+    wrong = dataclasses.replace(LetterboxSpec(), **mistake)
+    ours = _detect_all(detector, coco_images, wrong)
+    assert len(mismatches(ours, reference_predictions)) >= 10
+
+
+def test_thresholds_limit_boxes(probe_weights, coco_images):
+    strict = Detector(
+        "yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec(), thresholds=Thresholds(max_det=2)
+    )
+    frames = [letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:8]]
+    found = strict.detect(FrameBatch.stack(frames))
+    assert found.counts.max() <= 2 and found.counts.sum() > 0
+    assert np.array_equal(np.bincount(found.frame, minlength=8), found.counts)
