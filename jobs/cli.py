@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 from pydantic import ValidationError
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 from jobs.errors import UsageError
 
 PROG = "yolonas-batch"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+"""Six COCO photos (CC BY) bundled for the demo run."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +34,9 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="OUT", help="output folder or s3:// prefix")
     model = p.add_argument_group("model")
     model.add_argument("--model", default="yolo_nas_s", choices=["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"])
-    model.add_argument("--weights", default="coco", help="coco, a checkpoint path or URI (default: coco)")
+    model.add_argument(
+        "--weights", default="coco", help="coco, a checkpoint path or URI, or random for a smoke run (default: coco)"
+    )
     model.add_argument("--num-classes", type=int, help="classes of the checkpoint (checked against the weights)")
     model.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     model.add_argument("--trust-checkpoint", action="store_true", help="allow pickled objects in the checkpoint")
@@ -61,13 +66,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``yolonas-batch`` entry point: dispatch the sub-command and map outcomes to exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print(f"usage: {PROG} detect SOURCE [SOURCE ...] --output OUT [options]\n"
-              f"run '{PROG} detect --help' for the options")
+        print(
+            f"usage: {PROG} detect SOURCE [SOURCE ...] --output OUT [options]\n"
+            f"       {PROG} demo [--output OUT]   (the bundled sample photos, on a local Ray)\n"
+            f"run '{PROG} detect --help' for the options"
+        )
         return 0 if args else 2
+    if args[0] == "demo":
+        return demo_main(args[1:])
     if args[0] != "detect":
-        print(f"{PROG}: error: unknown command {args[0]!r} (expected 'detect')", file=sys.stderr)
+        print(f"{PROG}: error: unknown command {args[0]!r} (expected 'detect' or 'demo')", file=sys.stderr)
         return 2
     return detect_main(args[1:], prog=f"{PROG} detect")
+
+
+def demo_main(argv: Sequence[str]) -> int:
+    """Run ``detect`` on the bundled samples: COCO weights when torch hub has them, else a loud smoke run."""
+    from workers.weights import coco_cache_path
+
+    parser = _Parser(prog=f"{PROG} demo", description="Run the job on the bundled sample photos.")
+    parser.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
+    parser.add_argument("--model", default="yolo_nas_s", choices=["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"])
+    args = parser.parse_args(argv)
+    cached = coco_cache_path(args.model)
+    weights = "coco" if cached.is_file() else "random"
+    if weights == "random":
+        print(
+            "=" * 78 + "\n"
+            "SMOKE RUN WITH RANDOM WEIGHTS: no COCO weights in torch hub's cache, so expect 0 detections.\n"
+            f"For real detections put {cached.name} at {cached}\n"
+            f"or run: {PROG} detect samples --output OUT --weights YOUR_CHECKPOINT.pth\n" + "=" * 78,
+            file=sys.stderr,
+            flush=True,
+        )
+    command = [str(SAMPLES), "--output", args.output, "--model", args.model, "--weights", weights]
+    return detect_main(command, prog=f"{PROG} demo")
 
 
 def detect_main(argv: Sequence[str], prog: str) -> int:

@@ -20,6 +20,8 @@ class Progress:
         self.every_s = every_s
         self.started = time.monotonic()
         self._counted = 0
+        self._first: tuple[float, int] | None = None
+        """(time, frames) of the first result: the rate excludes start-up (Ray, model loading)."""
         self._last_line = self.started
         self._bar = (
             tqdm(total=total, initial=done, unit="frame", file=self.stream, dynamic_ncols=True, smoothing=0.1)
@@ -30,6 +32,8 @@ class Progress:
             self._bar.set_postfix_str("errors=0")
 
     def advance(self, frames: int, errors: int) -> None:
+        if self._first is None:
+            self._first = (time.monotonic(), frames)
         self.done += frames
         self._counted += frames
         self.errors += errors
@@ -44,8 +48,12 @@ class Progress:
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self._counted / elapsed if elapsed > 0 else 0.0
+        """Frames per second since the first result arrived (steady state, start-up excluded)."""
+        if self._first is None:
+            return 0.0
+        elapsed = time.monotonic() - self._first[0]
+        frames = self._counted - self._first[1]
+        return frames / elapsed if elapsed > 0 and frames > 0 else 0.0
 
     def line(self) -> str:
         rate = self.rate

@@ -7,6 +7,7 @@ manifest and print the summary.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import sys
@@ -135,8 +136,9 @@ def _writable_output(config: JobConfig) -> Location:
 def _resources(config: JobConfig) -> Resources:
     gpus = cluster_gpus()
     device = config.device or ("cuda" if gpus else "cpu")
-    if device == "cuda" and not gpus:
-        raise UsageError("--device cuda was asked for but the Ray cluster has no GPU")
+    if device == "cuda" and not gpus and not (config.ray_address or os.environ.get("RAY_ADDRESS")):
+        # A cluster may bring GPU nodes on demand (autoscaling); a local Ray never will.
+        raise UsageError("--device cuda was asked for but this machine has no GPU")
     workers = config.workers or (gpus if device == "cuda" else 1)
     cpus = cluster_cpus()
     return Resources(
@@ -241,7 +243,7 @@ def _summary(stream: TextIO, manifest: RunManifest, out: Location, wall_s: float
     lines = [
         f"run {manifest.run_id} {manifest.status}" + (f": {manifest.error}" if manifest.error else ""),
         f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); detections: {c.detections}",
-        f"  wall time {wall_s:.1f}s, {rate:.2f} frames/s this attempt",
+        f"  wall time {wall_s:.1f}s; {rate:.2f} frames/s once results flowed",
         f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
     ]
     if exit_code == EXIT_ERROR_RATE:

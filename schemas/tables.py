@@ -31,29 +31,15 @@ FRAMES_SCHEMA = pa.schema(
     ]
 )
 
+_CLASS_ID = pa.field("class_id", pa.int32(), nullable=False)
+_SCORE_AND_BOX = [pa.field(name, pa.float32(), nullable=False) for name in ("score", "x1", "y1", "x2", "y2")]
+
 DETECTIONS_SCHEMA = pa.schema(
-    _KEY_FIELDS
-    + [
-        pa.field("class_id", pa.int32(), nullable=False),
-        pa.field("class_name", pa.string(), nullable=False),
-        pa.field("score", pa.float32(), nullable=False),
-        pa.field("x1", pa.float32(), nullable=False),
-        pa.field("y1", pa.float32(), nullable=False),
-        pa.field("x2", pa.float32(), nullable=False),
-        pa.field("y2", pa.float32(), nullable=False),
-    ]
+    _KEY_FIELDS + [_CLASS_ID, pa.field("class_name", pa.string(), nullable=False)] + _SCORE_AND_BOX
 )
 
-BOX_TYPE = pa.struct(
-    [
-        pa.field("class_id", pa.int32(), nullable=False),
-        pa.field("score", pa.float32(), nullable=False),
-        pa.field("x1", pa.float32(), nullable=False),
-        pa.field("y1", pa.float32(), nullable=False),
-        pa.field("x2", pa.float32(), nullable=False),
-        pa.field("y2", pa.float32(), nullable=False),
-    ]
-)
+BOX_TYPE = pa.struct([_CLASS_ID] + _SCORE_AND_BOX)
+"""One detected box, as the model stage nests it per frame."""
 
 RESULTS_SCHEMA = pa.schema(
     [

@@ -117,6 +117,8 @@ def load_weights(
     if spec == "coco":
         path = fetch_coco_weights(model_name)
         return read_weights(path.read_bytes(), "coco", trust_checkpoint=trust_checkpoint)
+    if spec == "random":
+        return random_weights(model_name)
     reader = read_bytes or (lambda p: Path(p).read_bytes())
     try:
         data = reader(spec)
@@ -125,6 +127,17 @@ def load_weights(
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot read weights {spec}: {exc}") from None
     return read_weights(data, spec, trust_checkpoint=trust_checkpoint)
+
+
+def random_weights(model_name: str, seed: int = 0) -> Weights:
+    """Seeded random initialisation: for smoke runs only (it scores every box about 0.01, so finds nothing)."""
+    from workers.quiet import super_gradients_models
+
+    torch.manual_seed(seed)
+    model = super_gradients_models().get(model_name, num_classes=80)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return read_weights(buffer.getvalue(), f"random (seed {seed})")
 
 
 def read_class_names(text: str, source: str) -> tuple[str, ...]:
