@@ -47,7 +47,7 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, help="frames per model call (default: 8 on CPU, 32 on GPU)")
     run.add_argument("--workers", type=int, help="model actors (default: one per GPU, or one on CPU)")
     run.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when the cluster has GPUs")
-    run.add_argument("--shard-size", type=int, default=1000, help="inputs per shard, the unit of commit/resume")
+    run.add_argument("--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")
     mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="delete earlier output, start clean")
@@ -59,6 +59,12 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     sampling.add_argument("--video-stride", type=int, help="every Nth frame")
     sampling.add_argument("--video-fps", type=float, help="frames nearest to this rate")
     video.add_argument("--max-frames", type=int, help="sampled frames per video at most")
+    video.add_argument(
+        "--video-segment-frames",
+        type=int,
+        default=1800,
+        help="decoded frames per video range; longer videos are spread over the workers (default 1800)",
+    )
     return p
 
 

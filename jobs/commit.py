@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from jobs.storage import Location
 from schemas.manifest import ShardCommit
-from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_OK
+from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
 
 
 def error_kind(message: str | None) -> str:
@@ -48,8 +48,9 @@ class ShardCommitter:
             found[commit.shard_id] = commit
         return found
 
-    def commit(self, shard_id: str, results: pa.Table, inputs: int) -> ShardCommit:
-        """Publish a complete shard's rows, then its marker."""
+    def commit(self, shard_id: str, results: pa.Table, items: int) -> ShardCommit:
+        """Publish a complete shard's rows (placeholders of items that gave no frame dropped), then its marker."""
+        results = results.filter(pc.not_equal(results.column("status"), STATUS_NONE))
         frames, detections = self._tables(results)
         files = []
         for partition in sorted(set(results.column("partition").to_pylist())):
@@ -63,7 +64,7 @@ class ShardCommitter:
         commit = ShardCommit(
             run_id=self.run_id,
             shard_id=shard_id,
-            inputs=inputs,
+            items=items,
             frames=frames.num_rows,
             ok=pc.sum(pc.equal(status, STATUS_OK)).as_py() or 0,
             errors=pc.sum(pc.equal(status, STATUS_ERROR)).as_py() or 0,

@@ -9,29 +9,42 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from fsspec.asyn import sync
 
 from jobs.errors import UsageError
-from jobs.storage import Location, location, uri_of
+from jobs.storage import Location, is_s3, location, retrying, uri_of
+
+if TYPE_CHECKING:
+    from s3fs import S3FileSystem
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 MANIFEST_EXTENSIONS = frozenset({".txt", ".csv", ".parquet"})
+PLANNED_KINDS = frozenset({"image", "video"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+LIST_PAGE_SIZE = 1000
+"""Keys per S3 ListObjectsV2 request (S3's maximum): what one listing step holds in memory."""
+ROW_CHUNK = 65536
+"""Listed rows gathered in Python before they become one Arrow record batch."""
 
 LISTING_SCHEMA = pa.schema(
     [
         pa.field("uri", pa.string(), nullable=False),
         pa.field("size", pa.int64()),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
     ]
 )
 
@@ -54,37 +67,32 @@ class _Found:
 
 
 def list_sources(sources: Iterable[str], storage_options: dict[str, Any] | None = None) -> Listing:
-    """List every SOURCE; raise ``UsageError`` for a SOURCE that does not exist."""
-    rows: dict[str, tuple[int | None, str]] = {}
+    """List every SOURCE; raise ``UsageError`` for a SOURCE that does not exist.
+
+    Files stream in from the listing and gather in Arrow chunks, so a million inputs cost Arrow's compact
+    columns, not a Python object per file. A file named by several SOURCEs is planned once, under the first.
+    """
+    rows = _RowChunks()
     skipped: Counter = Counter()
     for source in sources:
         folder, found_files = _expand(source, storage_options or {})
         slug = partition_slug(folder or "root")
         for found in found_files:
             kind = media_kind(found.uri)
-            if kind == "image":
-                rows.setdefault(found.uri, (found.size, slug))
+            if kind in PLANNED_KINDS:
+                rows.append(found.uri, found.size, slug, kind)
             else:
                 skipped[kind] += 1
-    uris = sorted(rows)
-    table = pa.table(
-        {
-            "uri": pa.array(uris, pa.string()),
-            "size": pa.array([rows[u][0] for u in uris], pa.int64()),
-            "source": pa.array([rows[u][1] for u in uris], pa.string()),
-        },
-        schema=LISTING_SCHEMA,
-    )
-    return Listing(table=table, skipped=skipped)
+    return Listing(table=_sorted_unique(rows.table()), skipped=skipped)
 
 
 def media_kind(uri: str) -> str:
-    """``image``, or the reason a file is not planned (``video not supported``, ``not media``)."""
+    """``image``, ``video``, or the reason a file is not planned (``not media``)."""
     ext = posixpath.splitext(uri)[1].lower()
     if ext in IMAGE_EXTENSIONS:
         return "image"
     if ext in VIDEO_EXTENSIONS:
-        return "video not supported"
+        return "video"
     return "not media"
 
 
@@ -97,23 +105,58 @@ def partition_slug(name: str, max_length: int = 64) -> str:
     return slug
 
 
+class _RowChunks:
+    """Listing rows gathered into Arrow record batches of ``ROW_CHUNK`` rows."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[str, int | None, str, str]] = []
+        self._batches: list[pa.RecordBatch] = []
+
+    def append(self, uri: str, size: int | None, source: str, kind: str) -> None:
+        self._rows.append((uri, size, source, kind))
+        if len(self._rows) >= ROW_CHUNK:
+            self._flush()
+
+    def table(self) -> pa.Table:
+        self._flush()
+        return pa.Table.from_batches(self._batches, schema=LISTING_SCHEMA)
+
+    def _flush(self) -> None:
+        if self._rows:
+            columns = [pa.array(values, f.type) for values, f in zip(zip(*self._rows), LISTING_SCHEMA)]
+            self._batches.append(pa.RecordBatch.from_arrays(columns, schema=LISTING_SCHEMA))
+            self._rows = []
+
+
+def _sorted_unique(table: pa.Table) -> pa.Table:
+    """Sorted by URI, one row per URI: the sort is stable, so the row of the first SOURCE listed is kept."""
+    table = table.take(pc.sort_indices(table, sort_keys=[("uri", "ascending")]))
+    if table.num_rows < 2:
+        return table
+    uris = table.column("uri")
+    first_of_uri = pc.not_equal(uris.slice(1), uris.slice(0, table.num_rows - 1))
+    return table.filter(pa.chunked_array([pa.array([True]), *first_of_uri.chunks]))
+
+
 def _expand(source: str, storage_options: dict[str, Any]) -> tuple[str, Iterator[_Found]]:
     """The SOURCE's folder name (its partition value before slugging) and the files it names."""
     loc = location(source, storage_options)
     if _GLOB_CHARS.search(source):
-        matches = loc.fs.glob(loc.path, detail=True)
+        matches = retrying(lambda: loc.fs.glob(loc.path, detail=True))
         if not matches:
             raise UsageError(f"source matches nothing: {source}")
         fixed = _GLOB_CHARS.split(loc.path, maxsplit=1)[0]
         return posixpath.basename(posixpath.dirname(fixed)), _glob_matches(loc, matches)
-    if not loc.fs.exists(loc.path):
-        raise UsageError(f"source not found: {source}")
-    if loc.fs.isdir(loc.path):
+    try:
+        info = retrying(lambda: loc.fs.info(loc.path))  # one HEAD (and a one-key listing) on S3, never a walk
+    except FileNotFoundError:
+        raise UsageError(f"source not found: {source}") from None
+    if info["type"] == "directory":
         return posixpath.basename(loc.path.rstrip("/")), _walk(loc)
     stem, ext = posixpath.splitext(posixpath.basename(loc.path))
     if ext.lower() in MANIFEST_EXTENSIONS:
         return stem, _read_manifest(loc, storage_options)
-    return posixpath.basename(posixpath.dirname(loc.path)), iter([_Found(loc.uri, loc.fs.size(loc.path))])
+    return posixpath.basename(posixpath.dirname(loc.path)), iter([_Found(loc.uri, info.get("size"))])
 
 
 def _glob_matches(loc: Location, matches: dict[str, dict[str, Any]]) -> Iterator[_Found]:
@@ -125,9 +168,61 @@ def _glob_matches(loc: Location, matches: dict[str, dict[str, Any]]) -> Iterator
 
 
 def _walk(loc: Location) -> Iterator[_Found]:
-    for path, info in sorted(loc.fs.find(loc.path, detail=True).items()):
-        if info.get("type") != "directory":
-            yield _Found(uri_of(loc.fs, path), info.get("size"))
+    """Every file under a folder, streamed: a page of keys at a time on S3, a directory at a time locally."""
+    if is_s3(loc.fs):
+        return _walk_s3(loc)
+    if loc.is_local:
+        return _walk_local(loc)
+    return (_Found(uri_of(loc.fs, p), i.get("size")) for p, i in loc.fs.find(loc.path, detail=True).items())
+
+
+def _walk_s3(loc: Location) -> Iterator[_Found]:
+    bucket, key, _ = loc.fs.split_path(loc.path)
+    prefix = key.rstrip("/") + "/" if key else ""  # a folder, not a stem: s3://b/img must not list b/img2/
+    for page in _s3_pages(loc.fs, bucket, prefix):
+        for obj in page:
+            if not obj["Key"].endswith("/"):  # zero-byte folder markers that consoles create are not files
+                yield _Found(uri_of(loc.fs, f"{bucket}/{obj['Key']}"), obj["Size"])
+
+
+def _s3_pages(fs: S3FileSystem, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
+    """Recursive ListObjectsV2 (no delimiter), one page of ``LIST_PAGE_SIZE`` keys per step.
+
+    Each request goes through s3fs's own call (its client, retries and error translation) and ``retrying``;
+    unlike ``fs.find`` nothing is kept in s3fs's listings cache, so only the current page is in memory.
+    """
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_SIZE}
+    while True:
+        page = retrying(lambda: sync(fs.loop, fs._call_s3, "list_objects_v2", **request))
+        yield page.get("Contents", [])
+        if not page.get("IsTruncated"):
+            return
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _walk_local(loc: Location) -> Iterator[_Found]:
+    """Symlinks are followed as fsspec follows them; each real directory is entered once, so a loop ends."""
+    pending, entered = [loc.path], set()
+    while pending:
+        folder = pending.pop()
+        status = os.stat(folder)
+        if (status.st_dev, status.st_ino) in entered:
+            continue
+        entered.add((status.st_dev, status.st_ino))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    pending.append(entry.path)
+                else:
+                    yield _Found(uri_of(loc.fs, entry.path), _local_size(entry))
+
+
+def _local_size(entry: os.DirEntry) -> int | None:
+    """``None`` for a broken link: still planned, so it ends as an error row rather than vanishing."""
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return None
 
 
 def _read_manifest(loc: Location, storage_options: dict[str, Any]) -> Iterator[_Found]:

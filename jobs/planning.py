@@ -1,7 +1,9 @@
-"""The run's plan: every input, its shard and its output partition, saved with the run for resume.
+"""The run's plan: every work item (an image, or a frame range of a video), its shard and its output
+partition, saved with the run for resume.
 
 A resumed run reads the plan it saved rather than listing again, so a folder that changed meanwhile cannot
-shift inputs between shards; the change is reported instead (``Plan.drift``).
+shift inputs between shards; the change is reported instead (``Plan.drift``). Items are numbered (``item``) so
+the driver can tell when every item of a shard has delivered all of its rows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from jobs.listing import Listing
+from jobs.segments import Segment
 from jobs.sharding import shard_ids
 from jobs.storage import Location
 
@@ -21,10 +24,19 @@ PLAN_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
         pa.field("size", pa.int64()),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("item", pa.int64(), nullable=False),
+        pa.field("frame_start", pa.int64(), nullable=False),
+        pa.field("frame_stop", pa.int64()),
+        pa.field("fps", pa.float64()),
+        pa.field("video_frames", pa.int64()),
+        pa.field("expected_frames", pa.int64(), nullable=False),
         pa.field("shard_id", pa.string(), nullable=False),
         pa.field("partition", pa.string(), nullable=False),
     ]
 )
+"""``frame_start``/``frame_stop``: the decoded-frame range of a video item (0/null for images and whole
+videos); ``fps`` and ``video_frames`` (the container's exact frame count, when it has one) from the probe."""
 
 
 @dataclass(frozen=True)
@@ -32,18 +44,28 @@ class Plan:
     table: pa.Table
 
     @classmethod
-    def from_listing(cls, listing: Listing, shard_size: int, run_date: str) -> "Plan":
-        sources = listing.table.column("source").to_pylist()
-        table = pa.table(
-            {
-                "source_uri": listing.table.column("uri"),
-                "size": listing.table.column("size"),
-                "shard_id": pa.array(shard_ids(len(listing), shard_size), pa.string()),
-                "partition": pa.array([f"run_date={run_date}/source={s}" for s in sources], pa.string()),
-            },
-            schema=PLAN_SCHEMA,
-        )
-        return cls(table)
+    def from_listing(
+        cls, listing: Listing, shard_size: int, run_date: str, videos: dict[str, list[Segment]] | None = None
+    ) -> "Plan":
+        """One item per image and per video segment (``videos``: the segments of each listed video)."""
+        videos = videos or {}
+        columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names if name not in ("item", "shard_id")}
+        for uri, size, source, kind in zip(*(listing.table.column(c).to_pylist() for c in ("uri", "size", "source", "kind"))):
+            for segment in videos.get(uri, [Segment(0, None, 1, None)]) if kind == "video" else [None]:
+                info = segment.info if segment else None
+                columns["source_uri"].append(uri)
+                columns["size"].append(size)
+                columns["kind"].append(kind)
+                columns["frame_start"].append(segment.start if segment else 0)
+                columns["frame_stop"].append(segment.stop if segment else None)
+                columns["fps"].append(info.fps if info else None)
+                columns["video_frames"].append(info.frames if info and info.exact_count else None)
+                columns["expected_frames"].append(segment.expected if segment else 1)
+                columns["partition"].append(f"run_date={run_date}/source={source}")
+        items = len(columns["source_uri"])
+        columns["item"] = list(range(items))
+        columns["shard_id"] = shard_ids(columns["expected_frames"], shard_size)
+        return cls(pa.table({name: pa.array(columns[name], PLAN_SCHEMA.field(name).type) for name in PLAN_SCHEMA.names}, schema=PLAN_SCHEMA))
 
     @classmethod
     def load(cls, where: Location) -> "Plan":
@@ -56,8 +78,17 @@ class Plan:
 
     @property
     def shard_sizes(self) -> dict[str, int]:
-        counts = self.table.group_by("shard_id").aggregate([("source_uri", "count")])
-        return dict(zip(counts.column("shard_id").to_pylist(), counts.column("source_uri_count").to_pylist()))
+        """Items per shard: a shard is complete when each of its items has delivered all of its rows."""
+        counts = self.table.group_by("shard_id").aggregate([("item", "count")])
+        return dict(zip(counts.column("shard_id").to_pylist(), counts.column("item_count").to_pylist()))
+
+    @property
+    def expected_frames(self) -> int:
+        return pc.sum(self.table.column("expected_frames")).as_py() or 0
+
+    @property
+    def inputs(self) -> int:
+        return len(pc.unique(self.table.column("source_uri")))
 
     def pending(self, committed: set[str]) -> pa.Table:
         """Inputs of shards not yet committed."""
@@ -68,6 +99,6 @@ class Plan:
 
     def drift(self, listing: Listing) -> tuple[int, int]:
         """(inputs listed now but not planned, planned inputs no longer listed)."""
-        planned = set(self.table.column("source_uri").to_pylist())
+        planned = set(pc.unique(self.table.column("source_uri")).to_pylist())
         listed = set(listing.table.column("uri").to_pylist())
         return len(listed - planned), len(planned - listed)

@@ -18,6 +18,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import TextIO
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from jobs.commit import ShardCommitter
 from jobs.errors import UsageError
 from jobs.listing import list_sources
@@ -27,8 +30,10 @@ from jobs.planning import Plan
 from jobs.progress import Progress
 from jobs.ray_session import cluster_cpus, cluster_gpus, start_ray
 from jobs.run_store import RunStore
+from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
+from workers.video import Sampling
 from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR_RATE = 0, 1, 2, 3
@@ -51,6 +56,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     if config.overwrite:
         store.clear()
     fingerprint = config.fingerprint(setup.weights.sha256)
+    sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
     previous = store.latest_with(fingerprint)
     if previous is not None:
         manifest = previous
@@ -65,7 +71,13 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     else:
         now = datetime.now(timezone.utc)
         run_id = RunStore.new_run_id(now)
-        plan = Plan.from_listing(listing, config.shard_size, now.strftime("%Y-%m-%d"))
+        videos = plan_videos(
+            pc.filter(listing.table.column("uri"), pc.equal(listing.table.column("kind"), "video")).to_pylist(),
+            sampling,
+            config.video_segment_frames,
+            config.storage_options,
+        )
+        plan = Plan.from_listing(listing, config.shard_size, now.strftime("%Y-%m-%d"), videos)
         plan.save(store.plan_location(run_id))
         manifest = _new_manifest(config, setup, run_id, fingerprint, now, plan, listing.skipped)
     committer = ShardCommitter(out, manifest.run_id, setup.class_names)
@@ -77,7 +89,9 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     store.save(manifest)
     _announce(stream, manifest, plan, pending.num_rows, listing.skipped)
 
-    progress = Progress(total=plan.table.num_rows, stream=stream, done=plan.table.num_rows - pending.num_rows)
+    progress = Progress(
+        total=plan.expected_frames, stream=stream, done=plan.expected_frames - _expected_frames(pending)
+    )
     error: str | None = None
     try:
         if pending.num_rows:
@@ -87,7 +101,8 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
                 update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
             )
             collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
-            run_pipeline(build_dataset(pending, setup, config.model, resources, config.storage_options), collector)
+            dataset = build_dataset(pending, setup, config.model, resources, sampling, config.storage_options)
+            run_pipeline(dataset, collector)
             if collector.incomplete:
                 error = f"shards never completed: {', '.join(collector.incomplete[:5])}"
     except KeyboardInterrupt:
@@ -176,7 +191,8 @@ def _new_manifest(
             workers=config.workers or 0,
         ),
         plan=PlanInfo(
-            inputs=plan.table.num_rows,
+            inputs=plan.inputs,
+            items=plan.table.num_rows,
             shards=len(plan.shard_sizes),
             shard_size=config.shard_size,
             plan_file=f"_runs/{run_id}/plan.parquet",
@@ -230,8 +246,9 @@ def _exit_code(manifest: RunManifest, max_error_rate: float) -> int:
 def _announce(stream: TextIO, manifest: RunManifest, plan: Plan, pending: int, skipped: Counter) -> None:
     skipped_text = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "none"
     print(
-        f"run {manifest.run_id}: {plan.table.num_rows} inputs in {len(plan.shard_sizes)} shards, "
-        f"{pending} to process; skipped files: {skipped_text}",
+        f"run {manifest.run_id}: {plan.inputs} inputs ({plan.table.num_rows} work items, about "
+        f"{plan.expected_frames} frames) in {len(plan.shard_sizes)} shards, {pending} items to process; "
+        f"skipped files: {skipped_text}",
         file=stream,
         flush=True,
     )
@@ -259,6 +276,10 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "unknown"
     return versions
+
+
+def _expected_frames(items: "pa.Table") -> int:
+    return pc.sum(items.column("expected_frames")).as_py() or 0
 
 
 def _now() -> str:

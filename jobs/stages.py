@@ -1,22 +1,29 @@
 """The two Ray Data stages: decode + letterbox on CPU tasks, and detection in model actors.
 
-Both take and return column batches. A failure of one input (unreadable, undecodable) becomes an ``error``
-row right here, so every planned input leaves the pipeline as exactly one row; only infrastructure failures
-(a dead actor, a lost node) surface as exceptions, which Ray retries.
+Both take and return column batches. A failure of one input (unreadable, undecodable, a video that breaks)
+becomes an ``error`` row right here, so every planned frame leaves the pipeline as exactly one row; only
+infrastructure failures (a dead actor, a lost node) surface as exceptions, which Ray retries.
+
+A work item (an image, or a frame range of a video) gives one or more rows; its last row carries the number of
+rows the item gave (``item_rows``), which is how the driver knows a shard is complete. A video range that holds
+no frame at all (a frame count that overestimated) gives one placeholder row (status ``none``) the driver drops.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import ray
 
 from jobs.storage import location
-from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
+from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.detector import Detector, FrameBatch, Thresholds
 from workers.preprocess import DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
+from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 from workers.weights import Weights
 
 _PASSTHROUGH = ("shard_id", "partition", "source_uri")
@@ -24,38 +31,117 @@ _NO_ERROR = ""
 """Between stages an ok row's error is an empty string: Ray turns None in object columns into NaN."""
 
 
+@dataclass(frozen=True)
+class _Row:
+    frame_index: int
+    timestamp_s: float
+    frame: Letterboxed | None
+    status: str
+    error: str
+
+
 def decode_batch(
-    batch: dict[str, np.ndarray], spec: LetterboxSpec, storage_options: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """Read, decode and letterbox each input; an input that fails gets an error row and a blank canvas."""
-    uris = [str(u) for u in batch["source_uri"]]
+    batch: dict[str, np.ndarray],
+    spec: LetterboxSpec,
+    sampling: Sampling,
+    storage_options: dict[str, Any],
+    rows_per_batch: int,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Read, decode and letterbox each work item; yields batches of at most ``rows_per_batch`` frame rows,
+    so a long video range never sits in memory whole. A frame that fails gets an error row and a blank canvas."""
+    pending: list[tuple[int, _Row, int]] = []
+    for i in range(len(batch["source_uri"])):
+        for row, item_rows in _item_rows({name: batch[name][i] for name in batch}, spec, sampling, storage_options):
+            pending.append((i, row, item_rows))
+            if len(pending) >= rows_per_batch:
+                yield _columns(batch, pending, spec)
+                pending = []
+    if pending:
+        yield _columns(batch, pending, spec)
+
+
+def _item_rows(
+    item: dict[str, Any], spec: LetterboxSpec, sampling: Sampling, storage_options: dict[str, Any]
+) -> Iterator[tuple[_Row, int]]:
+    """The rows of one work item, each with ``item_rows`` (0, except on the item's last row)."""
+    rows = _image_rows(item, spec, storage_options) if item["kind"] == "image" else _video_rows(item, spec, sampling, storage_options)
+    previous, count = None, 0
+    for row in rows:
+        if previous is not None:
+            yield previous, 0
+        previous, count = row, count + 1
+    yield (previous, count) if previous is not None else (_Row(0, math.nan, None, STATUS_NONE, _NO_ERROR), 1)
+
+
+def _image_rows(item: dict[str, Any], spec: LetterboxSpec, storage_options: dict[str, Any]) -> Iterator[_Row]:
+    try:
+        frame = _letterbox(_decode(_read(str(item["source_uri"]), storage_options)), spec)
+    except _StageError as exc:
+        yield _Row(0, math.nan, None, STATUS_ERROR, str(exc))
+        return
+    yield _Row(0, math.nan, frame, STATUS_OK, _NO_ERROR)
+
+
+def _video_rows(
+    item: dict[str, Any], spec: LetterboxSpec, sampling: Sampling, storage_options: dict[str, Any]
+) -> Iterator[_Row]:
+    """Sampled frames of the item's range; where decoding breaks, an error row at the frame it broke on."""
+    uri, start = str(item["source_uri"]), int(item["frame_start"])
+    stop = None if _missing(item["frame_stop"]) else int(item["frame_stop"])
+    try:
+        loc = location(uri, storage_options)
+        with loc.open_input() as handle:
+            info = _video_info(item, handle)
+            for decoded in decode_frames(handle, start, stop, sampling, info):
+                try:
+                    frame = _letterbox(decoded.image, spec)
+                except _StageError as exc:
+                    yield _Row(decoded.index, decoded.timestamp_s, None, STATUS_ERROR, str(exc))
+                    continue
+                yield _Row(decoded.index, decoded.timestamp_s, frame, STATUS_OK, _NO_ERROR)
+    except FileNotFoundError:
+        yield _Row(start, math.nan, None, STATUS_ERROR, "read: file not found")
+    except BrokenVideo as exc:
+        timestamp = exc.at / item["fps"] if not _missing(item["fps"]) else math.nan
+        yield _Row(exc.at, timestamp, None, STATUS_ERROR, f"decode: {exc}")
+    except VideoError as exc:
+        yield _Row(start, math.nan, None, STATUS_ERROR, f"decode: {exc}")
+    except OSError as exc:
+        yield _Row(start, math.nan, None, STATUS_ERROR, f"read: {type(exc).__name__}: {exc}")
+
+
+def _video_info(item: dict[str, Any], handle: Any) -> VideoInfo:
+    """The header as planning probed it, or probed now when planning could not."""
+    if _missing(item["fps"]):
+        info = probe_video(handle)
+        handle.seek(0)
+        return info
+    frames = None if _missing(item["video_frames"]) else int(item["video_frames"])
+    return VideoInfo(fps=float(item["fps"]), frames=frames, exact_count=frames is not None, splittable=True)
+
+
+def _missing(value: Any) -> bool:
+    """Null as Ray Data hands it over in numpy batches (None, or NaN in float columns)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _columns(batch: dict[str, np.ndarray], rows: list[tuple[int, _Row, int]], spec: LetterboxSpec) -> dict[str, np.ndarray]:
     blank = np.full((*spec.canvas, 3), spec.pad_value, dtype=np.uint8)
-    images, geometry, status, errors = [], [], [], []
-    for uri in uris:
-        try:
-            frame = _load(uri, spec, storage_options)
-        except _StageError as exc:
-            images.append(blank)
-            geometry.append((0, 0, 1.0, 0, 0))
-            status.append(STATUS_ERROR)
-            errors.append(str(exc))
-            continue
-        images.append(frame.image)
-        geometry.append((frame.height, frame.width, frame.scale, frame.pad_top, frame.pad_left))
-        status.append(STATUS_OK)
-        errors.append(_NO_ERROR)
-    heights, widths, scales, tops, lefts = (np.array(col) for col in zip(*geometry))
+    index = np.array([i for i, _, _ in rows])
+    frames = [row.frame for _, row, _ in rows]
     return {
-        **{name: batch[name] for name in _PASSTHROUGH},
-        "frame_index": np.zeros(len(uris), dtype=np.int64),
-        "image": np.stack(images),
-        "height": heights.astype(np.int32),
-        "width": widths.astype(np.int32),
-        "scale": scales.astype(np.float64),
-        "pad_top": tops.astype(np.int32),
-        "pad_left": lefts.astype(np.int32),
-        "status": np.array(status, dtype=object),
-        "error": np.array(errors, dtype=object),
+        **{name: batch[name][index] for name in _PASSTHROUGH + ("item",)},
+        "item_rows": np.array([n for _, _, n in rows], dtype=np.int32),
+        "frame_index": np.array([row.frame_index for _, row, _ in rows], dtype=np.int64),
+        "timestamp_s": np.array([row.timestamp_s for _, row, _ in rows], dtype=np.float64),
+        "image": np.stack([f.image if f else blank for f in frames]),
+        "height": np.array([f.height if f else 0 for f in frames], dtype=np.int32),
+        "width": np.array([f.width if f else 0 for f in frames], dtype=np.int32),
+        "scale": np.array([f.scale if f else 1.0 for f in frames], dtype=np.float64),
+        "pad_top": np.array([f.pad_top if f else 0 for f in frames], dtype=np.int32),
+        "pad_left": np.array([f.pad_left if f else 0 for f in frames], dtype=np.int32),
+        "status": np.array([row.status for _, row, _ in rows], dtype=object),
+        "error": np.array([row.error for _, row, _ in rows], dtype=object),
     }
 
 
@@ -63,19 +149,34 @@ class _StageError(Exception):
     """One input failed in one stage; the message is ``stage: cause``."""
 
 
-def _load(uri: str, spec: LetterboxSpec, storage_options: dict[str, Any]) -> Letterboxed:
+def _read(uri: str, storage_options: dict[str, Any]) -> bytes:
     try:
-        data = location(uri, storage_options).read_bytes()
+        return location(uri, storage_options).read_bytes()
     except FileNotFoundError:
         raise _StageError("read: file not found") from None
     except (OSError, ValueError) as exc:
         raise _StageError(f"read: {type(exc).__name__}: {exc}") from None
+
+
+def _decode(data: bytes) -> np.ndarray:
     try:
-        return letterbox(decode_image(data), spec)
+        return decode_image(data)
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault
-        raise _StageError(f"decode: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}") from None
+        raise _StageError(f"decode: {_last_line(exc)}") from None
+
+
+def _letterbox(rgb: np.ndarray, spec: LetterboxSpec) -> Letterboxed:
+    try:
+        return letterbox(rgb, spec)
+    except Exception as exc:  # a frame of a shape OpenCV cannot resize is this input's fault, not the job's
+        raise _StageError(f"letterbox: {_last_line(exc)}") from None
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
 
 
 class DetectStage:
@@ -124,8 +225,10 @@ class DetectStage:
         return pa.table(
             {
                 **{name: pa.array(batch[name].tolist(), pa.string()) for name in _PASSTHROUGH},
+                "item": pa.array(batch["item"], pa.int64()),
+                "item_rows": pa.array(batch["item_rows"], pa.int32()),
                 "frame_index": pa.array(batch["frame_index"], pa.int64()),
-                "timestamp_s": pa.nulls(len(counts), pa.float64()),
+                "timestamp_s": pa.array(batch["timestamp_s"], pa.float64(), from_pandas=True),
                 "width": pa.array(np.where(failed, None, batch["width"]).tolist(), pa.int32()),
                 "height": pa.array(np.where(failed, None, batch["height"]).tolist(), pa.int32()),
                 "status": pa.array(batch["status"].tolist(), pa.string()),

@@ -2,18 +2,73 @@
 
 Every read and write of the job goes through ``location()``: listing, input bytes, Parquet, manifests. Output
 rows name inputs by full URI (``file://`` + absolute path, or ``s3://bucket/key``), never percent-encoded.
+
+Object stores fail transiently (throttling, resets, timeouts), so S3 requests are retried per request by
+botocore (``S3_CONFIG``, on by default for ``s3://``) and by s3fs, and each whole read, listing step or PUT
+again by ``retrying()``, which also covers what those give up on. A missing object is never retried. Nothing here puts
+storage options (which may hold credentials) into a message or a repr.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import random
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, Callable, TypeVar
 
+import aiohttp
+import botocore.exceptions
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+T = TypeVar("T")
+
+INPUT_BLOCK_SIZE = 8 * 2**20
+"""Bytes per ranged read of a streamed input. One open input holds about this much (fsspec's read-ahead cache
+keeps the last block) plus the largest single read its reader asks for."""
+
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
+S3_CONFIG: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 8}}
+"""botocore ``Config`` defaults for S3: per-request retries (``max_attempts`` counts retries, after the first
+try) of throttling, 5xx and connection errors, with exponential backoff and jitter. A user's ``config_kwargs``
+keys replace these one by one."""
+
+READ_ATTEMPTS = 4
+RETRY_BASE_DELAY_S = 0.2
+
+_PERMANENT_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+_TRANSIENT_ERRORS = (
+    OSError,  # includes ConnectionError and TimeoutError (so asyncio's and fsspec's timeouts)
+    botocore.exceptions.HTTPClientError,  # connection closed, read timeout, broken response stream
+    botocore.exceptions.ConnectionError,  # endpoint unreachable, connect timeout
+    botocore.exceptions.IncompleteReadError,
+    aiohttp.ClientError,  # payload errors aiobotocore lets through
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying the same operation again may succeed: I/O and connection errors, not a missing object,
+    a denied request or a path of the wrong type."""
+    return isinstance(error, _TRANSIENT_ERRORS) and not isinstance(error, _PERMANENT_ERRORS)
+
+
+def retrying(fn: Callable[[], T], attempts: int = READ_ATTEMPTS, base_delay: float = RETRY_BASE_DELAY_S) -> T:
+    """``fn()``, called again after a transient error, at most ``attempts`` times in all.
+
+    Waits are exponential with full jitter (uniform in ``[0, base_delay * 2**n]``) so that many workers hit by
+    the same outage do not retry in step. Any other error, and the last transient one, propagates unchanged.
+    """
+    for attempt in range(attempts - 1):
+        try:
+            return fn()
+        except _TRANSIENT_ERRORS as error:
+            if not is_transient(error):
+                raise
+            time.sleep(random.uniform(0.0, base_delay * 2**attempt))
+    return fn()
 
 
 @dataclass(frozen=True)
@@ -35,12 +90,29 @@ class Location:
         return Location(self.fs, posixpath.join(self.path, *parts))
 
     def read_bytes(self) -> bytes:
-        return self.fs.cat_file(self.path)
+        """The whole file; transient errors are retried, a missing file raises ``FileNotFoundError`` at once.
+
+        On S3 this is one GET: s3fs would otherwise send a HEAD first to decide on parallel ranged GETs,
+        which doubles the requests for the small files (images, manifests) this is used for.
+        """
+        options = {"max_concurrency": 1} if is_s3(self.fs) else {}
+        return retrying(lambda: self.fs.cat_file(self.path, **options))
+
+    def open_input(self) -> BinaryIO:
+        """A seekable reader for streaming (video) without holding the file: ranged reads of
+        ``INPUT_BLOCK_SIZE`` on an object store, so memory per open input is about one block.
+
+        Opening is retried here; each ranged read inside is retried by botocore and s3fs per request.
+        """
+        return retrying(
+            lambda: self.fs.open(self.path, "rb", block_size=INPUT_BLOCK_SIZE, cache_type="readahead")
+        )
 
     def write_bytes_atomic(self, data: bytes) -> None:
-        """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store."""
+        """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store (an object
+        appears only when its upload completes), retried as a whole since a PUT is idempotent."""
         if not self.is_local:
-            self.fs.pipe_file(self.path, data)
+            retrying(lambda: self.fs.pipe_file(self.path, data))
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         partial = f"{self.path}.{uuid.uuid4().hex[:8]}.tmp"
@@ -56,11 +128,30 @@ class Location:
 
 
 def location(uri: str, storage_options: dict[str, Any] | None = None) -> Location:
-    """Resolve a local path, ``file://`` URI or ``s3://…`` URI to a ``Location``."""
-    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    """Resolve a local path, ``file://`` URI or ``s3://…`` URI to a ``Location``.
+
+    S3 endpoint and credentials come from the standard AWS environment (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, profiles, …) unless ``storage_options`` name them (``endpoint_url``, ``key``, …).
+    """
+    options = with_default_options(uri, storage_options or {})
+    fs, path = fsspec.core.url_to_fs(uri, **options)
     if isinstance(fs, LocalFileSystem):
         path = os.path.abspath(os.path.expanduser(path))
     return Location(fs, path)
+
+
+def with_default_options(uri: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """``storage_options`` with the job's defaults for ``uri``'s protocol under them (S3: ``S3_CONFIG``)."""
+    protocol = fsspec.core.split_protocol(uri)[0]
+    if protocol not in S3_PROTOCOLS:
+        return storage_options
+    config = {**S3_CONFIG, **(storage_options.get("config_kwargs") or {})}
+    return {**storage_options, "config_kwargs": config}
+
+
+def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return bool(S3_PROTOCOLS.intersection(protocols))
 
 
 def uri_of(fs: fsspec.AbstractFileSystem, path: str) -> str:

@@ -32,6 +32,8 @@ class JobConfig(BaseModel):
     video_stride: int | None = Field(default=None, gt=0)
     video_fps: float | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, gt=0)
+    video_segment_frames: int = Field(default=1800, gt=0)
+    """Decoded frames per video range: a longer video is spread over the model actors in ranges this long."""
     shard_size: int = Field(default=1000, gt=0)
     overwrite: bool = False
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
@@ -56,7 +58,7 @@ class JobConfig(BaseModel):
         relevant = self.model_dump(
             mode="json",
             include={"sources", "model", "num_classes", "class_names", "conf", "iou", "max_det"}
-            | {"video_stride", "video_fps", "max_frames", "shard_size"},
+            | {"video_stride", "video_fps", "max_frames", "video_segment_frames", "shard_size"},
         )
         relevant["weights_sha256"] = weights_sha256
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

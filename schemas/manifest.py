@@ -12,7 +12,8 @@ class ShardCommit(BaseModel):
 
     run_id: str
     shard_id: str
-    inputs: int
+    items: int
+    """Work items of the shard: images and video frame ranges."""
     frames: int
     ok: int
     errors: int
@@ -36,6 +37,9 @@ class ModelInfo(BaseModel):
 
 class PlanInfo(BaseModel):
     inputs: int
+    """Distinct input files planned."""
+    items: int
+    """Work items: one per image, one per frame range of a video."""
     shards: int
     shard_size: int
     plan_file: str

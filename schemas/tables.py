@@ -46,6 +46,8 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("shard_id", pa.string(), nullable=False),
         pa.field("partition", pa.string(), nullable=False),
         pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("item", pa.int64(), nullable=False),
+        pa.field("item_rows", pa.int32(), nullable=False),
         pa.field("frame_index", pa.int64(), nullable=False),
         pa.field("timestamp_s", pa.float64()),
         pa.field("width", pa.int32()),
@@ -57,8 +59,11 @@ RESULTS_SCHEMA = pa.schema(
 )
 """What the model stage hands back to the driver: one row per frame, its boxes nested.
 
-``partition`` is the relative folder (``run_date=…/source=…``) the frame's rows are written under.
+``partition`` is the relative folder (``run_date=…/source=…``) the frame's rows are written under; ``item`` the
+plan row (work item) the frame came from, and ``item_rows``, on an item's last row only, how many rows it gave.
 """
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+STATUS_NONE = "none"
+"""A placeholder for a work item that gave no frame (a video range past the real end); never written out."""

@@ -56,24 +56,37 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
-def reference_predictions(probe_weights: Path, coco_images: list[Path]) -> dict[str, np.ndarray]:
-    """super-gradients' own ``model.predict()`` on coco-tiny: file URI -> (N, 6) boxes clipped to the image."""
+def reference_model(probe_weights: Path):
+    """super-gradients' own yolo_nas_s with the probe weights, set up the way users call ``predict()``."""
     import torch
 
-    from tests.support.parity import clip_boxes
-    from workers.quiet import super_gradients_models
     from workers.processing import default_processing_params
+    from workers.quiet import super_gradients_models
 
     model = super_gradients_models().get("yolo_nas_s", num_classes=80)
     model.load_state_dict(torch.load(probe_weights, weights_only=True)["net"])
     model.set_dataset_processing_params(**default_processing_params())
-    result = {}
-    predictions = model.predict([str(p) for p in coco_images], conf=0.25, iou=0.7, batch_size=8)
-    for path, prediction in zip(coco_images, predictions):
+    return model
+
+
+def predict_boxes(model, images: list) -> list[np.ndarray]:
+    """``model.predict()`` on paths or RGB arrays: per image an (N, 6) array (xyxy, score, class) clipped to it."""
+    from tests.support.parity import clip_boxes
+
+    result = []
+    for prediction in model.predict(images, conf=0.25, iou=0.7, batch_size=8):
         p = prediction.prediction
         height, width = prediction.image.shape[:2]
         boxes = np.concatenate([p.bboxes_xyxy, p.confidence[:, None], p.labels[:, None]], axis=1)
-        result["file://" + str(path.resolve())] = clip_boxes(boxes, width, height)
+        result.append(clip_boxes(boxes, width, height))
+    return result
+
+
+@pytest.fixture(scope="session")
+def reference_predictions(reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
+    """super-gradients' own ``model.predict()`` on coco-tiny: file URI -> (N, 6) boxes clipped to the image."""
+    boxes = predict_boxes(reference_model, [str(p) for p in coco_images])
+    result = {"file://" + str(path.resolve()): b for path, b in zip(coco_images, boxes)}
     assert sum(len(v) for v in result.values()) > 0, "the probe weights must detect something"
     return result
 

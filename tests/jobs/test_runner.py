@@ -117,7 +117,7 @@ def test_rerun_resumes_and_redoes_nothing(coco_run, probe_weights):
     again = _run([Path(s) for s in coco_run.config.sources], coco_run.out, probe_weights, shard_size=10)
     assert again.result.exit_code == 0
     assert again.manifest.run_id == coco_run.manifest.run_id
-    assert "0 to process" in again.log
+    assert "0 items to process" in again.log
     assert {p: p.stat().st_mtime_ns for p in coco_run.out.rglob("*.parquet")} == before
     assert again.manifest.counts.frames == 38
 

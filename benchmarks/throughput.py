@@ -1,0 +1,146 @@
+"""Throughput of the job against super-gradients' own ``predict()`` and the bare fused model, in one run.
+
+    python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT]
+
+Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS
+today; (b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
+letterbox, model, NMS, no Ray); (d) the full job on a local Ray, end to end and at steady state. Prints a table
+of frames/s with ratios and writes the numbers as JSON. CPU or GPU is detected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from workers.batching import batched  # noqa: E402
+from workers.detector import Detector, FrameBatch  # noqa: E402
+from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
+from workers.processing import default_processing_params  # noqa: E402
+from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
+from workers.weights import load_weights  # noqa: E402
+
+
+def _timed(fn, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "coco-tiny" / "images")
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--model", default="yolo_nas_s")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=REPO / "out" / "benchmark.json")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    n = len(paths)
+    weights = load_weights(args.weights, args.model)
+    results: dict[str, float] = {}
+
+    model = super_gradients_models().get(args.model, num_classes=weights.num_classes)
+    model.load_state_dict(weights.state_dict)
+    model.set_dataset_processing_params(**default_processing_params())
+    model.to(device)
+    with silenced_output():
+        results["predict"] = n / _timed(lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size)))
+
+    detector = Detector(args.model, weights, LetterboxSpec(), device=device)
+    frames = [letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in paths]
+    tensors = [
+        torch.from_numpy(np.stack([f.image for f in chunk])).permute(0, 3, 1, 2).float().div(255).contiguous().to(device)
+        for chunk in batched(frames, args.batch_size)
+    ]
+
+    def forward() -> None:
+        with torch.inference_mode():
+            for t in tensors:
+                detector.model(t)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    results["bare_forward"] = n / _timed(forward)
+
+    def in_process() -> None:
+        for chunk in batched(paths, args.batch_size):
+            detector.detect(FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in chunk]))
+
+    results["workers_in_process"] = n / _timed(in_process)
+    results.update(_job(paths, args))
+    _report(results, n, device, args)
+
+
+def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
+    """The full job on a local Ray: end to end from cold (Ray start-up included) on the images; then, with Ray
+    up, once more on them and on ``REPEAT`` copies of them. Steady state is the marginal cost (wall of the big
+    run - wall of the small) / extra images, which cancels every per-run start-up (actor, model) out."""
+    import shutil
+
+    from jobs.runner import run_job
+    from schemas.config import JobConfig
+
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = args.weights
+        if weights == "random":
+            weights = str(Path(tmp) / "random.pth")
+            torch.save(load_weights("random", args.model).state_dict, weights)
+        for run, copies in (("cold", 1), ("warm", 1), ("warm-big", REPEAT)):
+            folder = Path(tmp) / f"images-{run}"
+            for c in range(copies):
+                (folder / str(c)).mkdir(parents=True)
+                for p in paths:
+                    shutil.copy(p, folder / str(c) / p.name)
+            config = JobConfig(
+                sources=[str(folder)],
+                output=str(Path(tmp) / f"out-{run}"),
+                weights=weights,
+                model=args.model,
+                batch_size=args.batch_size,
+                shard_size=len(paths),
+            )
+            started = time.perf_counter()
+            result = run_job(config, stream=io.StringIO())
+            walls[run] = time.perf_counter() - started
+            assert result.exit_code == 0 and result.manifest.counts.ok == copies * len(paths), result.manifest.error
+    marginal = (walls["warm-big"] - walls["warm"]) / ((REPEAT - 1) * len(paths))
+    return {"job_end_to_end": len(paths) / walls["cold"], "job_steady_state": 1 / marginal, "job_wall_s": walls["cold"]}
+
+
+REPEAT = 4
+"""The big run of the job reads the images this many times (as distinct files)."""
+
+
+def _report(results: dict[str, float], n: int, device: str, args: argparse.Namespace) -> None:
+    name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"
+    print(f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
+          f"fp32; {n} images")
+    print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
+    for key in ("predict", "bare_forward", "workers_in_process", "job_steady_state", "job_end_to_end"):
+        value = results[key]
+        print(f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x")
+    print(f"job wall time {results['job_wall_s']:.1f}s for {n} images")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"device": device, "device_name": name, "images": n, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Storage against a real S3 API (moto's server) and a proxy that fails requests on purpose."""
+
+import http.client
+import time
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from jobs.storage import INPUT_BLOCK_SIZE, S3_CONFIG, location, retrying, with_default_options
+from tests.support.s3 import (  # noqa: F401
+    ACCESS_KEY,
+    SECRET_KEY,
+    FlakyProxy,
+    flaky_proxy,
+    s3_bucket,
+    s3_client,
+    s3_endpoint,
+    s3_environment,
+    s3_storage_options,
+)
+
+# a secret no message could contain by chance: it must not appear in any error or repr
+SECRET_OPTIONS = {"secret": "wJalrXUtnFEMI-K7MDENG-bPxRfiCY"}
+
+
+def _objects(bucket: str, count: int) -> dict[str, bytes]:
+    return {f"s3://{bucket}/photos/img {i:02d} ü.jpg": bytes([i]) * (1000 + 37 * i) for i in range(count)}
+
+
+def _put(endpoint: str, objects: dict[str, bytes]) -> None:
+    client = s3_client(endpoint)
+    for uri, data in objects.items():
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def test_reads_through_a_flaky_store_lose_nothing(flaky_proxy: FlakyProxy, s3_bucket: str, s3_endpoint: str):
+    objects = _objects(s3_bucket, 8)
+    _put(s3_endpoint, objects)
+    options = s3_storage_options(flaky_proxy.url)
+    flaky_proxy.fail_every, flaky_proxy.drop_every = 4, 7
+    assert {uri: location(uri, options).read_bytes() for uri in objects} == objects
+    assert flaky_proxy.slowdowns > 0 and flaky_proxy.drops > 0  # the store really failed, and nothing was lost
+
+
+def test_application_retry_recovers_when_the_client_gives_up(
+    flaky_proxy: FlakyProxy, s3_bucket: str, s3_endpoint: str
+):
+    objects = _objects(s3_bucket, 4)
+    _put(s3_endpoint, objects)
+    # botocore and s3fs each try once, so every recovery below is retrying()'s
+    options = {
+        **s3_storage_options(flaky_proxy.url),
+        "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 0}},
+        "skip_instance_cache": True,
+    }
+    flaky_proxy.fail_every = 2  # every other request: one GET in two fails, the next succeeds
+    for uri, data in objects.items():
+        loc = location(uri, options)
+        loc.fs.retries = 1
+        assert loc.read_bytes() == data
+    assert flaky_proxy.slowdowns >= len(objects) - 1
+
+
+def test_a_missing_object_fails_at_once(s3_bucket: str, s3_endpoint: str):
+    loc = location(f"s3://{s3_bucket}/nope.jpg", {**s3_storage_options(s3_endpoint), **SECRET_OPTIONS})
+    started = time.monotonic()
+    with pytest.raises(FileNotFoundError) as caught:
+        loc.read_bytes()
+    assert time.monotonic() - started < 1.0
+    assert SECRET_OPTIONS["secret"] not in f"{caught.value!r} {caught.value} {loc!r}"
+
+
+def test_atomic_write_is_read_back_by_an_independent_client(s3_bucket: str, s3_endpoint: str):
+    data = bytes(range(256)) * 1000
+    location(f"s3://{s3_bucket}/out/part 0 ü.parquet", s3_storage_options(s3_endpoint)).write_bytes_atomic(data)
+    arrow_s3 = pafs.S3FileSystem(
+        endpoint_override=s3_endpoint.removeprefix("http://"),
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        scheme="http",
+        region="us-east-1",
+    )
+    with arrow_s3.open_input_stream(f"{s3_bucket}/out/part 0 ü.parquet") as stream:
+        assert stream.read() == data
+
+
+def test_the_standard_aws_environment_is_enough(s3_environment: dict[str, str], s3_bucket: str):
+    # AWS_ENDPOINT_URL and credentials from the environment, no storage options: how users run the job
+    loc = location(f"s3://{s3_bucket}/env/x.bin")
+    loc.write_bytes_atomic(b"from the environment")
+    assert loc.read_bytes() == b"from the environment"
+    assert loc.fs.endpoint_url is None  # found by botocore, not passed in
+
+
+def test_streamed_input_is_seekable_and_ranged(flaky_proxy: FlakyProxy, s3_bucket: str, s3_endpoint: str):
+    data = bytes(range(256)) * (INPUT_BLOCK_SIZE // 256 + 4096)  # a little more than one block
+    _put(s3_endpoint, {f"s3://{s3_bucket}/v.mp4": data})
+    with location(f"s3://{s3_bucket}/v.mp4", s3_storage_options(flaky_proxy.url)).open_input() as stream:
+        stream.seek(len(data) - 100)
+        assert stream.read() == data[-100:]
+        stream.seek(10)
+        before = flaky_proxy.requests
+        assert stream.read(50) == data[10:60]
+        assert stream.tell() == 60
+    assert flaky_proxy.requests > before  # fetched by range, not held whole from the first read
+
+
+def test_local_reads_and_writes(tmp_path: Path):
+    loc = location(str(tmp_path / "a" / "b.bin"))
+    loc.write_bytes_atomic(b"abc")
+    assert loc.read_bytes() == b"abc" and loc.uri == f"file://{tmp_path}/a/b.bin"
+    with loc.open_input() as stream:
+        stream.seek(1)
+        assert stream.read() == b"bc"
+    assert list((tmp_path / "a").iterdir()) == [tmp_path / "a" / "b.bin"]  # no temporary file left
+    with pytest.raises(FileNotFoundError):
+        location(str(tmp_path / "missing")).read_bytes()
+
+
+def test_retrying_retries_transient_errors_only():
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionResetError("reset by peer")
+        return "ok"
+
+    assert retrying(flaky, attempts=3, base_delay=0.001) == "ok" and len(calls) == 3
+
+    def missing() -> None:
+        calls.append(1)
+        raise FileNotFoundError("gone")
+
+    calls.clear()
+    with pytest.raises(FileNotFoundError):
+        retrying(missing, attempts=5, base_delay=0.001)
+    assert len(calls) == 1
+
+    calls.clear()
+    with pytest.raises(ConnectionResetError):
+        retrying(lambda: flaky() and None, attempts=2, base_delay=0.001)
+    assert len(calls) == 2
+
+
+def test_s3_retry_defaults_sit_under_user_options():
+    assert with_default_options("/local/path", {"x": 1}) == {"x": 1}
+    assert with_default_options("s3://b/k", {})["config_kwargs"] == S3_CONFIG
+    merged = with_default_options("s3://b/k", {"key": "k", "config_kwargs": {"connect_timeout": 3}})
+    assert merged == {"key": "k", "config_kwargs": {**S3_CONFIG, "connect_timeout": 3}}
+    mine = {"retries": {"mode": "adaptive", "max_attempts": 2}}
+    assert with_default_options("s3a://b/k", {"config_kwargs": mine})["config_kwargs"] == mine
+
+
+def test_the_proxy_relays_every_kind_of_request(flaky_proxy: FlakyProxy, s3_bucket: str):
+    client = s3_client(flaky_proxy.url)
+    part = b"p" * (5 * 2**20)  # multipart: POST, PUTs with Expect: 100-continue, POST to complete
+    upload_id = client.create_multipart_upload(Bucket=s3_bucket, Key="mp")["UploadId"]
+    parts = []
+    for number in (1, 2):
+        sent = client.upload_part(Bucket=s3_bucket, Key="mp", UploadId=upload_id, PartNumber=number, Body=part)
+        parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+    client.complete_multipart_upload(
+        Bucket=s3_bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    assert client.head_object(Bucket=s3_bucket, Key="mp")["ContentLength"] == 2 * len(part)
+    assert client.get_object(Bucket=s3_bucket, Key="mp", Range="bytes=3-5")["Body"].read() == b"ppp"
+    raw = http.client.HTTPConnection(*flaky_proxy.url.removeprefix("http://").split(":"))
+    raw.request("PUT", f"/{s3_bucket}/chunked", body=iter([b"ab", b"cde"]), encode_chunked=True)
+    assert raw.getresponse().status == 200
+    assert client.get_object(Bucket=s3_bucket, Key="chunked")["Body"].read() == b"abcde"
+    client.delete_object(Bucket=s3_bucket, Key="chunked")
+    with pytest.raises(client.exceptions.NoSuchKey):
+        client.get_object(Bucket=s3_bucket, Key="chunked")
+    assert {method for method, _ in flaky_proxy.log} == {"POST", "PUT", "HEAD", "GET", "DELETE"}

@@ -1,0 +1,90 @@
+"""Video decoding on real encoded files: numbering, sampling, ranges and broken streams (no Ray)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.videos import decode_all, encode_h264, photo_frames
+from workers.video import BrokenVideo, Sampling, VideoError, decode_frames, probe_video
+
+
+@pytest.fixture(scope="module")
+def frames(coco_images: list[Path]) -> list[np.ndarray]:
+    return photo_frames(coco_images, 48, size=(160, 120))
+
+
+@pytest.fixture(scope="module")
+def mp4(tmp_path_factory, frames) -> Path:
+    return encode_h264(tmp_path_factory.mktemp("video") / "clip.mp4", frames, fps=12)
+
+
+def _decode(path: Path, start: int, stop: int | None, sampling: Sampling) -> list:
+    with open(path, "rb") as handle:
+        info = probe_video(handle)
+    with open(path, "rb") as handle:
+        return list(decode_frames(handle, start, stop, sampling, info))
+
+
+def test_probe_reads_rate_and_exact_count(mp4):
+    with open(mp4, "rb") as handle:
+        info = probe_video(handle)
+    assert (info.fps, info.frames, info.exact_count, info.splittable) == (12.0, 48, True, True)
+
+
+def test_stride_gives_true_frame_numbers_timestamps_and_pixels(mp4):
+    reference = decode_all(mp4)
+    got = _decode(mp4, 0, None, Sampling(stride=4))
+    assert [f.index for f in got] == list(range(0, 48, 4))
+    assert [f.timestamp_s for f in got] == [i / 12 for i in range(0, 48, 4)]
+    assert all(np.array_equal(f.image, reference[f.index]) for f in got)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9"), (".avi", "libx264")])
+def test_ranges_give_exactly_the_frames_of_one_pass(tmp_path, frames, suffix, codec):
+    path = encode_h264(tmp_path / f"clip{suffix}", frames, fps=12, codec=codec)
+    whole = _decode(path, 0, None, Sampling(stride=3))
+    assert [f.index for f in whole] == list(range(0, 48, 3))
+    with open(path, "rb") as handle:
+        splittable = probe_video(handle).splittable
+    assert splittable == (suffix != ".avi")  # AVI has no presentation timestamps: planned as one range
+    if not splittable:
+        return
+    for cuts in ([0, 7, 13, 29, 41, None], [0, 12, 24, 36, None], [0, 1, 2, 47, None]):
+        pieces = [f for a, b in zip(cuts[:-1], cuts[1:]) for f in _decode(path, a, b, Sampling(stride=3))]
+        assert [f.index for f in pieces] == [f.index for f in whole], cuts
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(pieces, whole))
+
+
+def test_target_rate_picks_nearest_frames_and_max_frames_caps(mp4):
+    got = _decode(mp4, 0, None, Sampling(fps=5))
+    assert [f.index for f in got][:6] == [0, 2, 5, 7, 10, 12]  # round(k * 12 / 5), half up
+    assert len(got) == 20
+    capped = Sampling(stride=4, max_frames=3)
+    assert [f.index for f in _decode(mp4, 0, None, capped)] == [0, 4, 8]
+    assert capped.last_index(12.0) == 8
+    assert Sampling(fps=24).sample_number(7, 12.0) == 7  # a target above the video's rate keeps every frame
+
+
+def test_truncated_video_keeps_decoded_frames_and_says_where_it_broke(tmp_path, mp4):
+    data = mp4.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    got = []
+    with pytest.raises(BrokenVideo) as broken:
+        with open(mp4, "rb") as handle:
+            info = probe_video(handle)
+        with open(cut, "rb") as handle:
+            for frame in decode_frames(handle, 0, None, Sampling(), info):
+                got.append(frame.index)
+    assert 10 <= len(got) < 48 and got == list(range(len(got)))
+    assert broken.value.at == len(got) and "of 48" in str(broken.value)
+
+
+def test_not_a_video_is_a_video_error(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01not a video" * 100)
+    with pytest.raises(VideoError), open(junk, "rb") as handle:
+        probe_video(handle)

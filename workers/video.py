@@ -1,0 +1,188 @@
+"""Video frames for the model: probe a video's rate and length, and decode one frame range of it, sampled.
+
+Frames are numbered as sequential decoding numbers them. A range that starts at frame 0 counts decoded frames;
+a range that starts later seeks to the keyframe before it and numbers frames by presentation time at the
+stream's constant rate, which for constant-rate video is the same number (planning splits only such video).
+So a video cut into ranges yields exactly the frames, numbers and pixels that one pass from the start yields.
+
+Decoding uses PyAV (FFmpeg) on any seekable binary file object: a local file, or fsspec's ranged reader on an
+object store, so a remote video streams in blocks instead of being copied whole.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO, Iterator
+
+import av
+import numpy as np
+
+
+class VideoError(Exception):
+    """The video cannot be opened or decoding broke; the message is one line, without the stage prefix."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What planning needs to know about a video, from its header only."""
+
+    fps: float
+    frames: int | None
+    """Frame count from the container (exact for MP4/MOV), else estimated from the duration; None if unknown."""
+    exact_count: bool
+    """Whether ``frames`` is the container's own count, so a stream that ends sooner is known to be broken."""
+    splittable: bool
+    """Whether frame numbers can be derived from timestamps (constant rate, a container with presentation
+    timestamps), which is what lets a video be decoded in ranges. AVI stores no presentation timestamps."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which decoded frames become ``frames`` rows: every ``stride``-th, or the nearest to a target rate."""
+
+    stride: int | None = None
+    fps: float | None = None
+    max_frames: int | None = None
+
+    def sample_number(self, index: int, video_fps: float) -> int | None:
+        """The ordinal of frame ``index`` among the sampled frames, or None when it is not sampled."""
+        if self.fps is not None and self.fps < video_fps:
+            ratio = video_fps / self.fps
+            k = _nearest(index / ratio)
+            number = k if _nearest(k * ratio) == index else None
+        else:
+            step = self.stride or 1
+            number = index // step if index % step == 0 else None
+        if number is None or (self.max_frames is not None and number >= self.max_frames):
+            return None
+        return number
+
+    def last_index(self, video_fps: float) -> int | None:
+        """Frame index of the last sample ``max_frames`` allows, or None when the video's end decides."""
+        if self.max_frames is None:
+            return None
+        k = self.max_frames - 1
+        if self.fps is not None and self.fps < video_fps:
+            return _nearest(k * video_fps / self.fps)
+        return k * (self.stride or 1)
+
+    def expected(self, start: int, stop: int, video_fps: float) -> int:
+        """How many sampled frames ``[start, stop)`` holds (a planning estimate used to size shards)."""
+        return sum(1 for i in range(start, stop) if self.sample_number(i, video_fps) is not None)
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    index: int
+    timestamp_s: float
+    image: np.ndarray
+    """(H, W, 3) uint8 RGB."""
+
+
+def probe_video(file: BinaryIO) -> VideoInfo:
+    """Read a video's header: rate, frame count, whether its rate is constant. ``VideoError`` if unusable."""
+    try:
+        with av.open(file, mode="r") as container:
+            stream = _video_stream(container)
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate:
+                raise VideoError("no frame rate in the video stream")
+            frames = stream.frames or None
+            exact = frames is not None
+            if frames is None and stream.duration is not None:
+                frames = math.ceil(stream.duration * stream.time_base * rate)
+            elif frames is None and container.duration is not None:
+                frames = math.ceil(container.duration / av.time_base * rate)
+            constant = stream.guessed_rate is not None and stream.average_rate == stream.guessed_rate
+            splittable = bool(constant) and container.format.name not in _NO_PRESENTATION_TIMESTAMPS
+            return VideoInfo(fps=float(rate), frames=frames, exact_count=exact, splittable=splittable)
+    except av.FFmpegError as exc:
+        raise VideoError(_one_line(exc)) from None
+
+
+def decode_frames(
+    file: BinaryIO, start: int, stop: int | None, sampling: Sampling, info: VideoInfo
+) -> Iterator[VideoFrame]:
+    """The sampled frames with ``start <= index < stop`` (``stop`` None: to the end), in order.
+
+    Raises ``BrokenVideo`` where decoding breaks, or where the stream ends before the frame count its
+    container declares, after yielding every frame decoded before that point. Only the range the stream ended
+    in reports it (not a later range whose seek found nothing, or found only earlier frames), so a broken video
+    gives the same one error row however it was cut.
+    """
+    decoded, seen_any = start, False
+    try:
+        with av.open(file, mode="r") as container:
+            stream = _video_stream(container)
+            stream.thread_type = "AUTO"
+            for index, frame in _numbered(container, stream, start):
+                if stop is not None and index >= stop:
+                    return
+                decoded, seen_any = index + 1, True
+                if index < start or sampling.sample_number(index, info.fps) is None:
+                    continue
+                yield VideoFrame(index=index, timestamp_s=index / info.fps, image=frame.to_ndarray(format="rgb24"))
+    except (av.FFmpegError, VideoError) as exc:
+        raise BrokenVideo(decoded, _one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
+    declared = min(stop if stop is not None else math.inf, info.frames or 0) if info.exact_count else 0
+    if start <= decoded < declared and (seen_any or start == 0):
+        raise BrokenVideo(decoded, f"stream ended at frame {decoded} of {info.frames}")
+
+
+class BrokenVideo(VideoError):
+    """Decoding stopped early; ``at`` is the number of the first frame that could not be decoded."""
+
+    def __init__(self, at: int, message: str) -> None:
+        super().__init__(message)
+        self.at = at
+
+
+def _numbered(
+    container: av.container.InputContainer, stream: av.VideoStream, start: int
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Decoded frames with their sequential number: from timestamps after a seek to ``start``, or counted
+    from the beginning when ``start`` is 0 or the seek did not land at or before it (a file with a poor index)."""
+    if start > 0:
+        after_seek = _after_seek(container, stream, start)
+        first = next(after_seek, None)
+        if first is None:
+            return
+        if first[0] <= start:
+            yield first
+            yield from after_seek
+            return
+        container.seek(stream.start_time or 0, stream=stream, backward=True, any_frame=False)
+    yield from enumerate(container.decode(stream))
+
+
+def _after_seek(
+    container: av.container.InputContainer, stream: av.VideoStream, start: int
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    rate = stream.average_rate or stream.guessed_rate
+    origin = stream.start_time or 0
+    container.seek(origin + int(Fraction(start) / (rate * stream.time_base)), stream=stream, backward=True)
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            raise VideoError("frame without a timestamp; cannot number frames after a seek")
+        yield round((frame.pts - origin) * stream.time_base * rate), frame
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    if not container.streams.video:
+        raise VideoError("no video stream")
+    return container.streams.video[0]
+
+
+_NO_PRESENTATION_TIMESTAMPS = frozenset({"avi"})
+
+
+def _nearest(x: float) -> int:
+    """Round half up (Python's ``round`` rounds half to even, which would make sampling depend on parity)."""
+    return math.floor(x + 0.5)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
