@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["tests.support.s3"]
+"""The S3 API server fixtures (one moto server per session), available to every test module."""
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("YOLONAS_TEST_DATA", REPO.parent / "shared" / "data" / "coco-tiny"))
 CACHE = REPO / ".cache" / "test-weights"

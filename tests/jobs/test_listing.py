@@ -8,15 +8,7 @@ import jobs.listing as listing_module
 from jobs.errors import UsageError
 from jobs.listing import Listing, list_sources, partition_slug
 from jobs.storage import location
-from tests.support.s3 import (  # noqa: F401
-    FlakyProxy,
-    flaky_proxy,
-    s3_bucket,
-    s3_client,
-    s3_endpoint,
-    s3_environment,
-    s3_storage_options,
-)
+from tests.support.s3 import FlakyProxy, s3_client, s3_storage_options
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:

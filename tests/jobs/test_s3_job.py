@@ -16,7 +16,7 @@ from jobs.runner import run_job
 from schemas.config import JobConfig
 from tests.conftest import predict_boxes
 from tests.support.parity import mismatches
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, flaky_proxy, s3_bucket, s3_client, s3_endpoint, s3_storage_options  # noqa: F401
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_storage_options
 from tests.support.videos import decode_all, encode_h264, photo_frames
 
 IMAGES = 8
@@ -37,9 +37,12 @@ def s3_run(s3_endpoint, s3_bucket, flaky_proxy, coco_images, clip, probe_weights
     client.put_object(Bucket=s3_bucket, Key="in/videos/clip.mp4", Body=clip.read_bytes())
     client.put_object(Bucket=s3_bucket, Key="in/notes.txt", Body=b"not media")
     client.put_object(Bucket=s3_bucket, Key="models/probe.pth", Body=probe_weights.read_bytes())
+    first = coco_images[0]
+    listed = f"s3://{s3_bucket}/in/photos/{first.parent.name} {first.name}\ns3://{s3_bucket}/gone/deleted.jpg\n"
+    client.put_object(Bucket=s3_bucket, Key="lists/extra.txt", Body=listed.encode())
     flaky_proxy.fail_every, flaky_proxy.drop_every = 5, 13
     config = JobConfig(
-        sources=[f"s3://{s3_bucket}/in"],
+        sources=[f"s3://{s3_bucket}/in", f"s3://{s3_bucket}/lists/extra.txt"],
         output=f"s3://{s3_bucket}/out",
         weights=f"s3://{s3_bucket}/models/probe.pth",
         video_stride=4,
@@ -59,18 +62,20 @@ def _read_back(endpoint: str, bucket: str, table: str) -> list[dict]:
     return ds.dataset(f"{bucket}/out/{table}", filesystem=s3, format="parquet", partitioning="hive").to_table().to_pylist()
 
 
-def test_s3_to_s3_through_a_flaky_store_loses_nothing(s3_run, coco_images, clip, reference_model, reference_predictions):
+def test_s3_to_s3_through_a_flaky_store_loses_nothing_and_records_vanished_objects(s3_run, coco_images, clip, reference_model, reference_predictions):
     result, log, bucket, endpoint, proxy = s3_run
     assert result.exit_code == 0, log
     assert proxy.failures > 0  # the store really failed requests during the run
     frames = _read_back(endpoint, bucket, "frames")
-    photos = sorted(r["source_uri"] for r in frames if "/in/photos/" in r["source_uri"])
+    photos = sorted(r["source_uri"] for r in frames if "/in/photos/" in r["source_uri"])  # listed twice, one row
     expected = sorted(f"s3://{bucket}/in/photos/{p.parent.name} {p.name}" for p in coco_images[:IMAGES])
     assert photos == expected  # each once, URIs as named, not percent-encoded
     video = sorted((r for r in frames if r["source_uri"].endswith("/clip.mp4")), key=lambda r: r["frame_index"])
     assert [r["frame_index"] for r in video] == list(range(0, 48, 4))
     assert [r["timestamp_s"] for r in video] == pytest.approx([i / 12 for i in range(0, 48, 4)])
-    assert {r["status"] for r in frames} == {"ok"} and len(frames) == IMAGES + 12
+    gone = [r for r in frames if r["source_uri"] == f"s3://{bucket}/gone/deleted.jpg"]
+    assert [(r["status"], r["error"], r["source"]) for r in gone] == [("error", "read: file not found", "extra")]
+    assert len(frames) == IMAGES + 12 + 1 and sum(r["status"] == "ok" for r in frames) == IMAGES + 12
     assert result.manifest.plan.skipped == {"not media": 1}
     assert result.manifest.model.weights == f"s3://{bucket}/models/probe.pth"
     manifest = s3_client(endpoint).get_object(Bucket=bucket, Key=f"out/_runs/{result.manifest.run_id}.json")["Body"].read()

@@ -1,11 +1,8 @@
 """A real S3 API for tests: moto's standalone server in this process, and a proxy in front of it that fails
 requests on purpose, so retry code meets real HTTP faults rather than mocks.
 
-Fixtures live here, not in ``tests/conftest.py``; a test module imports the ones it uses::
-
-    from tests.support.s3 import flaky_proxy, s3_bucket, s3_endpoint  # noqa: F401
-
-(pytest scopes an imported fixture to the importing module, so each such module starts its own server.)
+Its fixtures reach every test module through ``pytest_plugins`` in ``tests/conftest.py``: one server per
+session, a fresh bucket and a fresh proxy per test.
 """
 
 from __future__ import annotations
