@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
+    from workers.preprocess import DEFAULT_MAX_PIXELS
+
     p = _Parser(prog=prog, description="Run YOLO-NAS over images and write detections to partitioned Parquet.")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, folder, glob, s3://bucket/prefix or manifest")
     p.add_argument("--output", required=True, metavar="OUT", help="output folder or s3:// prefix")
@@ -51,8 +53,20 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")
     mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="delete earlier output, start clean")
+    run.add_argument(
+        "--incremental",
+        action="store_true",
+        help="process only inputs new or changed since earlier runs of the same model into OUT (for schedules)",
+    )
+    p.set_defaults(overwrite=False)  # without it argparse takes --resume's own default (True) for the pair
     run.add_argument("--max-error-rate", type=float, default=0.05, help="error share above which exit code is 3")
     run.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    run.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images declaring more pixels, unread (default {DEFAULT_MAX_PIXELS:,})",
+    )
     run.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON", help="extra fsspec options")
     video = p.add_argument_group("video")
     sampling = video.add_mutually_exclusive_group()

@@ -9,6 +9,7 @@ The marker ``_runs/<run_id>/shards/<shard>.json`` is written last and carries th
 from __future__ import annotations
 
 import io
+import posixpath
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -47,6 +48,36 @@ class ShardCommitter:
             commit = ShardCommit.model_validate_json(Location(folder.fs, path).read_bytes())
             found[commit.shard_id] = commit
         return found
+
+    def committed_ids(self) -> set[str]:
+        """Shard ids with a marker, from the folder listing alone (markers are not read)."""
+        folder = self.out.child("_runs", self.run_id, "shards")
+        folder.fs.invalidate_cache(folder.path)
+        if not folder.fs.exists(folder.path):
+            return set()
+        return {posixpath.basename(p)[: -len(".json")] for p in folder.fs.glob(folder.path.rstrip("/") + "/*.json")}
+
+    def clean_uncommitted(self, committed: set[str]) -> int:
+        """Delete what a killed attempt of this run left: part files of shards without a marker (readers would
+        otherwise see rows the rerun writes again) and partial ``.tmp`` files. Returns how many were removed."""
+        fs = self.out.fs
+        leftovers = []
+        for table in ("frames", "detections"):
+            root = self.out.child(table)
+            fs.invalidate_cache(root.path)
+            if not fs.exists(root.path):
+                continue
+            for path in fs.find(root.path):
+                name = posixpath.basename(path)
+                shard = name[len(f"part-{self.run_id}-") : -len(".parquet")] if name.startswith(f"part-{self.run_id}-") else None
+                if name.endswith(".tmp") or (shard is not None and name.endswith(".parquet") and shard not in committed):
+                    leftovers.append(path)
+        markers = self.out.child("_runs", self.run_id, "shards")
+        if fs.exists(markers.path):
+            leftovers += [p for p in fs.find(markers.path) if p.endswith(".tmp")]
+        for path in leftovers:
+            fs.rm_file(path)
+        return len(leftovers)
 
     def commit(self, shard_id: str, results: pa.Table, items: int) -> ShardCommit:
         """Publish a complete shard's rows (placeholders of items that gave no frame dropped), then its marker."""

@@ -45,8 +45,11 @@ LISTING_SCHEMA = pa.schema(
         pa.field("size", pa.int64()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("kind", pa.string(), nullable=False),
+        pa.field("version", pa.string()),
     ]
 )
+"""``version``: what changes when the file's content does (ETag on S3, mtime in ns locally); with ``size`` it
+tells ``--incremental`` which inputs are new or changed. Null for entries of a manifest (not looked up)."""
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Listing:
 class _Found:
     uri: str
     size: int | None
+    version: str | None = None
 
 
 def list_sources(sources: Iterable[str], storage_options: dict[str, Any] | None = None) -> Listing:
@@ -80,7 +84,7 @@ def list_sources(sources: Iterable[str], storage_options: dict[str, Any] | None 
         for found in found_files:
             kind = media_kind(found.uri)
             if kind in PLANNED_KINDS:
-                rows.append(found.uri, found.size, slug, kind)
+                rows.append(found.uri, found.size, slug, kind, found.version)
             else:
                 skipped[kind] += 1
     return Listing(table=_sorted_unique(rows.table()), skipped=skipped)
@@ -109,11 +113,11 @@ class _RowChunks:
     """Listing rows gathered into Arrow record batches of ``ROW_CHUNK`` rows."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[str, int | None, str, str]] = []
+        self._rows: list[tuple[str, int | None, str, str, str | None]] = []
         self._batches: list[pa.RecordBatch] = []
 
-    def append(self, uri: str, size: int | None, source: str, kind: str) -> None:
-        self._rows.append((uri, size, source, kind))
+    def append(self, uri: str, size: int | None, source: str, kind: str, version: str | None) -> None:
+        self._rows.append((uri, size, source, kind, version))
         if len(self._rows) >= ROW_CHUNK:
             self._flush()
 
@@ -156,7 +160,7 @@ def _expand(source: str, storage_options: dict[str, Any]) -> tuple[str, Iterator
     stem, ext = posixpath.splitext(posixpath.basename(loc.path))
     if ext.lower() in MANIFEST_EXTENSIONS:
         return stem, _read_manifest(loc, storage_options)
-    return posixpath.basename(posixpath.dirname(loc.path)), iter([_Found(loc.uri, info.get("size"))])
+    return posixpath.basename(posixpath.dirname(loc.path)), iter([_found(loc.uri, info)])
 
 
 def _glob_matches(loc: Location, matches: dict[str, dict[str, Any]]) -> Iterator[_Found]:
@@ -164,7 +168,7 @@ def _glob_matches(loc: Location, matches: dict[str, dict[str, Any]]) -> Iterator
         if info.get("type") == "directory":
             yield from _walk(Location(loc.fs, path))
         else:
-            yield _Found(uri_of(loc.fs, path), info.get("size"))
+            yield _found(uri_of(loc.fs, path), info)
 
 
 def _walk(loc: Location) -> Iterator[_Found]:
@@ -173,7 +177,13 @@ def _walk(loc: Location) -> Iterator[_Found]:
         return _walk_s3(loc)
     if loc.is_local:
         return _walk_local(loc)
-    return (_Found(uri_of(loc.fs, p), i.get("size")) for p, i in loc.fs.find(loc.path, detail=True).items())
+    return (_found(uri_of(loc.fs, p), i) for p, i in loc.fs.find(loc.path, detail=True).items())
+
+
+def _found(uri: str, info: dict[str, Any]) -> _Found:
+    """A file from an fsspec info dict: its size and version (ETag on object stores, else mtime)."""
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return _Found(uri, info.get("size"), None if version is None else str(version))
 
 
 def _walk_s3(loc: Location) -> Iterator[_Found]:
@@ -182,7 +192,7 @@ def _walk_s3(loc: Location) -> Iterator[_Found]:
     for page in _s3_pages(loc.fs, bucket, prefix):
         for obj in page:
             if not obj["Key"].endswith("/"):  # zero-byte folder markers that consoles create are not files
-                yield _Found(uri_of(loc.fs, f"{bucket}/{obj['Key']}"), obj["Size"])
+                yield _Found(uri_of(loc.fs, f"{bucket}/{obj['Key']}"), obj["Size"], obj.get("ETag"))
 
 
 def _s3_pages(fs: S3FileSystem, bucket: str, prefix: str) -> Iterator[list[dict[str, Any]]]:
@@ -214,15 +224,16 @@ def _walk_local(loc: Location) -> Iterator[_Found]:
                 if entry.is_dir():
                     pending.append(entry.path)
                 else:
-                    yield _Found(uri_of(loc.fs, entry.path), _local_size(entry))
+                    yield _local_file(loc, entry)
 
 
-def _local_size(entry: os.DirEntry) -> int | None:
-    """``None`` for a broken link: still planned, so it ends as an error row rather than vanishing."""
+def _local_file(loc: Location, entry: os.DirEntry) -> _Found:
+    """Size and mtime; both ``None`` for a broken link: still planned, so it ends as an error row."""
     try:
-        return entry.stat().st_size
+        status = entry.stat()
     except OSError:
-        return None
+        return _Found(uri_of(loc.fs, entry.path), None)
+    return _Found(uri_of(loc.fs, entry.path), status.st_size, str(status.st_mtime_ns))
 
 
 def _read_manifest(loc: Location, storage_options: dict[str, Any]) -> Iterator[_Found]:

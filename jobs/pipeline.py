@@ -7,19 +7,26 @@ have arrived, so memory on the driver holds only shards in flight, and a crash l
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+from ray.util.annotations import RayDeprecationWarning
 
 from jobs.commit import ShardCommitter
-from jobs.stages import DetectStage, decode_batch
+from jobs.stages import DetectStage, Decoding, decode_batch
 from schemas.manifest import ShardCommit
 from schemas.tables import STATUS_ERROR, STATUS_NONE
-from workers.video import Sampling
 from jobs.model_setup import ModelSetup
+
+
+MODEL_TASK_RETRIES = 3
+"""Times Ray redoes a model batch whose actor died (the actor itself is always restarted). Ray Data's default
+is unbounded, which turns an input that kills every actor it meets into a job that never ends; bounded, the
+run fails and ``jobs.execution`` isolates the shard."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +42,14 @@ class Resources:
 
 
 def build_dataset(
-    pending: pa.Table,
-    setup: ModelSetup,
-    model_name: str,
-    resources: Resources,
-    sampling: Sampling,
-    storage_options: dict[str, Any],
+    pending: pa.Table, setup: ModelSetup, model_name: str, resources: Resources, decoding: Decoding
 ) -> ray.data.Dataset:
     """The lazy dataset of result rows (``schemas.tables.RESULTS_SCHEMA``) for the pending work items.
 
     Decode tasks take one work item at a time (a video range may give thousands of frames, yielded in batches
     of ``decode_batch_size``), so items spread evenly over the cluster."""
-    blocks = [pending.slice(i, resources.block_rows) for i in range(0, pending.num_rows, resources.block_rows)]
+    rows = min(resources.block_rows, resources.batch_size)
+    blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
     weights_ref = ray.put(setup.weights)
     return (
         ray.data.from_arrow(blocks)
@@ -54,12 +57,7 @@ def build_dataset(
             decode_batch,
             batch_size=1,
             batch_format="numpy",
-            fn_kwargs={
-                "spec": setup.spec,
-                "sampling": sampling,
-                "storage_options": storage_options,
-                "rows_per_batch": resources.decode_batch_size,
-            },
+            fn_kwargs={"decoding": decoding},
             num_cpus=1,
         )
         .map_batches(
@@ -77,8 +75,17 @@ def build_dataset(
             },
             num_gpus=1 if resources.device == "cuda" else 0,
             num_cpus=1,
+            **_bounded_task_retries(),
         )
     )
+
+
+def _bounded_task_retries() -> dict[str, Any]:
+    """``MODEL_TASK_RETRIES`` for the actor pool. Ray 2.60 has no named parameter for it and warns that the
+    generic remote arguments are deprecated (removal planned for 2.64); the warning is silenced here, where
+    the one such use is, until a named parameter exists."""
+    warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=RayDeprecationWarning)
+    return {"max_restarts": -1, "max_task_retries": MODEL_TASK_RETRIES}
 
 
 class ShardCollector:
@@ -92,9 +99,12 @@ class ShardCollector:
         self._buffers: dict[str, list[pa.Table]] = defaultdict(list)
         self._received: dict[str, Counter] = defaultdict(Counter)
         self._expected: dict[str, dict[int, int]] = defaultdict(dict)
+        self._seen: dict[str, set[tuple[int, int]]] = defaultdict(set)
+        self._done: set[str] = set()
         self.commits: list[ShardCommit] = []
 
     def add(self, results: pa.Table) -> None:
+        results = self._unseen(results)
         frames = pc.sum(pc.not_equal(results.column("status"), STATUS_NONE)).as_py() or 0
         errors = pc.sum(pc.equal(results.column("status"), STATUS_ERROR)).as_py() or 0
         self.on_rows(frames, errors)
@@ -108,6 +118,20 @@ class ShardCollector:
             if self._complete(shard_id):
                 self._commit(shard_id)
 
+    def _unseen(self, results: pa.Table) -> pa.Table:
+        """Drop rows already received or of committed shards (a retried task that re-delivers), so no frame is
+        written twice. Keys are kept per shard in flight only, so memory stays bounded by the shards in flight."""
+        mask = []
+        columns = ("shard_id", "item", "frame_index")
+        for shard_id, item, frame_index in zip(*(results.column(c).to_pylist() for c in columns)):
+            if shard_id in self._done:
+                mask.append(False)
+                continue
+            seen = self._seen[shard_id]
+            mask.append((item, frame_index) not in seen)
+            seen.add((item, frame_index))
+        return results if all(mask) else results.filter(pa.array(mask))
+
     def _complete(self, shard_id: str) -> bool:
         expected = self._expected[shard_id]
         received = self._received[shard_id]
@@ -115,12 +139,18 @@ class ShardCollector:
 
     def _commit(self, shard_id: str) -> None:
         rows = pa.concat_tables(self._buffers.pop(shard_id))
-        del self._received[shard_id], self._expected[shard_id]
+        del self._received[shard_id], self._expected[shard_id], self._seen[shard_id]
+        self._done.add(shard_id)
         self.commits.append(self.committer.commit(shard_id, rows, items=self.items[shard_id]))
 
-    @property
-    def incomplete(self) -> list[str]:
-        return sorted(self._buffers)
+    def uncommitted_counts(self) -> tuple[int, int]:
+        """(frames, errors) received for shards never committed: progress to take back when they are redone."""
+        tables = [t for parts in self._buffers.values() for t in parts]
+        if not tables:
+            return 0, 0
+        status = pa.concat_tables(tables).column("status")
+        frames = pc.sum(pc.not_equal(status, STATUS_NONE)).as_py() or 0
+        return frames, pc.sum(pc.equal(status, STATUS_ERROR)).as_py() or 0
 
 
 def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector) -> None:

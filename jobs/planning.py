@@ -24,6 +24,7 @@ PLAN_SCHEMA = pa.schema(
     [
         pa.field("source_uri", pa.string(), nullable=False),
         pa.field("size", pa.int64()),
+        pa.field("version", pa.string()),
         pa.field("kind", pa.string(), nullable=False),
         pa.field("item", pa.int64(), nullable=False),
         pa.field("frame_start", pa.int64(), nullable=False),
@@ -50,11 +51,13 @@ class Plan:
         """One item per image and per video segment (``videos``: the segments of each listed video)."""
         videos = videos or {}
         columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names if name not in ("item", "shard_id")}
-        for uri, size, source, kind in zip(*(listing.table.column(c).to_pylist() for c in ("uri", "size", "source", "kind"))):
+        names = ("uri", "size", "version", "source", "kind")
+        for uri, size, version, source, kind in zip(*(listing.table.column(c).to_pylist() for c in names)):
             for segment in videos.get(uri, [Segment(0, None, 1, None)]) if kind == "video" else [None]:
                 info = segment.info if segment else None
                 columns["source_uri"].append(uri)
                 columns["size"].append(size)
+                columns["version"].append(version)
                 columns["kind"].append(kind)
                 columns["frame_start"].append(segment.start if segment else 0)
                 columns["frame_stop"].append(segment.stop if segment else None)

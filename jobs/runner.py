@@ -23,13 +23,16 @@ import pyarrow.compute as pc
 
 from jobs.commit import ShardCommitter
 from jobs.errors import UsageError
-from jobs.listing import list_sources
+from jobs.execution import MAX_SHARD_ATTEMPTS, execute
+from jobs.incremental import new_or_changed
+from jobs.listing import Listing, list_sources
 from jobs.model_setup import ModelSetup, prepare_model
 from jobs.pipeline import Resources, ShardCollector, build_dataset, run_pipeline
 from jobs.planning import Plan
 from jobs.progress import Progress
 from jobs.ray_session import cluster_cpus, cluster_gpus, start_ray
 from jobs.run_store import RunStore
+from jobs.stages import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
@@ -55,35 +58,18 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     store = RunStore(out)
     if config.overwrite:
         store.clear()
-    fingerprint = config.fingerprint(setup.weights.sha256)
     sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
-    previous = store.latest_with(fingerprint)
-    if previous is not None:
-        manifest = previous
-        plan = Plan.load(store.plan_location(manifest.run_id))
-        new, gone = plan.drift(listing)
-        if new or gone:
-            print(
-                f"note: resuming run {manifest.run_id} with its saved plan; since then {new} inputs appeared and "
-                f"{gone} disappeared (use --overwrite to plan afresh)",
-                file=stream,
-            )
-    else:
-        now = datetime.now(timezone.utc)
-        run_id = RunStore.new_run_id(now)
-        videos = plan_videos(
-            pc.filter(listing.table.column("uri"), pc.equal(listing.table.column("kind"), "video")).to_pylist(),
-            sampling,
-            config.video_segment_frames,
-            config.storage_options,
-        )
-        plan = Plan.from_listing(listing, config.shard_size, now.strftime("%Y-%m-%d"), videos)
-        plan.save(store.plan_location(run_id))
-        manifest = _new_manifest(config, setup, run_id, fingerprint, now, plan, listing.skipped)
+    manifest, plan, resumed = _resume_or_plan(config, setup, listing, store, sampling, stream)
     committer = ShardCommitter(out, manifest.run_id, setup.class_names)
     committed = committer.committed()
+    cleaned = committer.clean_uncommitted(set(committed)) if resumed else 0
     pending = plan.pending(set(committed))
-    attempt = {"started_at": _now(), "pending_inputs": pending.num_rows, "committed_shards_before": len(committed)}
+    attempt = {
+        "started_at": _now(),
+        "pending_items": pending.num_rows,
+        "committed_shards_before": len(committed),
+        "leftovers_removed": cleaned,
+    }
     manifest.status = "running"
     manifest.attempts.append(attempt)
     store.save(manifest)
@@ -93,6 +79,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
         total=plan.expected_frames, stream=stream, done=plan.expected_frames - _expected_frames(pending)
     )
     error: str | None = None
+    failed: dict[str, str] = {}
     try:
         if pending.num_rows:
             start_ray(config.ray_address)
@@ -100,11 +87,33 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
             manifest.model = manifest.model.model_copy(
                 update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
             )
-            collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
-            dataset = build_dataset(pending, setup, config.model, resources, sampling, config.storage_options)
-            run_pipeline(dataset, collector)
-            if collector.incomplete:
-                error = f"shards never completed: {', '.join(collector.incomplete[:5])}"
+
+            decoding = Decoding(
+                spec=setup.spec,
+                sampling=sampling,
+                storage_options=config.storage_options,
+                rows_per_batch=resources.decode_batch_size,
+                max_pixels=config.max_image_pixels,
+            )
+
+            def run(shards: list[str]) -> str | None:
+                items = pending.filter(pc.is_in(pending.column("shard_id"), pa.array(shards, pa.string())))
+                collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
+                try:
+                    dataset = build_dataset(items, setup, config.model, resources, decoding)
+                    run_pipeline(dataset, collector)
+                except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
+                    return describe_failure(exc)
+                finally:
+                    progress.advance(*(-n for n in collector.uncommitted_counts()))
+                return None
+
+            outcome = execute(sorted(set(pending.column("shard_id").to_pylist())), run, committer.committed_ids)
+            failed = outcome.failed
+            attempt["pipeline_runs"] = outcome.runs
+            if failed:
+                first = min(failed)
+                error = f"{len(failed)} shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; {first}: {failed[first]}"
     except KeyboardInterrupt:
         error = "interrupted"
     except Exception as exc:  # the run failed as a whole; committed shards stay and a rerun resumes
@@ -112,11 +121,47 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     finally:
         progress.close()
     wall_s = time.monotonic() - started
-    manifest = _finish(manifest, committer.committed(), plan, error, wall_s, progress.rate, attempt)
+    manifest = _finish(manifest, committer.committed(), plan, failed, error, wall_s, progress.rate, attempt)
     store.save(manifest)
     exit_code = _exit_code(manifest, config.max_error_rate)
     _summary(stream, manifest, out, wall_s, progress.rate, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)
+
+
+def _resume_or_plan(
+    config: JobConfig, setup: ModelSetup, listing: Listing, store: RunStore, sampling: Sampling, stream: TextIO
+) -> tuple[RunManifest, Plan, bool]:
+    """The run to go on with: the last run of the same job when it is to be resumed (always, unless
+    ``--incremental`` finds it finished), else a new run planned from the listing. True when resumed."""
+    fingerprint = config.fingerprint(setup.weights.sha256)
+    model_fingerprint = config.model_fingerprint(setup.weights.sha256)
+    previous = store.latest_with(fingerprint)
+    if previous is not None and not (config.incremental and previous.status != "running"):
+        plan = Plan.load(store.plan_location(previous.run_id))
+        new, gone = plan.drift(listing)
+        if new or gone:
+            print(
+                f"note: resuming run {previous.run_id} with its saved plan; since then {new} inputs appeared and "
+                f"{gone} disappeared (use --incremental for the new ones, --overwrite to plan afresh)",
+                file=stream,
+            )
+        return previous, plan, True
+    if config.incremental:
+        listed = len(listing)
+        listing = new_or_changed(listing, store, model_fingerprint)
+        print(f"incremental: {len(listing)} of {listed} inputs are new or changed", file=stream)
+    now = datetime.now(timezone.utc)
+    run_id = RunStore.new_run_id(now)
+    videos = plan_videos(
+        pc.filter(listing.table.column("uri"), pc.equal(listing.table.column("kind"), "video")).to_pylist(),
+        sampling,
+        config.video_segment_frames,
+        config.storage_options,
+    )
+    plan = Plan.from_listing(listing, config.shard_size, now.strftime("%Y-%m-%d"), videos)
+    plan.save(store.plan_location(run_id))
+    manifest = _new_manifest(config, setup, run_id, (fingerprint, model_fingerprint), now, plan, listing.skipped)
+    return manifest, plan, False
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -168,14 +213,15 @@ def _new_manifest(
     config: JobConfig,
     setup: ModelSetup,
     run_id: str,
-    fingerprint: str,
+    fingerprints: tuple[str, str],
     now: datetime,
     plan: Plan,
     skipped: Counter,
 ) -> RunManifest:
     return RunManifest(
         run_id=run_id,
-        fingerprint=fingerprint,
+        fingerprint=fingerprints[0],
+        model_fingerprint=fingerprints[1],
         run_date=now.strftime("%Y-%m-%d"),
         status="running",
         config=config.public_dump(),
@@ -207,6 +253,7 @@ def _finish(
     manifest: RunManifest,
     commits: dict[str, ShardCommit],
     plan: Plan,
+    failed: dict[str, str],
     error: str | None,
     wall_s: float,
     rate: float,
@@ -221,7 +268,7 @@ def _finish(
         counts.detections += commit.detections
         kinds.update(commit.error_kinds)
     counts.error_kinds = dict(kinds)
-    shards = {s: ("committed" if s in commits else "pending") for s in plan.shard_sizes}
+    shards = {s: ("committed" if s in commits else "failed" if s in failed else "pending") for s in plan.shard_sizes}
     complete = all(state == "committed" for state in shards.values())
     attempt.update({"finished_at": _now(), "wall_s": round(wall_s, 3), "frames_per_s": round(rate, 3), "error": error})
     return manifest.model_copy(
@@ -230,6 +277,7 @@ def _finish(
             "shards": shards,
             "status": "completed" if complete and error is None else "failed",
             "error": error,
+            "failed_shards": failed,
             "timings": {**manifest.timings, "last_finished_at": _now(), "last_wall_s": round(wall_s, 3)},
         }
     )

@@ -32,6 +32,19 @@ _NO_ERROR = ""
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How the CPU stage turns work items into model inputs."""
+
+    spec: LetterboxSpec
+    sampling: Sampling
+    storage_options: dict[str, Any]
+    rows_per_batch: int
+    """Frame rows per yielded batch, so a long video range never sits in memory whole."""
+    max_pixels: int
+    """Images declaring more pixels are refused unread (decompression bombs)."""
+
+
+@dataclass(frozen=True)
 class _Row:
     frame_index: int
     timestamp_s: float
@@ -40,31 +53,23 @@ class _Row:
     error: str
 
 
-def decode_batch(
-    batch: dict[str, np.ndarray],
-    spec: LetterboxSpec,
-    sampling: Sampling,
-    storage_options: dict[str, Any],
-    rows_per_batch: int,
-) -> Iterator[dict[str, np.ndarray]]:
-    """Read, decode and letterbox each work item; yields batches of at most ``rows_per_batch`` frame rows,
-    so a long video range never sits in memory whole. A frame that fails gets an error row and a blank canvas."""
+def decode_batch(batch: dict[str, np.ndarray], decoding: Decoding) -> Iterator[dict[str, np.ndarray]]:
+    """Read, decode and letterbox each work item; yields batches of at most ``decoding.rows_per_batch`` frame
+    rows. A frame that fails gets an error row and a blank canvas."""
     pending: list[tuple[int, _Row, int]] = []
     for i in range(len(batch["source_uri"])):
-        for row, item_rows in _item_rows({name: batch[name][i] for name in batch}, spec, sampling, storage_options):
+        for row, item_rows in _item_rows({name: batch[name][i] for name in batch}, decoding):
             pending.append((i, row, item_rows))
-            if len(pending) >= rows_per_batch:
-                yield _columns(batch, pending, spec)
+            if len(pending) >= decoding.rows_per_batch:
+                yield _columns(batch, pending, decoding.spec)
                 pending = []
     if pending:
-        yield _columns(batch, pending, spec)
+        yield _columns(batch, pending, decoding.spec)
 
 
-def _item_rows(
-    item: dict[str, Any], spec: LetterboxSpec, sampling: Sampling, storage_options: dict[str, Any]
-) -> Iterator[tuple[_Row, int]]:
+def _item_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[tuple[_Row, int]]:
     """The rows of one work item, each with ``item_rows`` (0, except on the item's last row)."""
-    rows = _image_rows(item, spec, storage_options) if item["kind"] == "image" else _video_rows(item, spec, sampling, storage_options)
+    rows = _image_rows(item, decoding) if item["kind"] == "image" else _video_rows(item, decoding)
     previous, count = None, 0
     for row in rows:
         if previous is not None:
@@ -73,28 +78,26 @@ def _item_rows(
     yield (previous, count) if previous is not None else (_Row(0, math.nan, None, STATUS_NONE, _NO_ERROR), 1)
 
 
-def _image_rows(item: dict[str, Any], spec: LetterboxSpec, storage_options: dict[str, Any]) -> Iterator[_Row]:
+def _image_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
-        frame = _letterbox(_decode(_read(str(item["source_uri"]), storage_options)), spec)
+        data = _read(str(item["source_uri"]), decoding.storage_options)
+        frame = _letterbox(_decode(data, decoding.max_pixels), decoding.spec)
     except _StageError as exc:
         yield _Row(0, math.nan, None, STATUS_ERROR, str(exc))
         return
     yield _Row(0, math.nan, frame, STATUS_OK, _NO_ERROR)
 
 
-def _video_rows(
-    item: dict[str, Any], spec: LetterboxSpec, sampling: Sampling, storage_options: dict[str, Any]
-) -> Iterator[_Row]:
+def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     """Sampled frames of the item's range; where decoding breaks, an error row at the frame it broke on."""
     uri, start = str(item["source_uri"]), int(item["frame_start"])
     stop = None if _missing(item["frame_stop"]) else int(item["frame_stop"])
     try:
-        loc = location(uri, storage_options)
-        with loc.open_input() as handle:
+        with location(uri, decoding.storage_options).open_input() as handle:
             info = _video_info(item, handle)
-            for decoded in decode_frames(handle, start, stop, sampling, info):
+            for decoded in decode_frames(handle, start, stop, decoding.sampling, info):
                 try:
-                    frame = _letterbox(decoded.image, spec)
+                    frame = _letterbox(decoded.image, decoding.spec)
                 except _StageError as exc:
                     yield _Row(decoded.index, decoded.timestamp_s, None, STATUS_ERROR, str(exc))
                     continue
@@ -158,9 +161,9 @@ def _read(uri: str, storage_options: dict[str, Any]) -> bytes:
         raise _StageError(f"read: {type(exc).__name__}: {exc}") from None
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     try:
-        return decode_image(data)
+        return decode_image(data, max_pixels)
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
+from workers.preprocess import DEFAULT_MAX_PIXELS
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ModelName = Literal["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"]
@@ -32,10 +33,14 @@ class JobConfig(BaseModel):
     video_stride: int | None = Field(default=None, gt=0)
     video_fps: float | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, gt=0)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    """Images declaring more pixels are refused unread (decompression bombs): an ``error`` row."""
     video_segment_frames: int = Field(default=1800, gt=0)
     """Decoded frames per video range: a longer video is spread over the model actors in ranges this long."""
     shard_size: int = Field(default=1000, gt=0)
     overwrite: bool = False
+    incremental: bool = False
+    """Process only inputs new or changed since earlier runs of the same model into the same output."""
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
     ray_address: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
@@ -53,12 +58,23 @@ class JobConfig(BaseModel):
         data["storage_option_keys"] = sorted(self.storage_options)
         return data
 
+    def model_fingerprint(self, weights_sha256: str) -> str:
+        """Identity of what a run computes for one input: model, weights, thresholds, sampling. Inputs that an
+        earlier run with the same model fingerprint committed are what ``--incremental`` skips."""
+        return _digest(
+            self.model_dump(
+                mode="json",
+                include={"model", "num_classes", "class_names", "conf", "iou", "max_det"}
+                | {"video_stride", "video_fps", "max_frames", "max_image_pixels"},
+            )
+            | {"weights_sha256": weights_sha256}
+        )
+
     def fingerprint(self, weights_sha256: str) -> str:
         """Identity of the output a run produces: same fingerprint, same rows; resume relies on it."""
-        relevant = self.model_dump(
-            mode="json",
-            include={"sources", "model", "num_classes", "class_names", "conf", "iou", "max_det"}
-            | {"video_stride", "video_fps", "max_frames", "video_segment_frames", "shard_size"},
-        )
-        relevant["weights_sha256"] = weights_sha256
-        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+        layout = self.model_dump(mode="json", include={"sources", "video_segment_frames", "shard_size"})
+        return _digest(layout | {"model": self.model_fingerprint(weights_sha256)})
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

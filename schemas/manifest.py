@@ -61,6 +61,8 @@ class RunManifest(BaseModel):
 
     run_id: str
     fingerprint: str
+    model_fingerprint: str = ""
+    """``JobConfig.model_fingerprint``: runs that agree on it computed the same answer for an input."""
     run_date: str
     status: Literal["running", "completed", "failed"]
     config: dict[str, Any]
@@ -73,3 +75,5 @@ class RunManifest(BaseModel):
     timings: dict[str, float | str] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
+    failed_shards: dict[str, str] = Field(default_factory=dict)
+    """Shards that failed alone on every attempt, with the cause; a rerun tries them again."""

@@ -4,14 +4,33 @@ The reference pipeline (``default_yolo_nas_coco_processing_params``) rescales th
 pads to 640x640 with 114 (centred), feeds RGB and divides by 255. Any mistake here (channel order, rounding,
 padding side) silently degrades detections, so the geometry is kept in one small, tested place, and the
 float normalisation is left to the model side (``workers.detector``) where it runs batched on the device.
+
+Decoding takes untrusted bytes, so before OpenCV sees them ``decode_image`` checks what they are (one of
+the job's formats: JPEG, PNG, WebP, BMP, TIFF), how many pixels the header declares (a small file can declare
+a gigapixel image) and, where the format makes it cheap, whether the file is whole: a cut JPEG would otherwise
+come back half grey from OpenCV 4 (libjpeg only warns), and as a bare ``None`` from OpenCV 5. Every refusal is
+a ``DecodeError`` whose one-line message says the cause.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
+import imagesize
 import numpy as np
+
+DEFAULT_MAX_PIXELS = 178_956_970
+"""Largest image (width x height, as the header declares it) that ``decode_image`` decodes.
+
+Pillow's decompression-bomb error threshold (2 x ``PIL.Image.MAX_IMAGE_PIXELS``), a limit users already know:
+above single-shot camera sensors (150 MP at most), while the decoded RGB array stays under 540 MB, plus
+OpenCV's working buffers while it decodes. OpenCV has its own cap, 2**30 pixels unless the environment variable
+``OPENCV_IO_MAX_IMAGE_PIXELS`` said otherwise before OpenCV's first use; it is above this one and read once per
+process, so the check here is the one that binds.
+"""
 
 
 class DecodeError(ValueError):
@@ -49,18 +68,159 @@ class Letterboxed:
     pad_left: int
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes to an (H, W, 3) uint8 RGB array, EXIF orientation applied.
 
-    OpenCV converts grayscale, palette, 16-bit and alpha images to 8-bit 3-channel colour, and applies the
-    EXIF orientation so that boxes are in the orientation people see.
+    OpenCV (``IMREAD_COLOR``) converts grayscale and palette images to colour, 16-bit samples to 8-bit by
+    keeping the high byte (``value >> 8``; Pillow, and so super-gradients' ``predict()`` on a path, clips a
+    16-bit grayscale PNG to white instead), drops alpha without compositing (as Pillow's ``convert("RGB")``
+    does), converts CMYK JPEGs to RGB, and applies the EXIF orientation so that boxes are in the orientation
+    people see. Refused with a ``DecodeError`` before any pixel is decoded: empty data, bytes that are not one
+    of the job's formats, an image above ``max_pixels``, a JPEG, PNG or WebP that is cut short.
+
+    The declared size comes from ``imagesize``, a pure-Python reader of the header fields only (microseconds,
+    no allocation in proportion to the image). Pillow's ``Image.open`` would also read only the header, but
+    it applies its own process-wide bomb limit first and then reports a pixel count without the size.
     """
     if not data:
         raise DecodeError("empty file")
+    kind = _image_format(data)
+    if kind is None:
+        raise DecodeError(f"not a decodable image ({_describe(data)})")
+    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    if width <= 0 or height <= 0:
+        raise DecodeError(f"truncated or corrupt {kind}: no image size in the header")
+    if width * height > max_pixels:
+        raise DecodeError(
+            f"image is {width}x{height} = {_megapixels(width * height)} MP, "
+            f"above the {_megapixels(max_pixels)} MP limit"
+        )
+    cut = _TRUNCATION_CHECKS.get(kind)
+    if cut is not None and (cause := cut(data)) is not None:
+        raise DecodeError(f"truncated {kind}: {cause}")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise DecodeError("not a decodable image")
+        raise DecodeError(f"truncated or corrupt {kind}: OpenCV could not decode the {width}x{height} image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _image_format(data: bytes) -> str | None:
+    """The job's image format these bytes start like (by signature, as OpenCV picks its decoder), or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    return None
+
+
+_OTHER_SIGNATURES = (
+    (b"%PDF", "PDF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"PK\x05\x06", "ZIP"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"\x1f\x8b", "gzip"),
+)
+"""Prefixes of files that commonly end up with an image extension: documents, archives, other image formats."""
+
+
+def _describe(data: bytes) -> str:
+    """What bytes that are not one of the job's image formats look like, for the error message."""
+    head = data[:512]
+    for prefix, kind in _OTHER_SIGNATURES:
+        if head.startswith(prefix):
+            return f"bytes look like {kind}"
+    if head[4:8] == b"ftyp":
+        return "bytes look like HEIF/AVIF/MP4"
+    markup = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if markup.startswith((b"<!doctype html", b"<html")):
+        return "bytes look like HTML"
+    if markup.startswith((b"<?xml", b"<svg")):
+        return "bytes look like XML"
+    if _is_text(head):
+        return "bytes look like text"
+    return "unrecognised bytes"
+
+
+def _is_text(sample: bytes) -> bool:
+    """UTF-8 made of printable characters and whitespace; a character cut by the end of the sample is fine."""
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:
+            return False
+        text = sample[: exc.start].decode("utf-8")
+    return bool(text) and all(char.isprintable() or char.isspace() for char in text)
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:g}"
+
+
+def _jpeg_truncation(data: bytes) -> str | None:
+    """Why this JPEG is cut short, or None when it is whole (or broken in a way only the decoder can tell).
+
+    Walks the header segments by their lengths, so that a preview JPEG inside an APP segment, with its own
+    end marker, is stepped over, up to the first start-of-scan; after it the end-of-image marker FFD9 must
+    follow somewhere. It cannot occur inside the entropy-coded data (a data byte FF is always followed by 00 or
+    a restart marker), so finding it anywhere later means the scans are whole; bytes after it (camera
+    trailers, padding) are ignored, as decoders ignore them. One ``bytes.find``: microseconds per megabyte.
+    """
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+        elif marker == 0xD9:
+            return None
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2
+        else:
+            end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if marker == 0xDA:
+                return None if data.find(b"\xff\xd9", end) >= 0 else "no end-of-image marker after the image data"
+            pos = end
+    return "ends inside the header"
+
+
+def _png_truncation(data: bytes) -> str | None:
+    """Why this PNG is cut short, or None when its chunks run whole up to IEND.
+
+    Steps from chunk to chunk by the declared lengths (a few thousand steps for a large PNG), so bytes inside
+    compressed data that happen to spell IEND are never mistaken for the end.
+    """
+    pos = 8
+    while pos + 8 <= len(data):
+        chunk = data[pos + 4 : pos + 8]
+        if chunk == b"IEND":
+            return None
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+        if pos > len(data):
+            name = chunk.decode("ascii") if chunk.isalpha() else chunk.hex()
+            return f"ends inside the {name} chunk"
+    return "no IEND chunk"
+
+
+def _webp_truncation(data: bytes) -> str | None:
+    """The RIFF header declares the file's length; fewer bytes than that means the file was cut."""
+    declared = 8 + int.from_bytes(data[4:8], "little")
+    return f"{len(data)} of {declared} bytes" if len(data) < declared else None
+
+
+_TRUNCATION_CHECKS: dict[str, Callable[[bytes], str | None]] = {
+    "JPEG": _jpeg_truncation,
+    "PNG": _png_truncation,
+    "WebP": _webp_truncation,
+}
+"""Formats whose completeness is cheap to check from the structure; a cut BMP or TIFF fails in OpenCV."""
 
 
 def letterbox(rgb: np.ndarray, spec: LetterboxSpec) -> Letterboxed:
@@ -68,12 +228,13 @@ def letterbox(rgb: np.ndarray, spec: LetterboxSpec) -> Letterboxed:
 
     Rounding follows super-gradients: ``scale = min(fit_h / h, fit_w / w)``, new size ``round(h * scale)``,
     centre padding puts the odd pixel at the bottom/right, and boxes map back by ``(box - pad) / scale``.
+    A side that would round to 0 pixels (a 10000x3 strip) is kept at 1, where super-gradients' resize fails.
     """
     height, width = rgb.shape[:2]
     scale = min(spec.fit[0] / height, spec.fit[1] / width)
     image = rgb[..., ::-1] if spec.bgr else rgb
     if scale != 1.0:
-        size = (round(width * scale), round(height * scale))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = cv2.resize(np.ascontiguousarray(image), dsize=size, interpolation=cv2.INTER_LINEAR)
     new_h, new_w = image.shape[:2]
     canvas_h, canvas_w = spec.canvas

@@ -78,3 +78,12 @@ def test_top_level_command():
         cwd=REPO, capture_output=True, text=True,
     )
     assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
+
+
+def test_resume_is_the_default_and_overwrite_must_be_asked_for():
+    from jobs.cli import detect_parser
+
+    parser = detect_parser("detect")
+    assert parser.parse_args(["src", "--output", "out"]).overwrite is False
+    assert parser.parse_args(["src", "--output", "out", "--resume"]).overwrite is False
+    assert parser.parse_args(["src", "--output", "out", "--overwrite"]).overwrite is True

@@ -1,0 +1,147 @@
+"""Crashes on a real local Ray: a model actor killed mid-run, and the driver killed with its whole process
+group and run again. Either way the output ends with every frame once and the same detections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+
+from tests.conftest import REPO
+from tests.jobs.test_runner import _run
+from tests.support.parity import mismatches
+
+SHARD_SIZE = 4
+PHOTOS = 48
+"""More than one block of work items (32), so results reach the driver in more than one burst and a kill
+can land between commits."""
+
+
+def _frames(out: Path) -> list[dict]:
+    return ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
+
+
+def _boxes(out: Path) -> dict[str, np.ndarray]:
+    ours: dict[str, list] = {}
+    for row in ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table().to_pylist():
+        ours.setdefault(row["source_uri"], []).append([row[k] for k in ("x1", "y1", "x2", "y2", "score", "class_id")])
+    return {k: np.array(v) for k, v in ours.items()}
+
+
+def _markers(out: Path) -> list[Path]:
+    return sorted(out.glob("_runs/*/shards/*.json"))
+
+
+def _wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, coco_images) -> Path:
+    folder = tmp_path_factory.mktemp("fault-input") / "photos"
+    folder.mkdir()
+    for i in range(PHOTOS):
+        image = coco_images[i % len(coco_images)]
+        (folder / f"{i:02d}-{image.name}").write_bytes(image.read_bytes())
+    return folder
+
+
+def _expected(photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]) -> dict[str, np.ndarray]:
+    by_name = {p.name: "file://" + str(p.resolve()) for p in coco_images}
+    expected = {"file://" + str(p): reference_predictions[by_name[p.name[3:]]] for p in sorted(photos.iterdir())}
+    return {k: v for k, v in expected.items() if len(v)}
+
+
+def _model_actor_pids() -> list[int]:
+    """Processes of live model actors: Ray titles an actor's process ``ray::<actor class>``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and "DetectStage" in title:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
+    tmp_path, photos, probe_weights, ray_cluster, reference_predictions, coco_images
+):
+    out = tmp_path / "out"
+    result = {}
+    job = threading.Thread(target=lambda: result.update(run=_run([photos], out, probe_weights, shard_size=SHARD_SIZE)))
+    job.start()
+    _wait_for(lambda: len(_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
+    killed = _model_actor_pids()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    assert len(_markers(out)) < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
+    job.join(timeout=600)
+    assert not job.is_alive(), "the job hung after its actor was killed"
+    run = result["run"]
+    assert run.result.exit_code == 0, run.log
+    frames = _frames(out)
+    assert sorted(r["source_uri"] for r in frames) == sorted("file://" + str(p) for p in photos.iterdir())
+    assert {r["status"] for r in frames} == {"ok"}
+    assert mismatches(_boxes(out), _expected(photos, reference_predictions, coco_images)) == []
+    assert all(pid not in _model_actor_pids() for pid in killed)
+
+
+def _detection_rows(out: Path) -> list[tuple]:
+    keys = ("source_uri", "frame_index", "class_id", "score", "x1", "y1", "x2", "y2")
+    table = ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table()
+    return sorted(tuple(r[k] for k in keys) for r in table.to_pylist())
+
+
+def _detect_command(photos: Path, out: Path, weights: Path) -> list[str]:
+    return [sys.executable, "-m", "jobs.detect", str(photos), "--output", str(out), "--weights", str(weights),
+            "--shard-size", str(SHARD_SIZE)]
+
+
+def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_output(
+    tmp_path, photos, probe_weights, ray_cluster
+):
+    reference = _run([photos], tmp_path / "uninterrupted", probe_weights, shard_size=SHARD_SIZE)
+    assert reference.result.exit_code == 0
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
+    driver = subprocess.Popen(
+        _detect_command(photos, out, probe_weights), cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: len(_markers(out)) >= 1 or driver.poll() is not None, 300, "a committed shard")
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    committed_at_kill = len(_markers(out))
+    assert 1 <= committed_at_kill < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
+    run_folder = next(p for p in (out / "_runs").iterdir() if p.is_dir())
+    stray = out / "frames" / "leftover.parquet.1234abcd.tmp"
+    stray.write_bytes(b"partial")  # what a kill during a local write leaves
+
+    rerun = subprocess.run(_detect_command(photos, out, probe_weights), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{PHOTOS - SHARD_SIZE * committed_at_kill} items to process" in rerun.stdout  # committed work not redone
+    assert not stray.exists()
+    frames = _frames(out)
+    keys = sorted((r["source_uri"], r["frame_index"]) for r in frames)
+    assert keys == sorted((r["source_uri"], r["frame_index"]) for r in _frames(reference.out))
+    assert len(set(keys)) == len(keys) == PHOTOS
+    assert _detection_rows(out) == _detection_rows(reference.out)
+    assert {p.name for p in (out / "_runs").iterdir() if p.is_dir()} == {run_folder.name}  # resumed, not replanned
