@@ -42,15 +42,21 @@ class Resources:
 
 
 def build_dataset(
-    pending: pa.Table, setup: ModelSetup, model_name: str, resources: Resources, decoding: Decoding
+    pending: pa.Table,
+    setup: ModelSetup,
+    model_name: str,
+    resources: Resources,
+    decoding: Decoding,
+    traced: bytes | None = None,
 ) -> ray.data.Dataset:
     """The lazy dataset of result rows (``schemas.tables.RESULTS_SCHEMA``) for the pending work items.
 
+    ``traced``: the fused model as TorchScript, which actors load instead of building it from the weights.
     Decode tasks take one work item at a time (a video range may give thousands of frames, yielded in batches
     of ``decode_batch_size``), so items spread evenly over the cluster."""
     rows = min(resources.block_rows, resources.batch_size)
     blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
-    weights_ref = ray.put(setup.weights)
+    model_ref = ray.put(traced if traced is not None else setup.weights)
     return (
         ray.data.from_arrow(blocks)
         .map_batches(
@@ -67,7 +73,7 @@ def build_dataset(
             compute=ray.data.ActorPoolStrategy(size=resources.workers),
             fn_constructor_kwargs={
                 "model_name": model_name,
-                "weights": weights_ref,
+                "model": model_ref,
                 "spec": setup.spec,
                 "device": resources.device,
                 "thresholds": setup.thresholds,

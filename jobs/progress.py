@@ -47,6 +47,11 @@ class Progress:
             print(self.line(), file=self.stream, flush=True)
 
     @property
+    def first_result_at(self) -> float | None:
+        """``time.monotonic()`` when the first result arrived: the end of start-up (Ray, actors, model)."""
+        return self._first[0] if self._first else None
+
+    @property
     def rate(self) -> float:
         """Frames per second since the first result arrived (steady state, start-up excluded)."""
         if self._first is None:

@@ -36,6 +36,7 @@ from jobs.stages import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
+from workers.detector import trace_fused
 from workers.video import Sampling
 from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
 
@@ -88,6 +89,9 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
                 update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
             )
 
+            # On CPU the model actors load the fused model traced once here, skipping super-gradients' import
+            # (most of an actor's start-up); on GPU they build it themselves, on their device.
+            traced = trace_fused(config.model, setup.weights, setup.spec) if resources.device == "cpu" else None
             decoding = Decoding(
                 spec=setup.spec,
                 sampling=sampling,
@@ -100,7 +104,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
                 items = pending.filter(pc.is_in(pending.column("shard_id"), pa.array(shards, pa.string())))
                 collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
                 try:
-                    dataset = build_dataset(items, setup, config.model, resources, decoding)
+                    dataset = build_dataset(items, setup, config.model, resources, decoding, traced)
                     run_pipeline(dataset, collector)
                 except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
                     return describe_failure(exc)
@@ -121,6 +125,8 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     finally:
         progress.close()
     wall_s = time.monotonic() - started
+    if progress.first_result_at is not None:
+        attempt["startup_s"] = round(progress.first_result_at - started, 3)
     manifest = _finish(manifest, committer.committed(), plan, failed, error, wall_s, progress.rate, attempt)
     store.save(manifest)
     exit_code = _exit_code(manifest, config.max_error_rate)

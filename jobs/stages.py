@@ -188,19 +188,24 @@ class DetectStage:
     def __init__(
         self,
         model_name: str,
-        weights: "Weights | ray.ObjectRef",
+        model: "Weights | bytes | ray.ObjectRef",
         spec: LetterboxSpec,
         device: str,
         thresholds: Thresholds,
         threads: int,
     ) -> None:
+        """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
+        bytes (``workers.detector.trace_fused``), which loads without importing super-gradients."""
         import torch
 
-        if isinstance(weights, ray.ObjectRef):
-            weights = ray.get(weights)
+        if isinstance(model, ray.ObjectRef):
+            model = ray.get(model)
         if device == "cpu":
             torch.set_num_threads(threads)
-        self.detector = Detector(model_name, weights, spec, device=device, thresholds=thresholds)
+        if isinstance(model, bytes):
+            self.detector = Detector.from_torchscript(model, spec, device=device, thresholds=thresholds)
+        else:
+            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         ok = np.flatnonzero(batch["status"] == STATUS_OK)

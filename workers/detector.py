@@ -7,6 +7,8 @@ batch and the mapping of boxes back to the original frames, all vectorised on th
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -88,10 +90,26 @@ class Detector:
     ) -> None:
         if model_name not in MODEL_NAMES:
             raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        self._setup(_build_fused_model(model_name, weights, spec.canvas), spec, device, thresholds)
+
+    @classmethod
+    def from_torchscript(
+        cls, data: bytes, spec: LetterboxSpec, *, device: str = "cpu", thresholds: Thresholds = Thresholds()
+    ) -> "Detector":
+        """A detector from ``trace_fused``'s bytes: loading needs torch only, so a model actor skips importing
+        super-gradients (most of its start-up on a CPU)."""
+        detector = cls.__new__(cls)
+        model = torch.jit.load(io.BytesIO(data), map_location=device)
+        detector._setup(model, spec, device, thresholds)
+        return detector
+
+    def _setup(self, model: torch.nn.Module, spec: LetterboxSpec, device: str, thresholds: Thresholds) -> None:
         self.spec = spec
         self.thresholds = thresholds
         self.device = torch.device(device)
-        self.model = _build_fused_model(model_name, weights, spec.canvas).to(self.device)
+        # channels-last end to end: the uint8 NHWC batch is already in that layout, and oneDNN/cuDNN convolutions
+        # run faster on it (measured in benchmarks/throughput.py) than on NCHW.
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
@@ -99,9 +117,25 @@ class Detector:
     def detect(self, batch: FrameBatch) -> Detections:
         """Run the model on a batch and return its boxes in original-frame pixels."""
         images = torch.from_numpy(np.ascontiguousarray(batch.images)).to(self.device, non_blocking=True)
-        inputs = (images.permute(0, 3, 1, 2).float() - self._mean) / self._std
+        inputs = ((images.permute(0, 3, 1, 2).float() - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
         boxes, scores = _decoded_output(self.model(inputs))
         return _postprocess(boxes.float(), scores.float(), batch, self.thresholds)
+
+
+def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec) -> bytes:
+    """The fused model traced to TorchScript (CPU, fp32), once, where super-gradients is already imported.
+
+    The trace holds the same operations as the eager fused model (tested equal); it is traced at batch 2 and
+    runs at any batch size, on the fixed canvas of ``spec``.
+    """
+    model = _build_fused_model(model_name, weights, spec.canvas).to(memory_format=torch.channels_last)
+    example = torch.zeros(2, 3, *spec.canvas).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example, strict=False, check_trace=False)
+    sink = io.BytesIO()
+    torch.jit.save(traced, sink)
+    return sink.getvalue()
 
 
 def _build_fused_model(model_name: str, weights: Weights, canvas: tuple[int, int]) -> torch.nn.Module:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.parity import mismatches
 from workers.batching import batched
-from workers.detector import Detector, FrameBatch, Thresholds
+from workers.detector import Detector, FrameBatch, Thresholds, trace_fused
 from workers.preprocess import LetterboxSpec, decode_image, letterbox
 from workers.weights import load_weights
 
@@ -69,3 +69,14 @@ def test_thresholds_limit_boxes(probe_weights, coco_images):
     found = strict.detect(FrameBatch.stack(frames))
     assert found.counts.max() <= 2 and found.counts.sum() > 0
     assert np.array_equal(np.bincount(found.frame, minlength=8), found.counts)
+
+
+def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_weights, coco_images):
+    weights = load_weights(str(probe_weights), "yolo_nas_s")
+    eager = Detector("yolo_nas_s", weights, LetterboxSpec())
+    traced = Detector.from_torchscript(trace_fused("yolo_nas_s", weights, LetterboxSpec()), LetterboxSpec())
+    batch = FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:5]])
+    a, b = eager.detect(batch), traced.detect(batch)
+    assert a.counts.sum() > 0
+    assert np.array_equal(a.counts, b.counts) and np.array_equal(a.class_ids, b.class_ids)
+    assert np.allclose(a.boxes, b.boxes, atol=1e-3) and np.allclose(a.scores, b.scores, atol=1e-5)
