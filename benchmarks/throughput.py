@@ -11,6 +11,7 @@ of frames/s with ratios and writes the numbers as JSON. CPU or GPU is detected.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -26,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.support import copied_images, image_paths, weights_file  # noqa: E402
 from workers.batching import batched  # noqa: E402
 from workers.detector import Detector, FrameBatch  # noqa: E402
 from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
@@ -52,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.batch_size = args.batch_size or (32 if device == "cuda" else 8)
-    paths = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    paths = image_paths(args.images)
     n = len(paths)
     weights = load_weights(args.weights, args.model)
     results: dict[str, float] = {}
@@ -90,7 +92,8 @@ def main() -> None:
             detector.detect(FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in chunk]))
 
     results["workers_in_process"] = n / _timed(in_process)
-    results.update(_job(paths, args))
+    if importlib.util.find_spec("ray") is not None:
+        results.update(_job(paths, args))
     _report(results, n, device, args)
 
 
@@ -98,23 +101,16 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
     """The full job on a local Ray: end to end from cold (Ray start-up included) on the images; then, with Ray
     up, once more on them and on ``REPEAT`` copies of them. Steady state is the marginal cost (wall of the big
     run - wall of the small) / extra images, which cancels every per-run start-up (actor, model) out."""
-    import shutil
-
     from jobs.runner import run_job
     from schemas.config import JobConfig
 
     walls, startup = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights
-        if weights == "random":
-            weights = str(Path(tmp) / "random.pth")
-            torch.save(load_weights("random", args.model).state_dict, weights)
+        weights = weights_file(args.weights, args.model, Path(tmp))
+        # A fresh model cache: the cold run pays for tracing the model, as a first run on a machine does.
+        os.environ["YOLONAS_BATCH_CACHE"] = str(Path(tmp) / "cache")
         for run, copies in (("cold", 1), ("warm", 1), ("warm-big", REPEAT)):
-            folder = Path(tmp) / f"images-{run}"
-            for c in range(copies):
-                (folder / str(c)).mkdir(parents=True)
-                for p in paths:
-                    shutil.copy(p, folder / str(c) / p.name)
+            folder = copied_images(paths, Path(tmp) / f"images-{run}", copies)
             config = JobConfig(
                 sources=[str(folder)],
                 output=str(Path(tmp) / f"out-{run}"),
@@ -148,10 +144,15 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
           f"fp32; {n} images")
     print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
     for key in ("predict", "bare_forward", "workers_in_process", "job_steady_state", "job_end_to_end"):
-        value = results[key]
-        print(f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x")
-    print(f"job wall time {results['job_wall_s']:.1f}s for {n} images; time to first result "
-          f"{results['job_startup_cold_s']:.1f}s with Ray starting, {results['job_startup_warm_s']:.1f}s with Ray up")
+        value = results.get(key)
+        if value is not None:
+            print(f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x")
+    if "job_wall_s" not in results:
+        print("job: not measured (Ray is not installed here)")
+    else:
+        print(f"job wall time {results['job_wall_s']:.1f}s for {n} images; time to first result "
+              f"{results['job_startup_cold_s']:.1f}s with Ray starting and the model traced, "
+              f"{results['job_startup_warm_s']:.1f}s with Ray up")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"device": device, "device_name": name, "images": n, **results}, indent=2))
 

@@ -17,7 +17,8 @@ import ray
 from ray.util.annotations import RayDeprecationWarning
 
 from jobs.commit import ShardCommitter
-from jobs.stages import DetectStage, Decoding, decode_batch
+from jobs.decode_stage import Decoding, decode_batch
+from jobs.detect_stage import DetectStage
 from schemas.manifest import ShardCommit
 from schemas.tables import STATUS_ERROR, STATUS_NONE
 from jobs.model_setup import ModelSetup

@@ -11,12 +11,14 @@ import os
 import platform
 import re
 import sys
+import threading
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import TextIO
+from typing import Any, Callable, TextIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,13 +34,15 @@ from jobs.planning import Plan
 from jobs.progress import Progress
 from jobs.ray_session import cluster_cpus, cluster_gpus, start_ray
 from jobs.run_store import RunStore
-from jobs.stages import Decoding
+from jobs.decode_stage import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
-from workers.detector import trace_fused
+from workers.trace_cache import traced_model
 from workers.video import Sampling
 from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR_RATE = 0, 1, 2, 3
 
@@ -83,15 +87,18 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     failed: dict[str, str] = {}
     try:
         if pending.num_rows:
+            # On CPU the model actors load the fused model traced to TorchScript here (skipping super-gradients'
+            # import, most of an actor's start-up); the trace runs (or comes from the cache) while Ray starts. On
+            # GPU actors build the model themselves, on their device.
+            tracing = None
+            if config.device != "cuda":
+                tracing = _in_background(traced_model, config.model, setup.weights, setup.spec)
             start_ray(config.ray_address)
             resources = _resources(config)
             manifest.model = manifest.model.model_copy(
                 update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
             )
-
-            # On CPU the model actors load the fused model traced once here, skipping super-gradients' import
-            # (most of an actor's start-up); on GPU they build it themselves, on their device.
-            traced = trace_fused(config.model, setup.weights, setup.spec) if resources.device == "cpu" else None
+            traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
             decoding = Decoding(
                 spec=setup.spec,
                 sampling=sampling,
@@ -132,6 +139,21 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     exit_code = _exit_code(manifest, config.max_error_rate)
     _summary(stream, manifest, out, wall_s, progress.rate, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)
+
+
+def _in_background(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """``fn(*args)`` in a daemon thread: a result that turns out not to be needed (the cluster has GPUs) does
+    not hold the process open at exit, as a ``ThreadPoolExecutor`` thread would."""
+    future: Future[T] = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever calls result()
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=fn.__name__, daemon=True).start()
+    return future
 
 
 def _resume_or_plan(

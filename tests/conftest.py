@@ -21,6 +21,8 @@ pytest_plugins = ["tests.support.s3"]
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("YOLONAS_TEST_DATA", REPO.parent / "shared" / "data" / "coco-tiny"))
 CACHE = REPO / ".cache" / "test-weights"
+os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
+"""Traced models the jobs under test keep between runs (``workers/trace_cache.py``): here, not in ``~/.cache``."""
 
 
 @pytest.fixture(scope="session")

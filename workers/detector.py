@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torchvision
 
 from workers.preprocess import Letterboxed, LetterboxSpec
 from workers.quiet import super_gradients_models
@@ -99,8 +98,7 @@ class Detector:
         """A detector from ``trace_fused``'s bytes: loading needs torch only, so a model actor skips importing
         super-gradients (most of its start-up on a CPU)."""
         detector = cls.__new__(cls)
-        model = torch.jit.load(io.BytesIO(data), map_location=device)
-        detector._setup(model, spec, device, thresholds)
+        detector._setup(load_torchscript(data, device), spec, device, thresholds)
         return detector
 
     def _setup(self, model: torch.nn.Module, spec: LetterboxSpec, device: str, thresholds: Thresholds) -> None:
@@ -128,14 +126,29 @@ def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec) -> bytes
     The trace holds the same operations as the eager fused model (tested equal); it is traced at batch 2 and
     runs at any batch size, on the fixed canvas of ``spec``.
     """
+    _quiet_torchscript()
     model = _build_fused_model(model_name, weights, spec.canvas).to(memory_format=torch.channels_last)
     example = torch.zeros(2, 3, *spec.canvas).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    with torch.no_grad():
         traced = torch.jit.trace(model, example, strict=False, check_trace=False)
     sink = io.BytesIO()
     torch.jit.save(traced, sink)
     return sink.getvalue()
+
+
+def load_torchscript(data: bytes, device: str) -> torch.nn.Module:
+    """The model ``trace_fused`` produced, on ``device``."""
+    _quiet_torchscript()
+    return torch.jit.load(io.BytesIO(data), map_location=device)
+
+
+def _quiet_torchscript() -> None:
+    """Hide the tracer's and TorchScript's deprecation warnings (the trace is checked equal to the eager model).
+
+    Process-wide filters, not catch_warnings(): the job traces in a background thread while Ray starts, and
+    catch_warnings() would restore (and so drop) filters the main thread sets meanwhile."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
 
 
 def _build_fused_model(model_name: str, weights: Weights, canvas: tuple[int, int]) -> torch.nn.Module:
@@ -165,6 +178,10 @@ def _decoded_output(output: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _postprocess(boxes: torch.Tensor, scores: torch.Tensor, batch: FrameBatch, t: Thresholds) -> Detections:
     """super-gradients' PPYoloE post-processing (multi-label, per-class NMS), for the whole batch at once."""
+    # Imported here, not at the top: torchvision pulls in torch._dynamo (~3.5 s), which the driver only needs
+    # for the model trace it runs in the background while Ray starts.
+    import torchvision
+
     num_frames, _, num_classes = scores.shape
     frame, anchor, cls = (scores > t.conf).nonzero(as_tuple=True)
     conf = scores[frame, anchor, cls]

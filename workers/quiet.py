@@ -26,32 +26,62 @@ _QUIET_ENVIRONMENT = {
 }
 
 
+class _Silence:
+    """Process-wide redirection of fd 1 and 2, shared by overlapping users (the job imports super-gradients in a
+    background thread while Ray starts): the first to enter redirects, the last to leave restores. Per-thread
+    save/restore would let one thread restore the other's redirection and lose the console for good."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: tuple[int, int] = (-1, -1)
+        self.sink: "tempfile._TemporaryFileWrapper[bytes] | None" = None
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                self.saved = os.dup(1), os.dup(2)
+                self.sink = tempfile.TemporaryFile(mode="w+b")
+                os.dup2(self.sink.fileno(), 1)
+                os.dup2(self.sink.fileno(), 2)
+            self.depth += 1
+
+    def leave(self, replay: bool) -> None:
+        """``replay``: the body failed, so what was held back goes to the real stderr (it explains the failure)."""
+        with self.lock:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            if replay and self.sink is not None:
+                self.sink.seek(0)
+                os.write(self.saved[1], self.sink.read())
+                self.sink.seek(0, os.SEEK_END)
+            self.depth -= 1
+            if self.depth == 0:
+                os.dup2(self.saved[0], 1)
+                os.dup2(self.saved[1], 2)
+                os.close(self.saved[0])
+                os.close(self.saved[1])
+                if self.sink is not None:
+                    self.sink.close()
+                self.sink = None
+
+
+_SILENCE = _Silence()
+
+
 @contextlib.contextmanager
 def silenced_output() -> "contextlib.Generator[None, None, None]":
     """Send fd 1 and 2 (C++ libraries write there too) to a temporary file; replay it only if the body raises."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    _SILENCE.enter()
+    try:
+        yield
+    except BaseException:
+        _SILENCE.leave(replay=True)
+        raise
+    else:
+        _SILENCE.leave(replay=False)
 
 
 def super_gradients_models() -> ModuleType:

@@ -1,6 +1,7 @@
-"""The two Ray Data stages: decode + letterbox on CPU tasks, and detection in model actors.
+"""The decode stage of the Ray Data pipeline: read, decode and letterbox on CPU tasks.
 
-Both take and return column batches. A failure of one input (unreadable, undecodable, a video that breaks)
+It takes and returns column batches and imports no torch, so decode workers start in a fraction of a model
+actor's time (``jobs/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a video that breaks)
 becomes an ``error`` row right here, so every planned frame leaves the pipeline as exactly one row; only
 infrastructure failures (a dead actor, a lost node) surface as exceptions, which Ray retries.
 
@@ -16,17 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-import pyarrow as pa
-import ray
 
 from jobs.storage import location
-from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
-from workers.detector import Detector, FrameBatch, Thresholds
+from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.preprocess import DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
-from workers.weights import Weights
 
-_PASSTHROUGH = ("shard_id", "partition", "source_uri")
+PASSTHROUGH = ("shard_id", "partition", "source_uri")
+"""Columns every row carries from its work item to the output unchanged."""
 _NO_ERROR = ""
 """Between stages an ok row's error is an empty string: Ray turns None in object columns into NaN."""
 
@@ -133,7 +131,7 @@ def _columns(batch: dict[str, np.ndarray], rows: list[tuple[int, _Row, int]], sp
     index = np.array([i for i, _, _ in rows])
     frames = [row.frame for _, row, _ in rows]
     return {
-        **{name: batch[name][index] for name in _PASSTHROUGH + ("item",)},
+        **{name: batch[name][index] for name in PASSTHROUGH + ("item",)},
         "item_rows": np.array([n for _, _, n in rows], dtype=np.int32),
         "frame_index": np.array([row.frame_index for _, row, _ in rows], dtype=np.int64),
         "timestamp_s": np.array([row.timestamp_s for _, row, _ in rows], dtype=np.float64),
@@ -180,68 +178,3 @@ def _letterbox(rgb: np.ndarray, spec: LetterboxSpec) -> Letterboxed:
 def _last_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-
-
-class DetectStage:
-    """Ray Data callable class: holds one ``Detector`` per actor, built once, and answers each batch."""
-
-    def __init__(
-        self,
-        model_name: str,
-        model: "Weights | bytes | ray.ObjectRef",
-        spec: LetterboxSpec,
-        device: str,
-        thresholds: Thresholds,
-        threads: int,
-    ) -> None:
-        """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
-        bytes (``workers.detector.trace_fused``), which loads without importing super-gradients."""
-        import torch
-
-        if isinstance(model, ray.ObjectRef):
-            model = ray.get(model)
-        if device == "cpu":
-            torch.set_num_threads(threads)
-        if isinstance(model, bytes):
-            self.detector = Detector.from_torchscript(model, spec, device=device, thresholds=thresholds)
-        else:
-            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        ok = np.flatnonzero(batch["status"] == STATUS_OK)
-        counts = np.zeros(len(batch["status"]), dtype=np.int32)
-        boxes = pa.array([], type=BOX_TYPE)
-        if ok.size:
-            found = self.detector.detect(
-                FrameBatch(
-                    images=batch["image"][ok],
-                    heights=batch["height"][ok],
-                    widths=batch["width"][ok],
-                    scales=batch["scale"][ok],
-                    pad_tops=batch["pad_top"][ok],
-                    pad_lefts=batch["pad_left"][ok],
-                )
-            )
-            counts[ok] = found.counts
-            boxes = pa.StructArray.from_arrays(
-                [pa.array(found.class_ids), pa.array(found.scores)]
-                + [pa.array(np.ascontiguousarray(found.boxes[:, i])) for i in range(4)],
-                fields=list(BOX_TYPE),
-            )
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        failed = batch["status"] != STATUS_OK
-        return pa.table(
-            {
-                **{name: pa.array(batch[name].tolist(), pa.string()) for name in _PASSTHROUGH},
-                "item": pa.array(batch["item"], pa.int64()),
-                "item_rows": pa.array(batch["item_rows"], pa.int32()),
-                "frame_index": pa.array(batch["frame_index"], pa.int64()),
-                "timestamp_s": pa.array(batch["timestamp_s"], pa.float64(), from_pandas=True),
-                "width": pa.array(np.where(failed, None, batch["width"]).tolist(), pa.int32()),
-                "height": pa.array(np.where(failed, None, batch["height"]).tolist(), pa.int32()),
-                "status": pa.array(batch["status"].tolist(), pa.string()),
-                "error": pa.array([e or None for e in batch["error"].tolist()], pa.string()),
-                "boxes": pa.ListArray.from_arrays(pa.array(offsets), boxes),
-            },
-            schema=RESULTS_SCHEMA,
-        )

@@ -1,0 +1,78 @@
+"""The model stage of the Ray Data pipeline: one ``Detector`` per actor, fed the decode stage's batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from jobs.decode_stage import PASSTHROUGH
+from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
+from workers.detector import Detector, FrameBatch, Thresholds
+from workers.preprocess import LetterboxSpec
+from workers.weights import Weights
+
+
+class DetectStage:
+    """Ray Data callable class: holds one ``Detector`` per actor, built once, and answers each batch."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model: "Weights | bytes | ray.ObjectRef",
+        spec: LetterboxSpec,
+        device: str,
+        thresholds: Thresholds,
+        threads: int,
+    ) -> None:
+        """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
+        bytes (``workers.detector.trace_fused``), which loads without importing super-gradients."""
+        import torch
+
+        if isinstance(model, ray.ObjectRef):
+            model = ray.get(model)
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        if isinstance(model, bytes):
+            self.detector = Detector.from_torchscript(model, spec, device=device, thresholds=thresholds)
+        else:
+            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        ok = np.flatnonzero(batch["status"] == STATUS_OK)
+        counts = np.zeros(len(batch["status"]), dtype=np.int32)
+        boxes = pa.array([], type=BOX_TYPE)
+        if ok.size:
+            found = self.detector.detect(
+                FrameBatch(
+                    images=batch["image"][ok],
+                    heights=batch["height"][ok],
+                    widths=batch["width"][ok],
+                    scales=batch["scale"][ok],
+                    pad_tops=batch["pad_top"][ok],
+                    pad_lefts=batch["pad_left"][ok],
+                )
+            )
+            counts[ok] = found.counts
+            boxes = pa.StructArray.from_arrays(
+                [pa.array(found.class_ids), pa.array(found.scores)]
+                + [pa.array(np.ascontiguousarray(found.boxes[:, i])) for i in range(4)],
+                fields=list(BOX_TYPE),
+            )
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        failed = batch["status"] != STATUS_OK
+        return pa.table(
+            {
+                **{name: pa.array(batch[name].tolist(), pa.string()) for name in PASSTHROUGH},
+                "item": pa.array(batch["item"], pa.int64()),
+                "item_rows": pa.array(batch["item_rows"], pa.int32()),
+                "frame_index": pa.array(batch["frame_index"], pa.int64()),
+                "timestamp_s": pa.array(batch["timestamp_s"], pa.float64(), from_pandas=True),
+                "width": pa.array(np.where(failed, None, batch["width"]).tolist(), pa.int32()),
+                "height": pa.array(np.where(failed, None, batch["height"]).tolist(), pa.int32()),
+                "status": pa.array(batch["status"].tolist(), pa.string()),
+                "error": pa.array([e or None for e in batch["error"].tolist()], pa.string()),
+                "boxes": pa.ListArray.from_arrays(pa.array(offsets), boxes),
+            },
+            schema=RESULTS_SCHEMA,
+        )

@@ -1,0 +1,59 @@
+"""The fused, traced model kept on disk between runs, so a scheduled job does not rebuild it every time.
+
+Tracing costs about 7 s of CPU on the driver (importing super-gradients, building, fusing, tracing); a cron job
+over a growing bucket would pay it every run for the same weights. The cache key covers everything the trace
+depends on (model, weights sha256, canvas, torch version), files are published atomically, and a file that
+does not load is traced again, so a stale or damaged entry can only cost time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from workers.detector import load_torchscript, trace_fused
+from workers.preprocess import LetterboxSpec
+from workers.weights import Weights
+
+FORMAT = 1
+"""Bumped whenever ``trace_fused`` changes what it produces."""
+
+
+def default_cache_dir() -> Path:
+    """``$YOLONAS_BATCH_CACHE``, else ``$XDG_CACHE_HOME/yolonas-batch``, else ``~/.cache/yolonas-batch``."""
+    if os.environ.get("YOLONAS_BATCH_CACHE"):
+        return Path(os.environ["YOLONAS_BATCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "yolonas-batch"
+
+
+def traced_model(model_name: str, weights: Weights, spec: LetterboxSpec, cache_dir: Path | None = None) -> bytes:
+    """``trace_fused``'s bytes, from the cache when an entry for these inputs loads, else traced and stored."""
+    key = hashlib.sha256(
+        f"{FORMAT}|{model_name}|{weights.sha256}|{spec.canvas}|{torch.__version__}".encode()
+    ).hexdigest()[:32]
+    path = (cache_dir or default_cache_dir()) / "traced" / f"{model_name}-{key}.pt"
+    if path.is_file():
+        data = path.read_bytes()
+        if _loads(data):
+            return data
+    data = trace_fused(model_name, weights, spec)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:
+            partial.write(data)
+        os.replace(partial.name, path)
+    except OSError:  # a read-only or full cache costs the next run a trace, never this one its result
+        pass
+    return data
+
+
+def _loads(data: bytes) -> bool:
+    try:
+        load_torchscript(data, "cpu")
+    except Exception:
+        return False
+    return True
