@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+from ray.data import DataContext
 from ray.util.annotations import RayDeprecationWarning
 
 from jobs.commit import ShardCommitter
@@ -23,6 +24,12 @@ from schemas.manifest import ShardCommit
 from schemas.tables import STATUS_ERROR, STATUS_NONE
 from jobs.model_setup import ModelSetup
 
+
+READY_BATCHES_PER_ACTOR = 4
+"""Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for
+decoding; more only costs memory, since decode tasks would otherwise run as far ahead as Ray Data's default
+budget (a share of the whole object store) lets them, and object-store use would grow with the input."""
+MIN_OBJECT_STORE_BUDGET = 64 * 1024 * 1024
 
 MODEL_TASK_RETRIES = 3
 """Times Ray redoes a model batch whose actor died (the actor itself is always restarted). Ray Data's default
@@ -57,6 +64,7 @@ def build_dataset(
     of ``decode_batch_size``), so items spread evenly over the cluster."""
     rows = min(resources.block_rows, resources.batch_size)
     blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
+    _limit_object_store(resources, setup.spec.canvas)
     model_ref = ray.put(traced if traced is not None else setup.weights)
     return (
         ray.data.from_arrow(blocks)
@@ -85,6 +93,15 @@ def build_dataset(
             **_bounded_task_retries(),
         )
     )
+
+
+def _limit_object_store(resources: Resources, canvas: tuple[int, int]) -> None:
+    """Cap the pipeline's object-store budget at ``READY_BATCHES_PER_ACTOR`` decoded batches per model actor, so
+    memory stays flat however large the input (``benchmarks/memory_scale.py`` measures it)."""
+    batch_bytes = resources.batch_size * canvas[0] * canvas[1] * 3
+    budget = max(MIN_OBJECT_STORE_BUDGET, READY_BATCHES_PER_ACTOR * resources.workers * batch_bytes)
+    options = DataContext.get_current().execution_options
+    options.resource_limits = options.resource_limits.copy(object_store_memory=budget)
 
 
 def _bounded_task_retries() -> dict[str, Any]:
