@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.support import copied_images, image_paths, weights_file  # noqa: E402
 from workers.batching import batched  # noqa: E402
-from workers.detector import Detector, FrameBatch  # noqa: E402
+from workers.detector import DTYPES, Detector, FrameBatch  # noqa: E402
 from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
 from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--weights", default="random")
     parser.add_argument("--model", default="yolo_nas_s")
     parser.add_argument("--batch-size", type=int, help="default: the job's own (8 on CPU, 32 on GPU)")
+    parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="ours and the bare forward")
     parser.add_argument("--json", type=Path, default=REPO / "out" / "benchmark.json")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -66,12 +67,12 @@ def main() -> None:
     with silenced_output():
         results["predict"] = n / _timed(lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size)))
 
-    detector = Detector(args.model, weights, LetterboxSpec(), device=device)
+    detector = Detector(args.model, weights, LetterboxSpec(), device=device, precision=args.precision)
     frames = [letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in paths]
     tensors = [
         torch.from_numpy(np.stack([f.image for f in chunk]))
         .permute(0, 3, 1, 2)
-        .float()
+        .to(DTYPES[args.precision])
         .div(255)
         .contiguous(memory_format=torch.channels_last)
         .to(device)
@@ -117,6 +118,7 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
                 weights=weights,
                 model=args.model,
                 batch_size=args.batch_size,
+                precision=args.precision,
                 shard_size=len(paths),
             )
             started = time.perf_counter()
@@ -141,7 +143,7 @@ REPEAT = 4
 def _report(results: dict[str, float], n: int, device: str, args: argparse.Namespace) -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'cpu'}, {os.cpu_count()} cores"
     print(f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
-          f"fp32; {n} images")
+          f"{args.precision} (predict: fp32); {n} images")
     print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
     for key in ("predict", "bare_forward", "workers_in_process", "job_steady_state", "job_end_to_end"):
         value = results.get(key)
@@ -154,7 +156,9 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
               f"{results['job_startup_cold_s']:.1f}s with Ray starting and the model traced, "
               f"{results['job_startup_warm_s']:.1f}s with Ray up")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"device": device, "device_name": name, "images": n, **results}, indent=2))
+    summary = {"device": device, "device_name": name, "torch": torch.__version__, "model": args.model}
+    summary |= {"batch_size": args.batch_size, "precision": args.precision, "images": n}
+    args.json.write_text(json.dumps(summary | results, indent=2))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, help="frames per model call (default: 8 on CPU, 32 on GPU)")
     run.add_argument("--workers", type=int, help="model actors (default: one per GPU, or one on CPU)")
     run.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when the cluster has GPUs")
+    run.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="fp32 (default: super-gradients' boxes exactly); bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs) "
+        "for speed, within the tolerance the README gives",
+    )
     run.add_argument("--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")

@@ -8,7 +8,7 @@ import ray
 
 from jobs.decode_stage import PASSTHROUGH
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
-from workers.detector import Detector, FrameBatch, Thresholds
+from workers.detector import Detector, FrameBatch, Precision, Thresholds
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
@@ -24,6 +24,7 @@ class DetectStage:
         device: str,
         thresholds: Thresholds,
         threads: int,
+        precision: Precision = "fp32",
     ) -> None:
         """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
         bytes (``workers.detector.trace_fused``), which loads without importing super-gradients."""
@@ -34,9 +35,11 @@ class DetectStage:
         if device == "cpu":
             torch.set_num_threads(threads)
         if isinstance(model, bytes):
-            self.detector = Detector.from_torchscript(model, spec, device=device, thresholds=thresholds)
+            self.detector = Detector.from_torchscript(
+                model, spec, device=device, thresholds=thresholds, precision=precision
+            )
         else:
-            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds)
+            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds, precision=precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         ok = np.flatnonzero(batch["status"] == STATUS_OK)

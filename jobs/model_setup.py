@@ -12,7 +12,7 @@ from jobs.errors import UsageError
 from jobs.storage import location
 from schemas.config import JobConfig
 from workers.classes import ClassNamesError, resolve_class_names
-from workers.detector import Thresholds
+from workers.detector import Precision, Thresholds
 from workers.preprocess import LetterboxSpec
 from workers.processing import UnsupportedProcessing
 from workers.weights import Weights, WeightsError, load_weights, read_class_names
@@ -24,6 +24,7 @@ class ModelSetup:
     spec: LetterboxSpec
     class_names: tuple[str, ...]
     thresholds: Thresholds
+    precision: Precision = "fp32"
 
 
 def prepare_model(config: JobConfig) -> ModelSetup:
@@ -54,6 +55,7 @@ def prepare_model(config: JobConfig) -> ModelSetup:
         spec=spec,
         class_names=names,
         thresholds=Thresholds(conf=config.conf, iou=config.iou, max_det=config.max_det),
+        precision=config.precision,
     )
 
 

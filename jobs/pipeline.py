@@ -86,6 +86,7 @@ def build_dataset(
                 "spec": setup.spec,
                 "device": resources.device,
                 "thresholds": setup.thresholds,
+                "precision": setup.precision,
                 "threads": resources.torch_threads,
             },
             num_gpus=1 if resources.device == "cuda" else 0,

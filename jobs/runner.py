@@ -92,7 +92,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
             # GPU actors build the model themselves, on their device.
             tracing = None
             if config.device != "cuda":
-                tracing = _in_background(traced_model, config.model, setup.weights, setup.spec)
+                tracing = _in_background(traced_model, config.model, setup.weights, setup.spec, setup.precision)
             start_ray(config.ray_address)
             resources = _resources(config)
             manifest.model = manifest.model.model_copy(
@@ -263,6 +263,7 @@ def _new_manifest(
             device=config.device or "auto",
             batch_size=config.batch_size or 0,
             workers=config.workers or 0,
+            precision=config.precision,
         ),
         plan=PlanInfo(
             inputs=plan.inputs,

@@ -30,6 +30,7 @@ class JobConfig(BaseModel):
     batch_size: int | None = Field(default=None, gt=0)
     workers: int | None = Field(default=None, gt=0)
     device: Literal["cpu", "cuda"] | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     video_stride: int | None = Field(default=None, gt=0)
     video_fps: float | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, gt=0)
@@ -59,12 +60,12 @@ class JobConfig(BaseModel):
         return data
 
     def model_fingerprint(self, weights_sha256: str) -> str:
-        """Identity of what a run computes for one input: model, weights, thresholds, sampling. Inputs that an
+        """Identity of what a run computes for one input: model, weights, precision, thresholds, sampling. Inputs that an
         earlier run with the same model fingerprint committed are what ``--incremental`` skips."""
         return _digest(
             self.model_dump(
                 mode="json",
-                include={"model", "num_classes", "class_names", "conf", "iou", "max_det"}
+                include={"model", "num_classes", "class_names", "conf", "iou", "max_det", "precision"}
                 | {"video_stride", "video_fps", "max_frames", "max_image_pixels"},
             )
             | {"weights_sha256": weights_sha256}

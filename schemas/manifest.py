@@ -33,6 +33,7 @@ class ModelInfo(BaseModel):
     device: str
     batch_size: int
     workers: int
+    precision: str = "fp32"
 
 
 class PlanInfo(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,11 @@ from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
 
 MODEL_NAMES = ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")
+
+Precision = Literal["fp32", "bf16", "fp16"]
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Weights and activations in this type (not autocast): fp32 gives super-gradients' boxes exactly; bf16 about
+doubles a CPU with AVX512-BF16 or AMX; fp16 is for GPUs. The tolerance of both is in README's Throughput."""
 
 
 @dataclass(frozen=True)
@@ -86,28 +91,38 @@ class Detector:
         *,
         device: str = "cpu",
         thresholds: Thresholds = Thresholds(),
+        precision: Precision = "fp32",
     ) -> None:
         if model_name not in MODEL_NAMES:
             raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
-        self._setup(_build_fused_model(model_name, weights, spec.canvas), spec, device, thresholds)
+        self._setup(_build_fused_model(model_name, weights, spec.canvas), spec, device, thresholds, precision)
 
     @classmethod
     def from_torchscript(
-        cls, data: bytes, spec: LetterboxSpec, *, device: str = "cpu", thresholds: Thresholds = Thresholds()
+        cls,
+        data: bytes,
+        spec: LetterboxSpec,
+        *,
+        device: str = "cpu",
+        thresholds: Thresholds = Thresholds(),
+        precision: Precision = "fp32",
     ) -> "Detector":
-        """A detector from ``trace_fused``'s bytes: loading needs torch only, so a model actor skips importing
-        super-gradients (most of its start-up on a CPU)."""
+        """A detector from ``trace_fused``'s bytes (traced at ``precision``): loading needs torch only, so a model
+        actor skips importing super-gradients (most of its start-up on a CPU)."""
         detector = cls.__new__(cls)
-        detector._setup(load_torchscript(data, device), spec, device, thresholds)
+        detector._setup(load_torchscript(data, device), spec, device, thresholds, precision)
         return detector
 
-    def _setup(self, model: torch.nn.Module, spec: LetterboxSpec, device: str, thresholds: Thresholds) -> None:
+    def _setup(
+        self, model: torch.nn.Module, spec: LetterboxSpec, device: str, thresholds: Thresholds, precision: Precision
+    ) -> None:
         self.spec = spec
         self.thresholds = thresholds
         self.device = torch.device(device)
+        self.dtype = DTYPES[precision]
         # channels-last end to end: the uint8 NHWC batch is already in that layout, and oneDNN/cuDNN convolutions
         # run faster on it (measured in benchmarks/throughput.py) than on NCHW.
-        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
@@ -115,20 +130,23 @@ class Detector:
     def detect(self, batch: FrameBatch) -> Detections:
         """Run the model on a batch and return its boxes in original-frame pixels."""
         images = torch.from_numpy(np.ascontiguousarray(batch.images)).to(self.device, non_blocking=True)
-        inputs = ((images.permute(0, 3, 1, 2).float() - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        inputs = (images.permute(0, 3, 1, 2).float() - self._mean) / self._std
+        inputs = inputs.to(self.dtype).contiguous(memory_format=torch.channels_last)
         boxes, scores = _decoded_output(self.model(inputs))
         return _postprocess(boxes.float(), scores.float(), batch, self.thresholds)
 
 
-def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec) -> bytes:
-    """The fused model traced to TorchScript (CPU, fp32), once, where super-gradients is already imported.
+def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec, precision: Precision = "fp32") -> bytes:
+    """The fused model traced to TorchScript (on the CPU), once, where super-gradients is already imported.
 
     The trace holds the same operations as the eager fused model (tested equal); it is traced at batch 2 and
-    runs at any batch size, on the fixed canvas of ``spec``.
+    runs at any batch size, on the fixed canvas of ``spec``. It is traced in ``precision``, so the constants
+    it records (anchor grids) have the model's type too.
     """
     _quiet_torchscript()
-    model = _build_fused_model(model_name, weights, spec.canvas).to(memory_format=torch.channels_last)
-    example = torch.zeros(2, 3, *spec.canvas).contiguous(memory_format=torch.channels_last)
+    dtype = DTYPES[precision]
+    model = _build_fused_model(model_name, weights, spec.canvas).to(dtype=dtype, memory_format=torch.channels_last)
+    example = torch.zeros(2, 3, *spec.canvas, dtype=dtype).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         traced = torch.jit.trace(model, example, strict=False, check_trace=False)
     sink = io.BytesIO()

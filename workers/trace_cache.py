@@ -2,7 +2,7 @@
 
 Tracing costs about 7 s of CPU on the driver (importing super-gradients, building, fusing, tracing); a cron job
 over a growing bucket would pay it every run for the same weights. The cache key covers everything the trace
-depends on (model, weights sha256, canvas, torch version), files are published atomically, and a file that
+depends on (model, weights sha256, canvas, precision, torch version), files are published atomically, and a file that
 does not load is traced again, so a stale or damaged entry can only cost time.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from workers.detector import load_torchscript, trace_fused
+from workers.detector import Precision, load_torchscript, trace_fused
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
@@ -30,17 +30,23 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "yolonas-batch"
 
 
-def traced_model(model_name: str, weights: Weights, spec: LetterboxSpec, cache_dir: Path | None = None) -> bytes:
+def traced_model(
+    model_name: str,
+    weights: Weights,
+    spec: LetterboxSpec,
+    precision: Precision = "fp32",
+    cache_dir: Path | None = None,
+) -> bytes:
     """``trace_fused``'s bytes, from the cache when an entry for these inputs loads, else traced and stored."""
     key = hashlib.sha256(
-        f"{FORMAT}|{model_name}|{weights.sha256}|{spec.canvas}|{torch.__version__}".encode()
+        f"{FORMAT}|{model_name}|{weights.sha256}|{spec.canvas}|{precision}|{torch.__version__}".encode()
     ).hexdigest()[:32]
     path = (cache_dir or default_cache_dir()) / "traced" / f"{model_name}-{key}.pt"
     if path.is_file():
         data = path.read_bytes()
         if _loads(data):
             return data
-    data = trace_fused(model_name, weights, spec)
+    data = trace_fused(model_name, weights, spec, precision)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:

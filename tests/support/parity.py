@@ -41,3 +41,21 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
     return out
+
+
+def agreement(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], min_iou: float = 0.5) -> tuple[float, float]:
+    """For a reduced precision: the share of reference boxes matched (same class, IoU >= ``min_iou``, each box
+    used once, greedily by IoU) and the mean IoU of the matches."""
+    matched, total, ious = 0, 0, []
+    for key, refs in reference.items():
+        candidates = ours.get(key, np.zeros((0, 6)))
+        used: set[int] = set()
+        for ref in refs:
+            total += 1
+            scored = [(iou(box, ref), i) for i, box in enumerate(candidates) if i not in used and box[5] == ref[5]]
+            best = max(scored, default=(0.0, -1))
+            if best[0] >= min_iou:
+                matched += 1
+                used.add(best[1])
+                ious.append(best[0])
+    return matched / max(total, 1), float(np.mean(ious)) if ious else 0.0

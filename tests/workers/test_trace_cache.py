@@ -24,7 +24,7 @@ def traces(monkeypatch) -> list[str]:
     """Stand in for the real trace (tested in test_detector.py) with a small TorchScript module per call."""
     calls: list[str] = []
 
-    def fake_trace(model_name: str, weights: Weights, spec: LetterboxSpec) -> bytes:
+    def fake_trace(model_name: str, weights: Weights, spec: LetterboxSpec, precision: str) -> bytes:
         calls.append(weights.sha256)
         return _script(torch.nn.Identity() if len(calls) % 2 else torch.nn.ReLU())
 
@@ -37,23 +37,24 @@ def _weights(sha: str) -> Weights:
 
 
 def test_same_inputs_are_traced_once(tmp_path: Path, traces):
-    first = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), tmp_path)
-    again = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), tmp_path)
+    first = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
+    again = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
     assert again == first and traces == ["a" * 64]
     assert [p.name.startswith(".partial") for p in (tmp_path / "traced").iterdir()] == [False]
 
 
-def test_other_weights_or_model_get_their_own_entry(tmp_path: Path, traces):
-    trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), tmp_path)
-    trace_cache.traced_model("yolo_nas_s", _weights("b" * 64), LetterboxSpec(), tmp_path)
-    trace_cache.traced_model("yolo_nas_m", _weights("b" * 64), LetterboxSpec(), tmp_path)
-    assert len(traces) == 3 and len(list((tmp_path / "traced").iterdir())) == 3
+def test_other_weights_model_or_precision_get_their_own_entry(tmp_path: Path, traces):
+    trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
+    trace_cache.traced_model("yolo_nas_s", _weights("b" * 64), LetterboxSpec(), cache_dir=tmp_path)
+    trace_cache.traced_model("yolo_nas_m", _weights("b" * 64), LetterboxSpec(), cache_dir=tmp_path)
+    trace_cache.traced_model("yolo_nas_m", _weights("b" * 64), LetterboxSpec(), "bf16", cache_dir=tmp_path)
+    assert len(traces) == 4 and len(list((tmp_path / "traced").iterdir())) == 4
 
 
 def test_a_damaged_entry_is_traced_again(tmp_path: Path, traces):
-    first = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), tmp_path)
+    first = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
     (entry,) = (tmp_path / "traced").iterdir()
     entry.write_bytes(first[: len(first) // 2])
-    second = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), tmp_path)
+    second = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
     assert len(traces) == 2 and entry.read_bytes() == second
     torch.jit.load(io.BytesIO(second))
