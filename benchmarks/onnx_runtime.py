@@ -1,0 +1,140 @@
+"""ONNX Runtime on the CPU, fp32 and static INT8, against the job's torch model: speed and agreement.
+
+    python -m uv run --frozen python benchmarks/onnx_runtime.py --weights PATH [--images DIR] [--calibration 16]
+
+The measurement behind the INT8 decision (README, Throughput): the fused model is exported to ONNX (decoded
+boxes and scores, dynamic batch), quantized with ONNX Runtime's ``quantize_static`` (QDQ, per-channel int8
+weights, uint8 activations calibrated on the first ``--calibration`` photos), and both ONNX models run at the
+job's batch size with the job's own letterbox and NMS. Agreement is against the torch fp32 detections: share
+of boxes matched (same class, IoU >= 0.5) both ways and the mean IoU of matches. Nothing here is used by the
+job yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.support import image_paths  # noqa: E402
+from tests.support.parity import agreement  # noqa: E402
+from workers.batching import batched  # noqa: E402
+from workers.detector import Detector, FrameBatch, _build_fused_model, _decoded_output, _postprocess  # noqa: E402
+from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
+from workers.weights import load_weights  # noqa: E402
+
+
+class _Decoded(torch.nn.Module):
+    """The fused model with only its decoded (boxes, scores) outputs, the two the job's NMS needs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _decoded_output(self.model(x))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "coco-tiny" / "images")
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--model", default="yolo_nas_s")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--calibration", type=int, default=16, help="photos that calibrate the INT8 activations")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--json", type=Path, default=REPO / "out" / "onnx_runtime.json")
+    args = parser.parse_args()
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    spec = LetterboxSpec()
+    paths = image_paths(args.images)
+    weights = load_weights(args.weights, args.model)
+    detector = Detector(args.model, weights, spec)
+    batches = [FrameBatch.stack([letterbox(decode_image(p.read_bytes()), spec) for p in chunk])
+               for chunk in batched(paths, args.batch_size)]
+    keys = [[str(p) for p in chunk] for chunk in batched(paths, args.batch_size)]
+
+    def normalised(batch: FrameBatch) -> np.ndarray:
+        images = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float()
+        return ((images - detector._mean) / detector._std).contiguous().numpy()
+
+    def run(forward) -> tuple[dict[str, np.ndarray], float]:
+        found, seconds = {}, 0.0
+        for batch, names in zip(batches, keys):
+            inputs = normalised(batch)
+            started = time.perf_counter()
+            boxes, scores = forward(inputs)
+            seconds += time.perf_counter() - started
+            d = _postprocess(torch.as_tensor(boxes).float(), torch.as_tensor(scores).float(), batch, detector.thresholds)
+            for i, name in enumerate(names):
+                keep = d.frame == i
+                found[name] = np.concatenate([d.boxes[keep], d.scores[keep, None], d.class_ids[keep, None]], axis=1)
+        return found, len(paths) / seconds
+
+    def torch_forward(inputs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
+            return _decoded_output(detector.model(x))
+
+    results: dict[str, dict[str, float]] = {}
+    run(torch_forward)  # warms oneDNN up: time the second pass
+    reference, rate = run(torch_forward)
+    results["torch_fp32"] = {"frames_per_s": rate}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        model = _Decoded(_build_fused_model(args.model, weights, spec.canvas))
+        torch.onnx.export(
+            model, (torch.zeros(1, 3, *spec.canvas),), str(fp32_path), input_names=["x"],
+            output_names=["boxes", "scores"], dynamic_axes={"x": {0: "b"}, "boxes": {0: "b"}, "scores": {0: "b"}},
+            opset_version=17, dynamo=False,
+        )
+
+        class Calibration(CalibrationDataReader):
+            def __init__(self) -> None:
+                frames = [letterbox(decode_image(p.read_bytes()), spec) for p in paths[: args.calibration]]
+                self.inputs = iter(normalised(FrameBatch.stack([f])) for f in frames)
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                x = next(self.inputs, None)
+                return None if x is None else {"x": x}
+
+        started = time.perf_counter()
+        quantize_static(str(fp32_path), str(int8_path), Calibration(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_s = time.perf_counter() - started
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        for name, path in (("onnxruntime_fp32", fp32_path), ("onnxruntime_int8", int8_path)):
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            run(lambda x: session.run(None, {"x": x}))  # warm-up, as above
+            found, rate = run(lambda x: session.run(None, {"x": x}))
+            matched, mean_iou = agreement(found, reference)
+            back, _ = agreement(reference, found)
+            results[name] = {"frames_per_s": rate, "matched": matched, "matched_back": back, "mean_iou": mean_iou}
+        results["onnxruntime_int8"]["quantize_s"] = quantize_s
+
+    print(f"{args.model}, batch {args.batch_size}, {args.threads} threads, {len(paths)} images; "
+          f"agreement against torch fp32 (same class, IoU >= 0.5)")
+    print(f"{'model':<20}{'frames/s':>10}{'vs torch':>10}{'matched':>9}{'back':>7}{'mean IoU':>10}")
+    base = results["torch_fp32"]["frames_per_s"]
+    for name, r in results.items():
+        rest = f"{r['matched']:>9.2f}{r['matched_back']:>7.2f}{r['mean_iou']:>10.3f}" if "matched" in r else ""
+        print(f"{name:<20}{r['frames_per_s']:>10.2f}{r['frames_per_s'] / base:>9.2f}x{rest}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
