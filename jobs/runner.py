@@ -337,7 +337,7 @@ def _summary(stream: TextIO, manifest: RunManifest, out: Location, wall_s: float
     lines = [
         f"run {manifest.run_id} {manifest.status}" + (f": {manifest.error}" if manifest.error else ""),
         f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); detections: {c.detections}",
-        f"  wall time {wall_s:.1f}s; {rate:.2f} frames/s once results flowed",
+        f"  wall time {wall_s:.1f}s" + (f"; {rate:.2f} frames/s once results flowed" if rate > 0 else ""),
         f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
     ]
     if exit_code == EXIT_ERROR_RATE:

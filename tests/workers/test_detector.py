@@ -83,10 +83,11 @@ def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_wei
     assert np.allclose(a.boxes, b.boxes, atol=1e-3) and np.allclose(a.scores, b.scores, atol=1e-5)
 
 
-BF16_TOLERANCE = (0.75, 0.95)
+BF16_TOLERANCE = (0.6, 0.95)
 """bf16 against fp32 on these photos: at least this share of boxes matched both ways (same class, IoU >= 0.5),
 with at least this mean IoU. Measured 0.79/0.85 and 0.98 with the probe weights, whose scores crowd the 0.25
-threshold (a 0.03 score change adds or drops a box); see README's Throughput for the numbers."""
+threshold (a 0.03 score change adds or drops a box); the margin is for CPUs whose bf16 kernels round
+differently. Swapped colour channels score 0.15/0.10. See README's Throughput for the numbers."""
 
 
 def test_bf16_stays_within_the_documented_tolerance(probe_weights, coco_images, reference_predictions):
