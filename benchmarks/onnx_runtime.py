@@ -6,8 +6,8 @@ The measurement behind the INT8 decision (README, Throughput): the fused model i
 boxes and scores, dynamic batch), quantized with ONNX Runtime's ``quantize_static`` (QDQ, per-channel int8
 weights, uint8 activations calibrated on the first ``--calibration`` photos), and both ONNX models run at the
 job's batch size with the job's own letterbox and NMS. Agreement is against the torch fp32 detections: share
-of boxes matched (same class, IoU >= 0.5) both ways and the mean IoU of matches. Nothing here is used by the
-job yet.
+of boxes matched (same class, IoU >= 0.5) both ways and the mean IoU of matches. The job runs fp32 on CPUs on
+ONNX Runtime (``--runtime auto``); INT8 is measured here only.
 """
 
 from __future__ import annotations
@@ -28,20 +28,10 @@ sys.path.insert(0, str(REPO))
 from benchmarks.support import image_paths  # noqa: E402
 from tests.support.parity import agreement  # noqa: E402
 from workers.batching import batched  # noqa: E402
-from workers.detector import Detector, FrameBatch, _build_fused_model, _decoded_output, _postprocess  # noqa: E402
+from workers.detector import Detector, FrameBatch, _decoded_output, _postprocess  # noqa: E402
+from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
 from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
 from workers.weights import load_weights  # noqa: E402
-
-
-class _Decoded(torch.nn.Module):
-    """The fused model with only its decoded (boxes, scores) outputs, the two the job's NMS needs."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _decoded_output(self.model(x))
 
 
 def main() -> None:
@@ -54,7 +44,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, default=REPO / "out" / "onnx_runtime.json")
     args = parser.parse_args()
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     spec = LetterboxSpec()
@@ -94,12 +83,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        model = _Decoded(_build_fused_model(args.model, weights, spec.canvas))
-        torch.onnx.export(
-            model, (torch.zeros(1, 3, *spec.canvas),), str(fp32_path), input_names=["x"],
-            output_names=["boxes", "scores"], dynamic_axes={"x": {0: "b"}, "boxes": {0: "b"}, "scores": {0: "b"}},
-            opset_version=17, dynamo=False,
-        )
+        fp32_path.write_bytes(export_onnx(args.model, weights, spec))
 
         class Calibration(CalibrationDataReader):
             def __init__(self) -> None:
@@ -114,12 +98,10 @@ def main() -> None:
         quantize_static(str(fp32_path), str(int8_path), Calibration(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         quantize_s = time.perf_counter() - started
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
         for name, path in (("onnxruntime_fp32", fp32_path), ("onnxruntime_int8", int8_path)):
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            run(lambda x: session.run(None, {"x": x}))  # warm-up, as above
-            found, rate = run(lambda x: session.run(None, {"x": x}))
+            forward = OnnxForward(path.read_bytes(), args.threads)
+            run(lambda x: forward(torch.from_numpy(x)))  # warm-up, as above
+            found, rate = run(lambda x: forward(torch.from_numpy(x)))
             matched, mean_iou = agreement(found, reference)
             back, _ = agreement(reference, found)
             results[name] = {"frames_per_s": rate, "matched": matched, "matched_back": back, "mean_iou": mean_iou}

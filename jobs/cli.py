@@ -56,6 +56,12 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
         help="fp32 (default: super-gradients' boxes exactly); bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs) "
         "for speed, within the tolerance the README gives",
     )
+    run.add_argument(
+        "--runtime",
+        choices=["auto", "torch", "onnxruntime"],
+        default="auto",
+        help="what runs the model (default auto: ONNX Runtime for fp32 on CPUs, torch otherwise)",
+    )
     run.add_argument("--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")

@@ -8,7 +8,8 @@ import ray
 
 from jobs.decode_stage import PASSTHROUGH
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
-from workers.detector import Detector, FrameBatch, Precision, Thresholds
+from workers.detector import Detector, FrameBatch, Precision, Runtime, Thresholds
+from workers.onnx_runtime import onnx_detector
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
@@ -25,16 +26,20 @@ class DetectStage:
         thresholds: Thresholds,
         threads: int,
         precision: Precision = "fp32",
+        runtime: Runtime = "torch",
     ) -> None:
         """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
-        bytes (``workers.detector.trace_fused``), which loads without importing super-gradients."""
+        bytes (``workers.detector.trace_fused``) or, for ONNX Runtime, ONNX bytes
+        (``workers.onnx_runtime.export_onnx``); both load without importing super-gradients."""
         import torch
 
         if isinstance(model, ray.ObjectRef):
             model = ray.get(model)
         if device == "cpu":
             torch.set_num_threads(threads)
-        if isinstance(model, bytes):
+        if isinstance(model, bytes) and runtime == "onnxruntime":
+            self.detector = onnx_detector(model, spec, thresholds=thresholds, threads=threads)
+        elif isinstance(model, bytes):
             self.detector = Detector.from_torchscript(
                 model, spec, device=device, thresholds=thresholds, precision=precision
             )

@@ -23,6 +23,7 @@ from jobs.detect_stage import DetectStage
 from schemas.manifest import ShardCommit
 from schemas.tables import STATUS_ERROR, STATUS_NONE
 from jobs.model_setup import ModelSetup
+from workers.detector import Runtime
 
 
 READY_BATCHES_PER_ACTOR = 4
@@ -45,6 +46,7 @@ class Resources:
     workers: int
     batch_size: int
     torch_threads: int
+    runtime: Runtime = "torch"
     decode_batch_size: int = 8
     block_rows: int = 32
 
@@ -59,7 +61,8 @@ def build_dataset(
 ) -> ray.data.Dataset:
     """The lazy dataset of result rows (``schemas.tables.RESULTS_SCHEMA``) for the pending work items.
 
-    ``traced``: the fused model as TorchScript, which actors load instead of building it from the weights.
+    ``traced``: the fused model as TorchScript (or ONNX, for ``resources.runtime`` onnxruntime), which actors
+    load instead of building it from the weights.
     Decode tasks take one work item at a time (a video range may give thousands of frames, yielded in batches
     of ``decode_batch_size``), so items spread evenly over the cluster."""
     rows = min(resources.block_rows, resources.batch_size)
@@ -87,6 +90,7 @@ def build_dataset(
                 "device": resources.device,
                 "thresholds": setup.thresholds,
                 "precision": setup.precision,
+                "runtime": resources.runtime,
                 "threads": resources.torch_threads,
             },
             num_gpus=1 if resources.device == "cuda" else 0,

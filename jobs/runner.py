@@ -38,6 +38,7 @@ from jobs.decode_stage import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
+from workers.detector import Runtime
 from workers.trace_cache import traced_model
 from workers.video import Sampling
 from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
@@ -92,11 +93,18 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
             # GPU actors build the model themselves, on their device.
             tracing = None
             if config.device != "cuda":
-                tracing = _in_background(traced_model, config.model, setup.weights, setup.spec, setup.precision)
+                tracing = _in_background(
+                    traced_model, config.model, setup.weights, setup.spec, setup.precision, _runtime(config, "cpu")
+                )
             start_ray(config.ray_address)
             resources = _resources(config)
             manifest.model = manifest.model.model_copy(
-                update={"device": resources.device, "batch_size": resources.batch_size, "workers": resources.workers}
+                update={
+                    "device": resources.device,
+                    "batch_size": resources.batch_size,
+                    "workers": resources.workers,
+                    "runtime": resources.runtime,
+                }
             )
             traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
             decoding = Decoding(
@@ -234,7 +242,19 @@ def _resources(config: JobConfig) -> Resources:
         workers=workers,
         batch_size=config.batch_size or (32 if device == "cuda" else 8),
         torch_threads=max(1, cpus // workers),
+        runtime=_runtime(config, device),
     )
+
+
+def _runtime(config: JobConfig, device: str) -> Runtime:
+    """``--runtime`` on ``device``: auto takes ONNX Runtime where it runs (fp32 on a CPU: the same boxes, about
+    1.3x faster in benchmarks/onnx_runtime.py), torch elsewhere."""
+    fits = device == "cpu" and config.precision == "fp32"
+    if config.runtime == "onnxruntime" and not fits:
+        raise UsageError(f"--runtime onnxruntime runs fp32 on CPUs only, not {config.precision} on {device}")
+    if config.runtime == "auto":
+        return "onnxruntime" if fits else "torch"
+    return config.runtime
 
 
 def _new_manifest(
@@ -264,6 +284,7 @@ def _new_manifest(
             batch_size=config.batch_size or 0,
             workers=config.workers or 0,
             precision=config.precision,
+            runtime=config.runtime,
         ),
         plan=PlanInfo(
             inputs=plan.inputs,

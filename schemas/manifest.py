@@ -34,6 +34,7 @@ class ModelInfo(BaseModel):
     batch_size: int
     workers: int
     precision: str = "fp32"
+    runtime: str = "torch"
 
 
 class PlanInfo(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ from workers.weights import Weights, WeightsError
 
 MODEL_NAMES = ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")
 
+Runtime = Literal["torch", "onnxruntime"]
+"""What runs the forward pass: torch (TorchScript or eager), or ONNX Runtime (CPU, fp32; ``workers.onnx_runtime``)."""
 Precision = Literal["fp32", "bf16", "fp16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Weights and activations in this type (not autocast): fp32 gives super-gradients' boxes exactly; bf16 about
@@ -109,12 +111,31 @@ class Detector:
     ) -> "Detector":
         """A detector from ``trace_fused``'s bytes (traced at ``precision``): loading needs torch only, so a model
         actor skips importing super-gradients (most of its start-up on a CPU)."""
+        return cls.around(load_torchscript(data, device), spec, device=device, thresholds=thresholds, precision=precision)
+
+    @classmethod
+    def around(
+        cls,
+        model: Callable[[torch.Tensor], object],
+        spec: LetterboxSpec,
+        *,
+        device: str = "cpu",
+        thresholds: Thresholds = Thresholds(),
+        precision: Precision = "fp32",
+    ) -> "Detector":
+        """A detector around a built forward pass: a torch module (moved to ``device`` and ``precision``) or
+        another runtime's callable with the same inputs and outputs (``workers.onnx_runtime.OnnxForward``)."""
         detector = cls.__new__(cls)
-        detector._setup(load_torchscript(data, device), spec, device, thresholds, precision)
+        detector._setup(model, spec, device, thresholds, precision)
         return detector
 
     def _setup(
-        self, model: torch.nn.Module, spec: LetterboxSpec, device: str, thresholds: Thresholds, precision: Precision
+        self,
+        model: Callable[[torch.Tensor], object],
+        spec: LetterboxSpec,
+        device: str,
+        thresholds: Thresholds,
+        precision: Precision,
     ) -> None:
         self.spec = spec
         self.thresholds = thresholds
@@ -122,7 +143,9 @@ class Detector:
         self.dtype = DTYPES[precision]
         # channels-last end to end: the uint8 NHWC batch is already in that layout, and oneDNN/cuDNN convolutions
         # run faster on it (measured in benchmarks/throughput.py) than on NCHW.
-        self.model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.model = model
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 

@@ -1,9 +1,10 @@
-"""The fused, traced model kept on disk between runs, so a scheduled job does not rebuild it every time.
+"""The fused, traced model (TorchScript or ONNX) kept on disk between runs, so a scheduled job does not rebuild
+it every time.
 
 Tracing costs about 7 s of CPU on the driver (importing super-gradients, building, fusing, tracing); a cron job
 over a growing bucket would pay it every run for the same weights. The cache key covers everything the trace
-depends on (model, weights sha256, canvas, precision, torch version), files are published atomically, and a file that
-does not load is traced again, so a stale or damaged entry can only cost time.
+depends on (model, weights sha256, canvas, precision, runtime, torch version), files are published atomically,
+and a file that does not load is traced again, so a stale or damaged entry can only cost time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from workers.detector import Precision, load_torchscript, trace_fused
+from workers.detector import Precision, Runtime, load_torchscript, trace_fused
+from workers.onnx_runtime import OnnxForward, export_onnx
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
@@ -35,18 +37,21 @@ def traced_model(
     weights: Weights,
     spec: LetterboxSpec,
     precision: Precision = "fp32",
+    runtime: Runtime = "torch",
     cache_dir: Path | None = None,
 ) -> bytes:
-    """``trace_fused``'s bytes, from the cache when an entry for these inputs loads, else traced and stored."""
+    """``trace_fused``'s bytes (``export_onnx``'s for ONNX Runtime), from the cache when an entry for these
+    inputs loads, else made and stored."""
     key = hashlib.sha256(
-        f"{FORMAT}|{model_name}|{weights.sha256}|{spec.canvas}|{precision}|{torch.__version__}".encode()
+        f"{FORMAT}|{model_name}|{weights.sha256}|{spec.canvas}|{precision}|{runtime}|{torch.__version__}".encode()
     ).hexdigest()[:32]
-    path = (cache_dir or default_cache_dir()) / "traced" / f"{model_name}-{key}.pt"
+    suffix = ".onnx" if runtime == "onnxruntime" else ".pt"
+    path = (cache_dir or default_cache_dir()) / "traced" / f"{model_name}-{key}{suffix}"
     if path.is_file():
         data = path.read_bytes()
-        if _loads(data):
+        if _loads(data, runtime):
             return data
-    data = trace_fused(model_name, weights, spec, precision)
+    data = export_onnx(model_name, weights, spec) if runtime == "onnxruntime" else trace_fused(model_name, weights, spec, precision)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:
@@ -57,9 +62,9 @@ def traced_model(
     return data
 
 
-def _loads(data: bytes) -> bool:
+def _loads(data: bytes, runtime: Runtime) -> bool:
     try:
-        load_torchscript(data, "cpu")
+        OnnxForward(data, threads=1) if runtime == "onnxruntime" else load_torchscript(data, "cpu")
     except Exception:
         return False
     return True

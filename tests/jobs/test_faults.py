@@ -80,9 +80,13 @@ def _model_actor_pids() -> list[int]:
 def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     tmp_path, photos, probe_weights, ray_cluster, reference_predictions, coco_images
 ):
+    """Also the job test of the torch runtime (a TorchScript model in the actor); the others run the CPU default,
+    ONNX Runtime."""
     out = tmp_path / "out"
     result = {}
-    job = threading.Thread(target=lambda: result.update(run=_run([photos], out, probe_weights, shard_size=SHARD_SIZE)))
+    job = threading.Thread(
+        target=lambda: result.update(run=_run([photos], out, probe_weights, shard_size=SHARD_SIZE, runtime="torch"))
+    )
     job.start()
     _wait_for(lambda: len(_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
     killed = _model_actor_pids()
@@ -93,6 +97,7 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     assert not job.is_alive(), "the job hung after its actor was killed"
     run = result["run"]
     assert run.result.exit_code == 0, run.log
+    assert run.result.manifest.model.runtime == "torch"
     frames = _frames(out)
     assert sorted(r["source_uri"] for r in frames) == sorted("file://" + str(p) for p in photos.iterdir())
     assert {r["status"] for r in frames} == {"ok"}

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
+from jobs import runner
+from jobs.errors import UsageError
 from jobs.runner import run_job
 from schemas.config import JobConfig
 from tests.conftest import copy_tree_with_awkward_names
@@ -99,6 +101,7 @@ def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weigh
     manifest = json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())
     assert manifest["status"] == "completed"
     assert manifest["model"]["weights_sha256"] == hashlib.sha256(probe_weights.read_bytes()).hexdigest()
+    assert (manifest["model"]["precision"], manifest["model"]["runtime"]) == ("fp32", "onnxruntime")
     assert manifest["counts"]["frames"] == 38 and manifest["counts"]["ok"] == 38
     assert manifest["plan"]["inputs"] == 38 and manifest["plan"]["shards"] == 4
     assert set(manifest["shards"].values()) == {"committed"}
@@ -142,3 +145,23 @@ def test_bad_files_become_error_rows(tmp_path, coco_images, probe_weights, ray_c
     assert run.result.exit_code == 3  # 2 of 3 failed, above the default --max-error-rate
     assert run.manifest.counts.error_kinds == {"decode": 2}
     assert run.manifest.plan.skipped == {"not media": 1}
+
+
+@pytest.mark.parametrize(
+    "asked, precision, device, runs",
+    [
+        ("auto", "fp32", "cpu", "onnxruntime"),
+        ("auto", "bf16", "cpu", "torch"),
+        ("auto", "fp32", "cuda", "torch"),
+        ("torch", "fp32", "cpu", "torch"),
+        ("onnxruntime", "fp32", "cpu", "onnxruntime"),
+    ],
+)
+def test_runtime_follows_device_and_precision(asked, precision, device, runs):
+    config = JobConfig(sources=["x"], output="out", runtime=asked, precision=precision)
+    assert runner._runtime(config, device) == runs
+
+
+def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
+    with pytest.raises(UsageError, match="fp32 on CPUs only"):
+        runner._runtime(JobConfig(sources=["x"], output="out", runtime="onnxruntime", precision="bf16"), "cpu")

@@ -51,6 +51,30 @@ def test_other_weights_model_or_precision_get_their_own_entry(tmp_path: Path, tr
     assert len(traces) == 4 and len(list((tmp_path / "traced").iterdir())) == 4
 
 
+def test_onnx_entries_are_kept_apart_from_torchscript(tmp_path: Path, monkeypatch):
+    """An ONNX Runtime entry is exported, not traced, stored under its own name, and reused."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    exports: list[str] = []
+    monkeypatch.setattr(trace_cache, "export_onnx", lambda name, w, spec: exports.append(name) or model.SerializeToString())
+    monkeypatch.setattr(trace_cache, "trace_fused", lambda *args: pytest.fail("traced instead of exported"))
+    for _ in range(2):
+        data = trace_cache.traced_model(
+            "yolo_nas_s", _weights("a" * 64), LetterboxSpec(), runtime="onnxruntime", cache_dir=tmp_path
+        )
+    assert exports == ["yolo_nas_s"] and onnx.load_from_string(data).graph.node[0].op_type == "Identity"
+    assert [p.suffix for p in (tmp_path / "traced").iterdir()] == [".onnx"]
+
+
 def test_a_damaged_entry_is_traced_again(tmp_path: Path, traces):
     first = trace_cache.traced_model("yolo_nas_s", _weights("a" * 64), LetterboxSpec(), cache_dir=tmp_path)
     (entry,) = (tmp_path / "traced").iterdir()
