@@ -15,6 +15,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from workers.nms import batched_nms
 from workers.preprocess import Letterboxed, LetterboxSpec
 from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
@@ -219,10 +220,6 @@ def _decoded_output(output: object) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _postprocess(boxes: torch.Tensor, scores: torch.Tensor, batch: FrameBatch, t: Thresholds) -> Detections:
     """super-gradients' PPYoloE post-processing (multi-label, per-class NMS), for the whole batch at once."""
-    # Imported here, not at the top: torchvision pulls in torch._dynamo (~3.5 s), which the driver only needs
-    # for the model trace it runs in the background while Ray starts.
-    import torchvision
-
     num_frames, _, num_classes = scores.shape
     frame, anchor, cls = (scores > t.conf).nonzero(as_tuple=True)
     conf = scores[frame, anchor, cls]
@@ -232,7 +229,7 @@ def _postprocess(boxes: torch.Tensor, scores: torch.Tensor, batch: FrameBatch, t
     keep = _rank_within(frame, num_frames) < t.nms_top_k
     frame, anchor, cls, conf = frame[keep], anchor[keep], cls[keep], conf[keep]
     candidate_boxes = boxes[frame, anchor]
-    kept = torchvision.ops.batched_nms(candidate_boxes, conf, frame * num_classes + cls, t.iou)
+    kept = batched_nms(candidate_boxes, conf, frame * num_classes + cls, t.iou)
     # batched_nms returns best score first; regroup by frame (stable) and cap each frame at max_det.
     kept = kept[torch.sort(frame[kept], stable=True).indices]
     kept = kept[_rank_within(frame[kept], num_frames) < t.max_det]
