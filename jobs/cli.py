@@ -46,8 +46,16 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     model.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     model.add_argument("--max-det", type=int, default=300, help="boxes kept per frame (default 300)")
     run = p.add_argument_group("execution")
-    run.add_argument("--batch-size", type=int, help="frames per model call (default: 8 on CPU, 32 on GPU)")
-    run.add_argument("--workers", type=int, help="model actors (default: one per GPU, or one on CPU)")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        help="frames per model call (default: 8 on CPU; on GPU 64, halved until it fits the GPU's memory)",
+    )
+    run.add_argument("--workers", type=int, help="model actors (default: --actors-per-gpu per GPU, or one on CPU)")
+    run.add_argument("--actors-per-gpu", type=int, default=2, help="model actors sharing each GPU (default 2)")
+    run.add_argument(
+        "--decode-workers", type=int, help="decode tasks at once at most (default: every CPU the model actors leave)"
+    )
     run.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when the cluster has GPUs")
     run.add_argument(
         "--precision",

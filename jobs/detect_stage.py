@@ -23,6 +23,7 @@ class DetectStage:
         model: "Weights | bytes | ray.ObjectRef",
         spec: LetterboxSpec,
         device: str,
+        batch_size: int,
         thresholds: Thresholds,
         threads: int,
         precision: Precision = "fp32",
@@ -30,7 +31,8 @@ class DetectStage:
     ) -> None:
         """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
         bytes (``workers.detector.trace_fused``) or, for ONNX Runtime, ONNX bytes
-        (``workers.onnx_runtime.export_onnx``); both load without importing super-gradients."""
+        (``workers.onnx_runtime.export_onnx``); both load without importing super-gradients.
+        ``batch_size``: the frames a batch brings; on a GPU the model runs them in the largest chunks that fit."""
         import torch
 
         if isinstance(model, ray.ObjectRef):
@@ -45,6 +47,8 @@ class DetectStage:
             )
         else:
             self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds, precision=precision)
+        if device == "cuda":
+            self.detector.fit_batch(batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         ok = np.flatnonzero(batch["status"] == STATUS_OK)

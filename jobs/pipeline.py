@@ -47,6 +47,9 @@ class Resources:
     batch_size: int
     torch_threads: int
     runtime: Runtime = "torch"
+    actors_per_gpu: int = 1
+    decode_workers: int | None = None
+    """Decode tasks at once at most; None: as many as free CPUs allow."""
     decode_batch_size: int = 8
     block_rows: int = 32
 
@@ -78,6 +81,7 @@ def build_dataset(
             batch_size=1,
             batch_format="numpy",
             fn_kwargs={"decoding": decoding},
+            compute=ray.data.TaskPoolStrategy(size=resources.decode_workers),
             num_cpus=1,
         )
         .map_batches(
@@ -90,12 +94,13 @@ def build_dataset(
                 "model": model_ref,
                 "spec": setup.spec,
                 "device": resources.device,
+                "batch_size": resources.batch_size,
                 "thresholds": setup.thresholds,
                 "precision": setup.precision,
                 "runtime": resources.runtime,
                 "threads": resources.torch_threads,
             },
-            num_gpus=1 if resources.device == "cuda" else 0,
+            num_gpus=1 / resources.actors_per_gpu if resources.device == "cuda" else 0,
             num_cpus=1,
             **_bounded_task_retries(),
         )

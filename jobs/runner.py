@@ -38,7 +38,7 @@ from jobs.decode_stage import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
-from workers.detector import Runtime
+from workers.detector import DEFAULT_BATCH_SIZE, Runtime
 from workers.trace_cache import traced_model
 from workers.video import Sampling
 from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
@@ -235,14 +235,16 @@ def _resources(config: JobConfig) -> Resources:
     if device == "cuda" and not gpus and not (config.ray_address or os.environ.get("RAY_ADDRESS")):
         # A cluster may bring GPU nodes on demand (autoscaling); a local Ray never will.
         raise UsageError("--device cuda was asked for but this machine has no GPU")
-    workers = config.workers or (gpus if device == "cuda" else 1)
+    workers = config.workers or (gpus * config.actors_per_gpu if device == "cuda" else 1)
     cpus = cluster_cpus()
     return Resources(
         device=device,
         workers=workers,
-        batch_size=config.batch_size or (32 if device == "cuda" else 8),
+        batch_size=config.batch_size or DEFAULT_BATCH_SIZE[device],
         torch_threads=max(1, cpus // workers),
         runtime=_runtime(config, device),
+        actors_per_gpu=config.actors_per_gpu,
+        decode_workers=config.decode_workers,
     )
 
 

@@ -29,6 +29,11 @@ class JobConfig(BaseModel):
     max_det: int = Field(default=300, gt=0)
     batch_size: int | None = Field(default=None, gt=0)
     workers: int | None = Field(default=None, gt=0)
+    actors_per_gpu: int = Field(default=2, gt=0)
+    """Model actors sharing one GPU: while one waits on the host (uploads, NMS results, Arrow output), another
+    keeps the GPU busy."""
+    decode_workers: int | None = Field(default=None, gt=0)
+    """Decode tasks running at once at most; None lets Ray Data use every CPU the model actors leave free."""
     device: Literal["cpu", "cuda"] | None = None
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     runtime: Literal["auto", "torch", "onnxruntime"] = "auto"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -28,6 +28,11 @@ Precision = Literal["fp32", "bf16", "fp16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Weights and activations in this type (not autocast): fp32 gives super-gradients' boxes exactly; bf16 about
 doubles a CPU with AVX512-BF16 or AMX; fp16 is for GPUs. The tolerance of both is in README's Throughput."""
+
+DEFAULT_BATCH_SIZE = {"cpu": 8, "cuda": 64}
+"""Frames per model call. On CPUs larger batches gain nothing and hold more decoded frames in memory; on GPUs
+this is the most a batch brings, and each model actor runs it in the largest chunks its GPU's memory takes
+(``Detector.fit_batch``)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class FrameBatch:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def slice(self, start: int, stop: int) -> "FrameBatch":
+        """Frames ``start`` to ``stop`` (views, no copy)."""
+        return FrameBatch(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
+
     @classmethod
     def stack(cls, frames: Sequence[Letterboxed]) -> "FrameBatch":
         """Batch letterboxed frames that were prepared one by one (in-process use, tests, benchmarks)."""
@@ -81,6 +90,15 @@ class Detections:
     class_ids: np.ndarray
     counts: np.ndarray
     """(B,) int32 boxes per frame."""
+
+    @classmethod
+    def concat(cls, parts: Sequence["Detections"]) -> "Detections":
+        """The detections of consecutive chunks of one batch, as if it had run whole."""
+        starts = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])
+        return cls(
+            frame=np.concatenate([p.frame + start for p, start in zip(parts, starts)]),
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("boxes", "scores", "class_ids", "counts")},
+        )
 
 
 class Detector:
@@ -147,17 +165,55 @@ class Detector:
         if isinstance(model, torch.nn.Module):
             model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.model = model
+        self.max_batch: int | None = None
+        """Frames per forward pass (``fit_batch``); None runs every batch whole."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # one input shape for the whole run: let cuDNN pick its fastest kernels
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
     @torch.inference_mode()
     def detect(self, batch: FrameBatch) -> Detections:
-        """Run the model on a batch and return its boxes in original-frame pixels."""
-        images = torch.from_numpy(np.ascontiguousarray(batch.images)).to(self.device, non_blocking=True)
-        inputs = (images.permute(0, 3, 1, 2).float() - self._mean) / self._std
+        """Run the model on a batch and return its boxes in original-frame pixels. A batch larger than
+        ``max_batch`` runs in chunks of that size, with the same result."""
+        if self.max_batch is None or len(batch) <= self.max_batch:
+            boxes, scores = self._forward(batch.images)
+            return _postprocess(boxes.float(), scores.float(), batch, self.thresholds)
+        step = self.max_batch
+        return Detections.concat([self.detect(batch.slice(i, i + step)) for i in range(0, len(batch), step)])
+
+    @torch.inference_mode()
+    def fit_batch(self, limit: int) -> int:
+        """The largest batch size, ``limit`` halved until one does, whose forward pass fits in the device's memory;
+        ``detect`` then runs larger batches in chunks of it. Running that forward pass once also warms the
+        device up (cuDNN chooses its kernels, memory is allocated) before the first real batch."""
+        blank = np.full((limit, *self.spec.canvas, 3), self.spec.pad_value, dtype=np.uint8)
+        size = limit
+        while True:
+            try:
+                self._forward(blank[:size])
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                break
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                size //= 2
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+        self.max_batch = size
+        return size
+
+    def _forward(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model on (B, H, W, 3) uint8 frames: uploaded as uint8 (a quarter of the bytes of float), from
+        page-locked memory on a GPU (a faster copy that does not stall the host), normalised on the device."""
+        frames = torch.from_numpy(np.ascontiguousarray(images))
+        if self.device.type == "cuda":
+            frames = frames.pin_memory()
+        frames = frames.to(self.device, non_blocking=True)
+        inputs = (frames.permute(0, 3, 1, 2).float() - self._mean) / self._std
         inputs = inputs.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        boxes, scores = _decoded_output(self.model(inputs))
-        return _postprocess(boxes.float(), scores.float(), batch, self.thresholds)
+        return _decoded_output(self.model(inputs))
 
 
 def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec, precision: Precision = "fp32") -> bytes:

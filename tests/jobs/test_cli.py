@@ -36,6 +36,8 @@ def test_bad_values_are_one_line():
     _assert_usage_error(_run("x.jpg", "--output", "o", "--conf", "1.5"), "--conf")
     _assert_usage_error(_run("x.jpg", "--output", "o", "--storage-options", "{not json"), "--storage-options")
     _assert_usage_error(_run("x.jpg", "--output", "o", "--video-stride", "2", "--video-fps", "3"), "not allowed with")
+    _assert_usage_error(_run("x.jpg", "--output", "o", "--decode-workers", "0"), "--decode-workers")
+    _assert_usage_error(_run("x.jpg", "--output", "o", "--actors-per-gpu", "0"), "--actors-per-gpu")
 
 
 def test_missing_source(tmp_path: Path, probe_weights: Path):

@@ -33,7 +33,7 @@ def _run(sources: list[Path], out: Path, weights: Path, **options) -> SimpleName
 def coco_run(tmp_path_factory, coco_images, probe_weights, ray_cluster):
     root = tmp_path_factory.mktemp("coco")
     mapping = copy_tree_with_awkward_names(coco_images, root / "input")
-    run = _run([root / "input"], root / "out", probe_weights, shard_size=10)
+    run = _run([root / "input"], root / "out", probe_weights, shard_size=10, decode_workers=1)
     run.mapping = mapping
     return run
 
@@ -165,3 +165,23 @@ def test_runtime_follows_device_and_precision(asked, precision, device, runs):
 def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
     with pytest.raises(UsageError, match="fp32 on CPUs only"):
         runner._runtime(JobConfig(sources=["x"], output="out", runtime="onnxruntime", precision="bf16"), "cpu")
+
+
+@pytest.mark.parametrize(
+    "options, gpus, workers, batch_size",
+    [
+        ({}, 0, 1, 8),
+        ({}, 2, 4, 64),  # two actors share each GPU by default
+        ({"actors_per_gpu": 1}, 2, 2, 64),
+        ({"actors_per_gpu": 3, "batch_size": 16}, 1, 3, 16),
+        ({"workers": 5}, 2, 5, 64),
+    ],
+)
+def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, workers, batch_size):
+    """The layout the pipeline gets: a real GPU cluster cannot run here, so its GPU count is given."""
+    monkeypatch.setattr(runner, "cluster_gpus", lambda: gpus)
+    monkeypatch.setattr(runner, "cluster_cpus", lambda: 16)
+    config = JobConfig(sources=["x"], output="out", decode_workers=6, **options)
+    resources = runner._resources(config)
+    assert (resources.device, resources.workers, resources.batch_size) == ("cuda" if gpus else "cpu", workers, batch_size)
+    assert resources.decode_workers == 6 and resources.actors_per_gpu == config.actors_per_gpu

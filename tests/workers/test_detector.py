@@ -72,6 +72,26 @@ def test_thresholds_limit_boxes(probe_weights, coco_images):
     assert np.array_equal(np.bincount(found.frame, minlength=8), found.counts)
 
 
+def test_a_batch_too_large_for_the_device_runs_in_chunks_with_the_same_boxes(detector, coco_images):
+    """``fit_batch`` halves the batch until the forward pass fits (a model that runs out of memory above 3 frames
+    stands in for a small GPU), and ``detect`` then runs larger batches in chunks with the whole batch's result."""
+    batch = FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:7]])
+    whole = detector.detect(batch)
+
+    def small_device(inputs: torch.Tensor):
+        if inputs.shape[0] > 3:
+            raise torch.OutOfMemoryError("out of memory (stand-in for a small GPU)")
+        return detector.model(inputs)
+
+    chunked = Detector.around(small_device, LetterboxSpec())
+    assert chunked.fit_batch(16) == 2 and chunked.max_batch == 2
+    found = chunked.detect(batch)
+    assert whole.counts.sum() > 0 and np.count_nonzero(whole.counts) >= 5
+    for name in ("frame", "class_ids", "counts"):
+        assert np.array_equal(getattr(found, name), getattr(whole, name)), name
+    assert np.allclose(found.boxes, whole.boxes, atol=1e-3) and np.allclose(found.scores, whole.scores, atol=1e-5)
+
+
 def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_weights, coco_images):
     weights = load_weights(str(probe_weights), "yolo_nas_s")
     eager = Detector("yolo_nas_s", weights, LetterboxSpec())
