@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--calibration", type=int, default=16, help="photos that calibrate the INT8 activations")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--fp32-nodes", metavar="TEXT", help="leave nodes whose name contains TEXT unquantized (e.g. heads: the detection heads)"
+    )
     parser.add_argument("--json", type=Path, default=REPO / "out" / "onnx_runtime.json")
     args = parser.parse_args()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -94,9 +97,13 @@ def main() -> None:
                 x = next(self.inputs, None)
                 return None if x is None else {"x": x}
 
+        import onnx
+
+        kept = [node.name for node in onnx.load(str(fp32_path)).graph.node if args.fp32_nodes and args.fp32_nodes in node.name]
         started = time.perf_counter()
         quantize_static(str(fp32_path), str(int8_path), Calibration(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=kept)
         quantize_s = time.perf_counter() - started
         for name, path in (("onnxruntime_fp32", fp32_path), ("onnxruntime_int8", int8_path)):
             forward = OnnxForward(path.read_bytes(), args.threads)
@@ -108,7 +115,7 @@ def main() -> None:
         results["onnxruntime_int8"]["quantize_s"] = quantize_s
 
     print(f"{args.model}, batch {args.batch_size}, {args.threads} threads, {len(paths)} images; "
-          f"agreement against torch fp32 (same class, IoU >= 0.5)")
+          f"agreement against torch fp32 (same class, IoU >= 0.5); nodes left in fp32: {len(kept)}")
     print(f"{'model':<20}{'frames/s':>10}{'vs torch':>10}{'matched':>9}{'back':>7}{'mean IoU':>10}")
     base = results["torch_fp32"]["frames_per_s"]
     for name, r in results.items():

@@ -4,8 +4,10 @@
 
 Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS
 today; (b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
-letterbox, model, NMS, no Ray); (d) the full job on a local Ray, end to end and at steady state. Prints a table
-of frames/s with ratios and writes the numbers as JSON. CPU or GPU is detected.
+letterbox, model, NMS, no Ray), one batch after another, and pipelined (decoding in a pool of processes while
+the model runs, as the job's stages run); (d) the full job on a local Ray, end to end from a fresh command and at
+steady state, with its start-up. Prints a table of frames/s with ratios and writes the numbers as JSON. CPU or
+GPU is detected; without Ray installed (the GPU machine) (d) is left out.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import argparse
 import importlib.util
 import io
 import json
+import math
+import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,27 +96,70 @@ def main() -> None:
 
     def in_process() -> None:
         for chunk in batched(paths, args.batch_size):
-            detector.detect(FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in chunk]))
+            detector.detect(_decoded(chunk))
 
     results["workers_in_process"] = n / _timed(in_process)
+    results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in batched(paths, args.batch_size)])
+    results.update(_pipelined(detector, paths, args.batch_size, device))
     if importlib.util.find_spec("ray") is not None:
         results.update(_job(paths, args))
     _report(results, n, device, args)
 
 
+def _decoded(paths: list[Path]) -> FrameBatch:
+    """Read, decode and letterbox: the work of the job's CPU stage for one batch."""
+    return FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in paths])
+
+
+def _pipelined(detector: Detector, paths: list[Path], batch_size: int, device: str) -> dict[str, float]:
+    """``workers/`` laid out as the job lays it out, without Ray: decoding in a pool of processes (every core but
+    the one feeding the model) while the model runs, batches handed over in order. On a GPU the images are read
+    ``ceil(PIPELINED_FRAMES / n)`` times over, so the GPU runs long enough for a steady rate."""
+    decoders = max(1, (os.cpu_count() or 2) - 1)
+    work = paths * (math.ceil(PIPELINED_FRAMES / len(paths)) if device == "cuda" else 1)
+    with ProcessPoolExecutor(decoders, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+        def run() -> None:
+            for batch in pool.map(_decoded, batched(work, batch_size)):
+                detector.detect(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        return {"workers_pipelined": len(work) / _timed(run), "pipelined_decoders": decoders, "pipelined_frames": len(work)}
+
+
+PIPELINED_FRAMES = 4096
+"""Frames the pipelined in-process run pushes through a GPU."""
+
+
 def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
-    """The full job on a local Ray: end to end from cold (Ray start-up included) on the images; then, with Ray
-    up, once more on them and on ``REPEAT`` copies of them. Steady state is the marginal cost (wall of the big
-    run - wall of the small) / extra images, which cancels every per-run start-up (actor, model) out."""
+    """The full job on a local Ray. First as a person runs it: the command in a fresh process that starts its own
+    Ray, once with an empty model cache (the model is exported, as on a machine's first run) and once with it warm
+    (a scheduled run); start-up is the time to the first result, from the process's start and from the job's.
+    Then in this process, with Ray up, on the images and on ``REPEAT`` copies of them: steady state is the
+    marginal cost (wall of the big run - wall of the small) / extra images, which cancels every per-run start-up
+    (actor, model) out."""
+    from jobs.ray_session import start_ray
     from jobs.runner import run_job
     from schemas.config import JobConfig
 
-    walls, startup = {}, {}
+    results, walls = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, args.model, Path(tmp))
-        # A fresh model cache: the cold run pays for tracing the model, as a first run on a machine does.
         os.environ["YOLONAS_BATCH_CACHE"] = str(Path(tmp) / "cache")
-        for run, copies in (("cold", 1), ("warm", 1), ("warm-big", REPEAT)):
+        options = ["--weights", weights, "--model", args.model, "--precision", args.precision]
+        options += ["--batch-size", str(args.batch_size), "--shard-size", str(len(paths))]
+        for run in ("cold", "warm"):
+            folder, out = copied_images(paths, Path(tmp) / f"images-command-{run}", 1), Path(tmp) / f"out-command-{run}"
+            command = [sys.executable, "-m", "jobs.detect", str(folder), "--output", str(out), *options]
+            subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+            attempt = json.loads(next((out / "_runs").glob("*.json")).read_text())["attempts"][-1]
+            results[f"command_{run}_process_startup_s"] = attempt["process_startup_s"]
+            results[f"command_{run}_startup_s"] = attempt["startup_s"]
+        results["job_wall_s"] = attempt["wall_s"]
+        results["job_end_to_end"] = len(paths) / attempt["wall_s"]
+        start_ray(None)  # once for this process, so that it is not part of the first run's wall time
+        for run, copies in (("warm", 1), ("warm-big", REPEAT)):
             folder = copied_images(paths, Path(tmp) / f"images-{run}", copies)
             config = JobConfig(
                 sources=[str(folder)],
@@ -124,16 +173,10 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
             started = time.perf_counter()
             result = run_job(config, stream=io.StringIO())
             walls[run] = time.perf_counter() - started
-            startup[run] = result.manifest.attempts[-1].get("startup_s", float("nan"))
             assert result.exit_code == 0 and result.manifest.counts.ok == copies * len(paths), result.manifest.error
+            results.setdefault("job_ray_up_startup_s", result.manifest.attempts[-1]["startup_s"])
     marginal = (walls["warm-big"] - walls["warm"]) / ((REPEAT - 1) * len(paths))
-    return {
-        "job_end_to_end": len(paths) / walls["cold"],
-        "job_steady_state": 1 / marginal,
-        "job_wall_s": walls["cold"],
-        "job_startup_cold_s": startup["cold"],
-        "job_startup_warm_s": startup["warm"],
-    }
+    return results | {"job_steady_state": 1 / marginal}
 
 
 REPEAT = 4
@@ -145,16 +188,21 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
     print(f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
           f"{args.precision} (predict: fp32); {n} images")
     print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
-    for key in ("predict", "bare_forward", "workers_in_process", "job_steady_state", "job_end_to_end"):
+    for key in ("predict", "bare_forward", "workers_in_process", "workers_pipelined", "job_steady_state", "job_end_to_end"):
         value = results.get(key)
         if value is not None:
             print(f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x")
+    print(f"decode + letterbox: {results['decode_per_core']:.1f} frames/s on one core; workers_pipelined decoded on "
+          f"{results['pipelined_decoders']} processes, {results['pipelined_frames']} frames")
     if "job_wall_s" not in results:
         print("job: not measured (Ray is not installed here)")
     else:
-        print(f"job wall time {results['job_wall_s']:.1f}s for {n} images; time to first result "
-              f"{results['job_startup_cold_s']:.1f}s with Ray starting and the model traced, "
-              f"{results['job_startup_warm_s']:.1f}s with Ray up")
+        r = results
+        print(f"job wall time {r['job_wall_s']:.1f}s for {n} images (fresh command, empty model cache)")
+        print("time to first result, from the process's start (from the job's start): fresh command "
+              f"{r['command_cold_process_startup_s']:.1f}s ({r['command_cold_startup_s']:.1f}s) with the model exported, "
+              f"{r['command_warm_process_startup_s']:.1f}s ({r['command_warm_startup_s']:.1f}s) with the model cached; "
+              f"Ray already up: ({r['job_ray_up_startup_s']:.1f}s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     summary = {"device": device, "device_name": name, "torch": torch.__version__, "model": args.model}
     summary |= {"batch_size": args.batch_size, "precision": args.precision, "images": n}

@@ -106,7 +106,10 @@ def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weigh
     assert manifest["plan"]["inputs"] == 38 and manifest["plan"]["shards"] == 4
     assert set(manifest["shards"].values()) == {"committed"}
     assert {"python", "torch", "ray", "super-gradients"} <= set(manifest["versions"])
-    assert manifest["config"]["shard_size"] == 10
+    assert manifest["config"]["shard_size"] == 10 and manifest["config"]["decode_workers"] == 1
+    attempt = manifest["attempts"][-1]
+    # Start-up from the job's start, and from the process's (the test session's, so minutes earlier).
+    assert 0 < attempt["startup_s"] < attempt["wall_s"] < attempt["process_startup_s"]
 
 
 def test_summary_names_counts_and_output(coco_run):
