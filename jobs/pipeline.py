@@ -46,10 +46,10 @@ class Resources:
     workers: int
     batch_size: int
     torch_threads: int
-    runtime: Runtime = "torch"
-    actors_per_gpu: int = 1
-    decode_workers: int | None = None
+    actors_per_gpu: int
+    decode_workers: int | None
     """Decode tasks at once at most; None: as many as free CPUs allow."""
+    runtime: Runtime = "torch"
     decode_batch_size: int = 8
     block_rows: int = 32
 
