@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO))
 from benchmarks.support import image_paths  # noqa: E402
 from tests.support.parity import agreement  # noqa: E402
 from workers.batching import batched  # noqa: E402
-from workers.detector import Detector, FrameBatch, _decoded_output, _postprocess  # noqa: E402
+from workers.detector import Detector, _decoded_output, _postprocess  # noqa: E402
+from workers.frames import FrameBatch  # noqa: E402
 from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
-from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
+from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.weights import load_weights  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     paths = image_paths(args.images)
     weights = load_weights(args.weights, args.model)
     detector = Detector(args.model, weights, spec)
-    batches = [FrameBatch.stack([letterbox(decode_image(p.read_bytes()), spec) for p in chunk])
+    batches = [FrameBatch.stack([prepare_image(p.read_bytes(), spec) for p in chunk])
                for chunk in batched(paths, args.batch_size)]
     keys = [[str(p) for p in chunk] for chunk in batched(paths, args.batch_size)]
 
@@ -90,7 +91,7 @@ def main() -> None:
 
         class Calibration(CalibrationDataReader):
             def __init__(self) -> None:
-                frames = [letterbox(decode_image(p.read_bytes()), spec) for p in paths[: args.calibration]]
+                frames = [prepare_image(p.read_bytes(), spec) for p in paths[: args.calibration]]
                 self.inputs = iter(normalised(FrameBatch.stack([f])) for f in frames)
 
             def get_next(self) -> dict[str, np.ndarray] | None:

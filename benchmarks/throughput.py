@@ -27,6 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -35,8 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.support import copied_images, image_paths, weights_file  # noqa: E402
 from workers.batching import batched  # noqa: E402
-from workers.detector import DEFAULT_BATCH_SIZE, DTYPES, Detector, FrameBatch  # noqa: E402
-from workers.preprocess import LetterboxSpec, decode_image, letterbox  # noqa: E402
+from workers.detector import DEFAULT_BATCH_SIZE, DTYPES, Detector  # noqa: E402
+from workers.frames import FrameBatch, FrameBatchBuilder  # noqa: E402
+from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
 from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
 from workers.weights import load_weights  # noqa: E402
@@ -74,7 +76,7 @@ def main() -> None:
         results["predict"] = n / _timed(lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size)))
 
     detector = Detector(args.model, weights, LetterboxSpec(), device=device, precision=args.precision)
-    frames = [letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in paths]
+    frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in paths]
     tensors = [
         torch.from_numpy(np.stack([f.image for f in chunk]))
         .permute(0, 3, 1, 2)
@@ -107,8 +109,13 @@ def main() -> None:
 
 
 def _decoded(paths: list[Path]) -> FrameBatch:
-    """Read, decode and letterbox: the work of the job's CPU stage for one batch."""
-    return FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in paths])
+    """Read, decode and letterbox: the work of the job's CPU stage for one batch, each frame placed as it comes."""
+    cv2.setNumThreads(1)  # one thread, as in the job's decode tasks
+    spec = LetterboxSpec()
+    builder = FrameBatchBuilder(spec, len(paths))
+    for path in paths:
+        builder.add(prepare_image(path.read_bytes(), spec))
+    return builder.build()
 
 
 def _pipelined(detector: Detector, paths: list[Path], batch_size: int, device: str) -> dict[str, float]:

@@ -16,11 +16,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
 
 from jobs.storage import location
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
-from workers.preprocess import DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
+from workers.frames import FrameBatchBuilder
+from workers.preprocess import Channels, DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")
@@ -54,15 +56,55 @@ class _Row:
 def decode_batch(batch: dict[str, np.ndarray], decoding: Decoding) -> Iterator[dict[str, np.ndarray]]:
     """Read, decode and letterbox each work item; yields batches of at most ``decoding.rows_per_batch`` frame
     rows. A frame that fails gets an error row and a blank canvas."""
-    pending: list[tuple[int, _Row, int]] = []
+    # A decode task holds one CPU; OpenCV would otherwise split each resize over a thread per core of the node,
+    # competing with the other decode tasks and the model actors for them.
+    cv2.setNumThreads(1)
+    rows = _Rows(decoding)
     for i in range(len(batch["source_uri"])):
         for row, item_rows in _item_rows({name: batch[name][i] for name in batch}, decoding):
-            pending.append((i, row, item_rows))
-            if len(pending) >= decoding.rows_per_batch:
-                yield _columns(batch, pending, decoding.spec)
-                pending = []
-    if pending:
-        yield _columns(batch, pending, decoding.spec)
+            rows.add(i, row, item_rows)
+            if rows.full():
+                yield rows.columns(batch)
+                rows = _Rows(decoding)
+    if len(rows):
+        yield rows.columns(batch)
+
+
+class _Rows:
+    """One output batch in the making: each frame goes onto its canvas in the batch array as it is added."""
+
+    def __init__(self, decoding: Decoding) -> None:
+        self._frames = FrameBatchBuilder(decoding.spec, decoding.rows_per_batch)
+        self._rows: list[tuple[int, int, int, float, str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def full(self) -> bool:
+        return self._frames.full()
+
+    def add(self, item: int, row: _Row, item_rows: int) -> None:
+        self._frames.add(row.frame)
+        self._rows.append((item, item_rows, row.frame_index, row.timestamp_s, row.status, row.error))
+
+    def columns(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        item, item_rows, frame_index, timestamp_s, status, error = zip(*self._rows)
+        index = np.array(item)
+        frames = self._frames.build()
+        return {
+            **{name: batch[name][index] for name in PASSTHROUGH + ("item",)},
+            "item_rows": np.array(item_rows, dtype=np.int32),
+            "frame_index": np.array(frame_index, dtype=np.int64),
+            "timestamp_s": np.array(timestamp_s, dtype=np.float64),
+            "image": frames.images,
+            "height": frames.heights,
+            "width": frames.widths,
+            "scale": frames.scales,
+            "pad_top": frames.pad_tops,
+            "pad_left": frames.pad_lefts,
+            "status": np.array(status, dtype=object),
+            "error": np.array(error, dtype=object),
+        }
 
 
 def _item_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[tuple[_Row, int]]:
@@ -79,7 +121,7 @@ def _item_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[tuple[_Row,
 def _image_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
         data = _read(str(item["source_uri"]), decoding.storage_options)
-        frame = _letterbox(_decode(data, decoding.max_pixels), decoding.spec)
+        frame = _letterbox(_decode(data, decoding.max_pixels), decoding.spec, channels="bgr")
     except _StageError as exc:
         yield _Row(0, math.nan, None, STATUS_ERROR, str(exc))
         return
@@ -126,26 +168,6 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _columns(batch: dict[str, np.ndarray], rows: list[tuple[int, _Row, int]], spec: LetterboxSpec) -> dict[str, np.ndarray]:
-    blank = np.full((*spec.canvas, 3), spec.pad_value, dtype=np.uint8)
-    index = np.array([i for i, _, _ in rows])
-    frames = [row.frame for _, row, _ in rows]
-    return {
-        **{name: batch[name][index] for name in PASSTHROUGH + ("item",)},
-        "item_rows": np.array([n for _, _, n in rows], dtype=np.int32),
-        "frame_index": np.array([row.frame_index for _, row, _ in rows], dtype=np.int64),
-        "timestamp_s": np.array([row.timestamp_s for _, row, _ in rows], dtype=np.float64),
-        "image": np.stack([f.image if f else blank for f in frames]),
-        "height": np.array([f.height if f else 0 for f in frames], dtype=np.int32),
-        "width": np.array([f.width if f else 0 for f in frames], dtype=np.int32),
-        "scale": np.array([f.scale if f else 1.0 for f in frames], dtype=np.float64),
-        "pad_top": np.array([f.pad_top if f else 0 for f in frames], dtype=np.int32),
-        "pad_left": np.array([f.pad_left if f else 0 for f in frames], dtype=np.int32),
-        "status": np.array([row.status for _, row, _ in rows], dtype=object),
-        "error": np.array([row.error for _, row, _ in rows], dtype=object),
-    }
-
-
 class _StageError(Exception):
     """One input failed in one stage; the message is ``stage: cause``."""
 
@@ -160,17 +182,18 @@ def _read(uri: str, storage_options: dict[str, Any]) -> bytes:
 
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """The image in OpenCV's channel order: ``_letterbox`` puts them in the model's order after the rescale."""
     try:
-        return decode_image(data, max_pixels)
+        return decode_image(data, max_pixels, channels="bgr")
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault
         raise _StageError(f"decode: {_last_line(exc)}") from None
 
 
-def _letterbox(rgb: np.ndarray, spec: LetterboxSpec) -> Letterboxed:
+def _letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb") -> Letterboxed:
     try:
-        return letterbox(rgb, spec)
+        return letterbox(image, spec, channels)
     except Exception as exc:  # a frame of a shape OpenCV cannot resize is this input's fault, not the job's
         raise _StageError(f"letterbox: {_last_line(exc)}") from None
 

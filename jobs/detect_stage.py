@@ -8,7 +8,8 @@ import ray
 
 from jobs.decode_stage import PASSTHROUGH
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
-from workers.detector import Detector, FrameBatch, Precision, Runtime, Thresholds
+from workers.detector import Detector, Precision, Runtime, Thresholds
+from workers.frames import FrameBatch
 from workers.onnx_runtime import onnx_detector
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights

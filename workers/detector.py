@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
 from workers.nms import batched_nms
-from workers.preprocess import Letterboxed, LetterboxSpec
+from workers.frames import FrameBatch
+from workers.preprocess import LetterboxSpec
 from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
 
@@ -44,38 +45,6 @@ class Thresholds:
     max_det: int = 300
     nms_top_k: int = 1024
     """Candidates per image that enter NMS (super-gradients' default for YOLO-NAS)."""
-
-
-@dataclass(frozen=True)
-class FrameBatch:
-    """Letterboxed frames and the geometry to map boxes back; arrays share the first (batch) axis."""
-
-    images: np.ndarray
-    """(B, canvas_h, canvas_w, 3) uint8 in the channel order the model is fed."""
-    heights: np.ndarray
-    widths: np.ndarray
-    scales: np.ndarray
-    pad_tops: np.ndarray
-    pad_lefts: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def slice(self, start: int, stop: int) -> "FrameBatch":
-        """Frames ``start`` to ``stop`` (views, no copy)."""
-        return FrameBatch(**{f.name: getattr(self, f.name)[start:stop] for f in fields(self)})
-
-    @classmethod
-    def stack(cls, frames: Sequence[Letterboxed]) -> "FrameBatch":
-        """Batch letterboxed frames that were prepared one by one (in-process use, tests, benchmarks)."""
-        return cls(
-            images=np.stack([f.image for f in frames]),
-            heights=np.array([f.height for f in frames]),
-            widths=np.array([f.width for f in frames]),
-            scales=np.array([f.scale for f in frames]),
-            pad_tops=np.array([f.pad_top for f in frames]),
-            pad_lefts=np.array([f.pad_left for f in frames]),
-        )
 
 
 @dataclass(frozen=True)

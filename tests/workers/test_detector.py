@@ -11,8 +11,9 @@ import torch
 
 from tests.support.parity import agreement, mismatches
 from workers.batching import batched
-from workers.detector import Detector, FrameBatch, Thresholds, trace_fused
-from workers.preprocess import LetterboxSpec, decode_image, letterbox
+from workers.detector import Detector, Thresholds, trace_fused
+from workers.frames import FrameBatch
+from workers.preprocess import LetterboxSpec, prepare_image
 from workers.weights import load_weights
 
 
@@ -24,7 +25,7 @@ def detector(probe_weights: Path) -> Detector:
 def _detect_all(detector: Detector, images: list[Path], spec: LetterboxSpec, batch_size: int = 8) -> dict:
     results = {}
     for chunk in batched(images, batch_size):
-        frames = [letterbox(decode_image(p.read_bytes()), spec) for p in chunk]
+        frames = [prepare_image(p.read_bytes(), spec) for p in chunk]
         found = detector.detect(FrameBatch.stack(frames))
         rows = np.concatenate(
             [found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1
@@ -66,7 +67,7 @@ def test_thresholds_limit_boxes(probe_weights, coco_images):
     strict = Detector(
         "yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec(), thresholds=Thresholds(max_det=2)
     )
-    frames = [letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:8]]
+    frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:8]]
     found = strict.detect(FrameBatch.stack(frames))
     assert found.counts.max() <= 2 and found.counts.sum() > 0
     assert np.array_equal(np.bincount(found.frame, minlength=8), found.counts)
@@ -75,7 +76,7 @@ def test_thresholds_limit_boxes(probe_weights, coco_images):
 def test_a_batch_too_large_for_the_device_runs_in_chunks_with_the_same_boxes(detector, coco_images):
     """``fit_batch`` halves the batch until the forward pass fits (a model that runs out of memory above 3 frames
     stands in for a small GPU), and ``detect`` then runs larger batches in chunks with the whole batch's result."""
-    batch = FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:7]])
+    batch = FrameBatch.stack([prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:7]])
     whole = detector.detect(batch)
 
     def small_device(inputs: torch.Tensor):
@@ -96,7 +97,7 @@ def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_wei
     weights = load_weights(str(probe_weights), "yolo_nas_s")
     eager = Detector("yolo_nas_s", weights, LetterboxSpec())
     traced = Detector.from_torchscript(trace_fused("yolo_nas_s", weights, LetterboxSpec()), LetterboxSpec())
-    batch = FrameBatch.stack([letterbox(decode_image(p.read_bytes()), LetterboxSpec()) for p in coco_images[:5]])
+    batch = FrameBatch.stack([prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:5]])
     a, b = eager.detect(batch), traced.detect(batch)
     assert a.counts.sum() > 0
     assert np.array_equal(a.counts, b.counts) and np.array_equal(a.class_ids, b.class_ids)

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.preprocess import DecodeError, LetterboxSpec, decode_image, letterbox
+from workers.preprocess import DecodeError, LetterboxSpec, decode_image, letterbox, prepare_image
 from workers.processing import default_processing_params, letterbox_spec
 
 
@@ -13,9 +13,18 @@ def test_letterbox_matches_super_gradients_processor_pixel_for_pixel(coco_images
     for path in coco_images[:6]:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         reference, _ = processor.preprocess_image(rgb.copy())  # CHW float32 in [0, 1]
-        ours = letterbox(rgb, LetterboxSpec())
-        as_float = (ours.image.astype(np.float32) / 255.0).transpose(2, 0, 1)
-        np.testing.assert_array_equal(as_float, reference)
+        for ours in (letterbox(rgb, LetterboxSpec()), prepare_image(path.read_bytes(), LetterboxSpec())):
+            as_float = (ours.image.astype(np.float32) / 255.0).transpose(2, 0, 1)
+            np.testing.assert_array_equal(as_float, reference)
+
+
+@pytest.mark.parametrize("spec", [LetterboxSpec(), LetterboxSpec(bgr=True), LetterboxSpec(centre=False)], ids=str)
+def test_channels_swapped_after_the_rescale_give_the_same_canvas(coco_images, spec):
+    """The fast path keeps OpenCV's channel order until after the rescale; no pixel may change for it."""
+    for path in coco_images[:5]:
+        slow = letterbox(decode_image(path.read_bytes()), spec).image
+        fast = prepare_image(path.read_bytes(), spec).image
+        np.testing.assert_array_equal(fast, slow)
 
 
 @pytest.mark.parametrize(("height", "width"), [(480, 640), (640, 427), (1, 1), (20, 3000), (636, 636), (333, 500)])
