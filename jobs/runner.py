@@ -59,6 +59,49 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     """Run (or resume) the job ``config`` describes; raises ``UsageError`` before any work if it cannot."""
     stream = stream or sys.stdout
     started = time.monotonic()
+    run = _open_run(config, stream)
+    progress = Progress(
+        total=run.plan.expected_frames, stream=stream, done=run.plan.expected_frames - _expected_frames(run.pending)
+    )
+    error: str | None = None
+    failed: dict[str, str] = {}
+    try:
+        if run.pending.num_rows:
+            failed = _process(run, progress)
+            if failed:
+                first = min(failed)
+                error = f"{len(failed)} shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; {first}: {failed[first]}"
+    except KeyboardInterrupt:
+        error = "interrupted"
+    except Exception as exc:  # the run failed as a whole; committed shards stay and a rerun resumes
+        error = describe_failure(exc)
+    finally:
+        progress.close()
+    return _close_run(run, progress, failed, error, started, stream)
+
+
+@dataclass
+class _Run:
+    """One attempt at a run: where it writes, its plan, and what is left of it to do."""
+
+    config: JobConfig
+    out: Location
+    setup: ModelSetup
+    store: RunStore
+    sampling: Sampling
+    manifest: RunManifest
+    plan: Plan
+    committer: ShardCommitter
+    pending: pa.Table
+    """Work items of shards not committed yet."""
+    attempt: dict[str, Any]
+    """This attempt's record in the manifest (``manifest.attempts[-1]``), filled in as the attempt goes."""
+
+
+def _open_run(config: JobConfig, stream: TextIO) -> _Run:
+    """Check the output and the model, list, plan or reload the plan, and record the attempt as running.
+
+    Everything that can be wrong with the command fails here, in seconds, before Ray starts."""
     out = _writable_output(config)
     setup = prepare_model(config)
     listing = list_sources(config.sources, config.storage_options)
@@ -81,73 +124,78 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
     manifest.attempts.append(attempt)
     store.save(manifest)
     _announce(stream, manifest, plan, pending.num_rows, listing.skipped)
+    return _Run(config, out, setup, store, sampling, manifest, plan, committer, pending, attempt)
 
-    progress = Progress(
-        total=plan.expected_frames, stream=stream, done=plan.expected_frames - _expected_frames(pending)
+
+def _process(run: _Run, progress: Progress) -> dict[str, str]:
+    """Stream the pending shards through Ray Data, committing each as it completes; the shards that failed."""
+    config, setup = run.config, run.setup
+    resources, traced = _start_cluster(run)
+    decoding = Decoding(
+        spec=setup.spec,
+        sampling=run.sampling,
+        storage_options=config.storage_options,
+        rows_per_batch=resources.decode_batch_size,
+        max_pixels=config.max_image_pixels,
     )
-    error: str | None = None
-    failed: dict[str, str] = {}
-    try:
-        if pending.num_rows:
-            # On CPU the model actors load the fused model traced to TorchScript here (skipping super-gradients'
-            # import, most of an actor's start-up); the trace runs (or comes from the cache) while Ray starts. On
-            # GPU actors build the model themselves, on their device.
-            tracing = None
-            if config.device != "cuda":
-                tracing = _in_background(
-                    traced_model, config.model, setup.weights, setup.spec, setup.precision, _runtime(config, "cpu")
-                )
-            start_ray(config.ray_address)
-            resources = _resources(config)
-            manifest.model = manifest.model.model_copy(
-                update={
-                    "device": resources.device,
-                    "batch_size": resources.batch_size,
-                    "workers": resources.workers,
-                    "runtime": resources.runtime,
-                }
-            )
-            traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
-            decoding = Decoding(
-                spec=setup.spec,
-                sampling=sampling,
-                storage_options=config.storage_options,
-                rows_per_batch=resources.decode_batch_size,
-                max_pixels=config.max_image_pixels,
-            )
 
-            def run(shards: list[str]) -> str | None:
-                items = pending.filter(pc.is_in(pending.column("shard_id"), pa.array(shards, pa.string())))
-                collector = ShardCollector(committer, plan.shard_sizes, progress.advance)
-                try:
-                    dataset = build_dataset(items, setup, config.model, resources, decoding, traced)
-                    run_pipeline(dataset, collector)
-                except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
-                    return describe_failure(exc)
-                finally:
-                    progress.advance(*(-n for n in collector.uncommitted_counts()))
-                return None
+    def process_shards(shards: list[str]) -> str | None:
+        items = run.pending.filter(pc.is_in(run.pending.column("shard_id"), pa.array(shards, pa.string())))
+        collector = ShardCollector(run.committer, run.plan.shard_sizes, progress.advance)
+        try:
+            dataset = build_dataset(items, setup, config.model, resources, decoding, traced)
+            run_pipeline(dataset, collector)
+        except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
+            return describe_failure(exc)
+        finally:
+            progress.advance(*(-n for n in collector.uncommitted_counts()))
+        return None
 
-            outcome = execute(sorted(set(pending.column("shard_id").to_pylist())), run, committer.committed_ids)
-            failed = outcome.failed
-            attempt["pipeline_runs"] = outcome.runs
-            if failed:
-                first = min(failed)
-                error = f"{len(failed)} shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; {first}: {failed[first]}"
-    except KeyboardInterrupt:
-        error = "interrupted"
-    except Exception as exc:  # the run failed as a whole; committed shards stay and a rerun resumes
-        error = describe_failure(exc)
-    finally:
-        progress.close()
+    shards = sorted(set(run.pending.column("shard_id").to_pylist()))
+    outcome = execute(shards, process_shards, run.committer.committed_ids)
+    run.attempt["pipeline_runs"] = outcome.runs
+    return outcome.failed
+
+
+def _start_cluster(run: _Run) -> tuple[Resources, bytes | None]:
+    """Join or start Ray and size the pipeline to it; with the model for CPU actors when they get one.
+
+    On CPU the model actors load the fused model exported (ONNX) or traced (TorchScript) here, skipping
+    super-gradients' import, most of an actor's start-up; that runs (or comes from the cache) while Ray starts.
+    On GPU actors build the model themselves, on their device."""
+    config, setup = run.config, run.setup
+    tracing = None
+    if config.device != "cuda":
+        tracing = _in_background(
+            traced_model, config.model, setup.weights, setup.spec, setup.precision, _runtime(config, "cpu")
+        )
+    start_ray(config.ray_address)
+    resources = _resources(config)
+    run.manifest.model = run.manifest.model.model_copy(
+        update={
+            "device": resources.device,
+            "batch_size": resources.batch_size,
+            "workers": resources.workers,
+            "runtime": resources.runtime,
+        }
+    )
+    traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
+    return resources, traced
+
+
+def _close_run(
+    run: _Run, progress: Progress, failed: dict[str, str], error: str | None, started: float, stream: TextIO
+) -> RunResult:
+    """Record how the attempt ended in the manifest, print the summary, and give the exit code."""
     wall_s = time.monotonic() - started
     if progress.first_result_at is not None:
-        attempt["startup_s"] = round(progress.first_result_at - started, 3)
-        attempt["process_startup_s"] = round(_since_process_start(progress.first_result_at), 3)
-    manifest = _finish(manifest, committer.committed(), plan, failed, error, wall_s, progress.rate, attempt)
-    store.save(manifest)
-    exit_code = _exit_code(manifest, config.max_error_rate)
-    _summary(stream, manifest, out, wall_s, progress.rate, exit_code)
+        run.attempt["startup_s"] = round(progress.first_result_at - started, 3)
+        run.attempt["process_startup_s"] = round(_since_process_start(progress.first_result_at), 3)
+    commits = run.committer.committed()
+    manifest = _finish(run.manifest, commits, run.plan, failed, error, wall_s, progress.rate, run.attempt)
+    run.store.save(manifest)
+    exit_code = _exit_code(manifest, run.config.max_error_rate)
+    _summary(stream, manifest, run.out, wall_s, progress.rate, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)
 
 
