@@ -24,6 +24,7 @@ from fsspec.asyn import sync
 
 from jobs.errors import UsageError
 from jobs.storage import Location, is_s3, location, retrying, uri_of
+from schemas.tables import LISTING_SCHEMA
 
 if TYPE_CHECKING:
     from s3fs import S3FileSystem
@@ -38,18 +39,6 @@ LIST_PAGE_SIZE = 1000
 """Keys per S3 ListObjectsV2 request (S3's maximum): what one listing step holds in memory."""
 ROW_CHUNK = 65536
 """Listed rows gathered in Python before they become one Arrow record batch."""
-
-LISTING_SCHEMA = pa.schema(
-    [
-        pa.field("uri", pa.string(), nullable=False),
-        pa.field("size", pa.int64()),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("version", pa.string()),
-    ]
-)
-"""``version``: what changes when the file's content does (ETag on S3, mtime in ns locally); with ``size`` it
-tells ``--incremental`` which inputs are new or changed. Null for entries of a manifest (not looked up)."""
 
 
 @dataclass

@@ -19,25 +19,7 @@ from jobs.listing import Listing
 from jobs.segments import Segment
 from jobs.sharding import shard_ids
 from jobs.storage import Location
-
-PLAN_SCHEMA = pa.schema(
-    [
-        pa.field("source_uri", pa.string(), nullable=False),
-        pa.field("size", pa.int64()),
-        pa.field("version", pa.string()),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("item", pa.int64(), nullable=False),
-        pa.field("frame_start", pa.int64(), nullable=False),
-        pa.field("frame_stop", pa.int64()),
-        pa.field("fps", pa.float64()),
-        pa.field("video_frames", pa.int64()),
-        pa.field("expected_frames", pa.int64(), nullable=False),
-        pa.field("shard_id", pa.string(), nullable=False),
-        pa.field("partition", pa.string(), nullable=False),
-    ]
-)
-"""``frame_start``/``frame_stop``: the decoded-frame range of a video item (0/null for images and whole
-videos); ``fps`` and ``video_frames`` (the container's exact frame count, when it has one) from the probe."""
+from schemas.tables import PLAN_SCHEMA
 
 
 @dataclass(frozen=True)

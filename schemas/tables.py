@@ -1,4 +1,4 @@
-"""Arrow schemas of the output tables, declared once and never inferred from data.
+"""Arrow schemas of the job's tables (output, stage results, listing, plan), declared once, never inferred.
 
 ``frames`` has one row per image or sampled video frame, ``ok`` or ``error``; ``detections`` one row per box.
 Both are hive-partitioned by ``run_date`` and ``source`` (see ``PARTITION_COLUMNS``): partition values live in
@@ -67,3 +67,36 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_NONE = "none"
 """A placeholder for a work item that gave no frame (a video range past the real end); never written out."""
+
+LISTING_SCHEMA = pa.schema(
+    [
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("version", pa.string()),
+    ]
+)
+"""The listed inputs (in memory, never written). ``version``: what changes when the file's content does (ETag
+on S3, mtime in ns locally); with ``size`` it tells ``--incremental`` which inputs are new or changed. Null for
+entries of a manifest (not looked up)."""
+
+PLAN_SCHEMA = pa.schema(
+    [
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("version", pa.string()),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("item", pa.int64(), nullable=False),
+        pa.field("frame_start", pa.int64(), nullable=False),
+        pa.field("frame_stop", pa.int64()),
+        pa.field("fps", pa.float64()),
+        pa.field("video_frames", pa.int64()),
+        pa.field("expected_frames", pa.int64(), nullable=False),
+        pa.field("shard_id", pa.string(), nullable=False),
+        pa.field("partition", pa.string(), nullable=False),
+    ]
+)
+"""The run's plan, saved as ``_runs/<run_id>/plan.parquet``, one row per work item. ``frame_start`` and
+``frame_stop``: the decoded-frame range of a video item (0/null for images and whole videos); ``fps`` and
+``video_frames`` (the container's exact frame count, when it has one) from the probe."""
