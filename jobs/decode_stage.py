@@ -137,7 +137,7 @@ def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
             info = _video_info(item, handle)
             for decoded in decode_frames(handle, start, stop, decoding.sampling, info):
                 try:
-                    frame = _letterbox(decoded.image, decoding.spec)
+                    frame = _letterbox(decoded.image, decoding.spec, channels="rgb")
                 except _StageError as exc:
                     yield _Row(decoded.index, decoded.timestamp_s, None, STATUS_ERROR, str(exc))
                     continue
@@ -191,7 +191,7 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise _StageError(f"decode: {_last_line(exc)}") from None
 
 
-def _letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb") -> Letterboxed:
+def _letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels) -> Letterboxed:
     try:
         return letterbox(image, spec, channels)
     except Exception as exc:  # a frame of a shape OpenCV cannot resize is this input's fault, not the job's

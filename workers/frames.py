@@ -59,9 +59,6 @@ class FrameBatchBuilder:
         self._images = np.empty((capacity, *spec.canvas, 3), dtype=np.uint8)
         self._geometry: list[tuple[int, int, float, int, int]] = []
 
-    def __len__(self) -> int:
-        return len(self._geometry)
-
     def full(self) -> bool:
         return len(self._geometry) == len(self._images)
 
