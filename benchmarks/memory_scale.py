@@ -68,9 +68,10 @@ def _warm_model_cache(weights: str, cache: Path) -> None:
 def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str, float]:
     """Run the job on ``images`` in this process while sampling memory; the peaks and counts as a dict."""
     import psutil
-    import ray
 
-    from jobs.runner import run_job
+    from jobs.runner import run_job  # before Ray: the jobs package sets how Ray starts workers
+
+    import ray
     from schemas.config import JobConfig
 
     driver = psutil.Process()

@@ -51,9 +51,9 @@ def probe_weights() -> Path:
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray for the whole session, started the way the job starts it."""
-    import ray
+    from jobs.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
 
-    from jobs.ray_session import start_ray
+    import ray
 
     start_ray(None)
     yield ray
