@@ -106,21 +106,27 @@ def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_wei
 
 BF16_TOLERANCE = (0.6, 0.95)
 """bf16 against fp32 on these photos: at least this share of boxes matched both ways (same class, IoU >= 0.5),
-with at least this mean IoU. Measured 0.79/0.85 and 0.98 with the probe weights, whose scores crowd the 0.25
+with at least this mean IoU. Measured 0.76/0.83 and 0.98 on the first ``BF16_PHOTOS`` photos (247 boxes; 0.78/0.86
+and 0.98 on all 38, on CPUs with and without native bf16) with the probe weights, whose scores crowd the 0.25
 threshold (a 0.03 score change adds or drops a box); the margin is for CPUs whose bf16 kernels round
-differently. Swapped colour channels score 0.15/0.10. See README's Throughput for the numbers."""
+differently. Swapped colour channels score 0.08/0.05. See README's Throughput for the numbers."""
+BF16_PHOTOS = 16
+"""Photos the bf16 check runs: on a CPU without native bf16 (AVX2) each frame takes seconds."""
 
 
-def test_bf16_stays_within_the_documented_tolerance(probe_weights, coco_images, reference_predictions):
+def test_bf16_stays_within_the_documented_tolerance(probe_weights, coco_images, reference_predictions, detector):
     weights = load_weights(str(probe_weights), "yolo_nas_s")
     traced = Detector.from_torchscript(
         trace_fused("yolo_nas_s", weights, LetterboxSpec(), "bf16"), LetterboxSpec(), precision="bf16"
     )
     assert next(traced.model.parameters()).dtype == torch.bfloat16
-    ours = _detect_all(traced, coco_images, LetterboxSpec())
-    share, mean_iou = agreement(ours, reference_predictions)
-    back, _ = agreement(reference_predictions, ours)
+    photos = coco_images[:BF16_PHOTOS]
+    reference = {key: reference_predictions[key] for key in ("file://" + str(p.resolve()) for p in photos)}
+    ours = _detect_all(traced, photos, LetterboxSpec())
+    share, mean_iou = agreement(ours, reference)
+    back, _ = agreement(reference, ours)
     assert min(share, back) >= BF16_TOLERANCE[0] and mean_iou >= BF16_TOLERANCE[1], (share, back, mean_iou)
-    # The same check with a colour mistake fails it, so the tolerance is not too loose to mean anything.
-    wrong = _detect_all(traced, coco_images, dataclasses.replace(LetterboxSpec(), bgr=True))
-    assert agreement(wrong, reference_predictions)[0] < BF16_TOLERANCE[0]
+    # The same check fails a colour mistake (made at fp32, where it is fast), so the tolerance is not too loose
+    # to mean anything.
+    wrong = _detect_all(detector, photos, dataclasses.replace(LetterboxSpec(), bgr=True))
+    assert agreement(wrong, reference)[0] < BF16_TOLERANCE[0]
