@@ -61,12 +61,15 @@ class Progress:
         return frames / elapsed if elapsed > 0 and frames > 0 else 0.0
 
     def line(self) -> str:
+        """One log line. Before a rate can be measured (results so far came at once) it says so, not 0 frames/s."""
         rate = self.rate
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        eta_text = f"{eta:.0f}s" if eta == eta else "?"
+        if self.done >= self.total:
+            eta = "done"
+        else:
+            eta = f"ETA {(self.total - self.done) / rate:.0f}s" if rate > 0 else "ETA ?"
         return (
             f"progress: {self.done}/{self.total} frames ({100 * self.done / max(self.total, 1):.1f}%), "
-            f"{rate:.2f} frames/s, ETA {eta_text}, errors {self.errors}"
+            f"{f'{rate:.2f}' if rate > 0 else '?'} frames/s, {eta}, errors {self.errors}"
         )
 
     def close(self) -> None:
