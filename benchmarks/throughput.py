@@ -194,16 +194,12 @@ REPEAT = 4
 def _cpu_name() -> str:
     """The CPU's model, cores and the widest vector instructions torch uses on it (AVX2, AVX512, ...): bf16 is
     only fast where the CPU has it natively, so a table means little without them."""
-    models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")]
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    models = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
     model = models[0] if models else platform.processor() or platform.machine()
-    flags = {"avx512_bf16", "amx_bf16"} & set(_cpuinfo().split())
+    flags = {"avx512_bf16", "amx_bf16"} & set(info.split())
     native = f", {'/'.join(sorted(flags))}" if flags else ", no native bf16"
     return f"{model}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}{native}"
-
-
-def _cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text() if path.exists() else ""
 
 
 def _report(results: dict[str, float], n: int, device: str, args: argparse.Namespace) -> None:

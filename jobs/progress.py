@@ -63,13 +63,14 @@ class Progress:
     def line(self) -> str:
         """One log line. Before a rate can be measured (results so far came at once) it says so, not 0 frames/s."""
         rate = self.rate
+        speed = f"{rate:.2f}" if rate > 0 else "?"
         if self.done >= self.total:
             eta = "done"
         else:
             eta = f"ETA {(self.total - self.done) / rate:.0f}s" if rate > 0 else "ETA ?"
         return (
             f"progress: {self.done}/{self.total} frames ({100 * self.done / max(self.total, 1):.1f}%), "
-            f"{f'{rate:.2f}' if rate > 0 else '?'} frames/s, {eta}, errors {self.errors}"
+            f"{speed} frames/s, {eta}, errors {self.errors}"
         )
 
     def close(self) -> None:
