@@ -58,11 +58,12 @@ def main() -> None:
 
 
 def _warm_model_cache(weights: str, cache: Path) -> None:
+    """The model the job's CPU actors load by default (fp32 on ONNX Runtime), exported into ``cache``."""
     from workers.preprocess import LetterboxSpec
     from workers.trace_cache import traced_model
     from workers.weights import load_weights
 
-    traced_model("yolo_nas_s", load_weights(weights, "yolo_nas_s"), LetterboxSpec(), cache)
+    traced_model("yolo_nas_s", load_weights(weights, "yolo_nas_s"), LetterboxSpec(), "fp32", "onnxruntime", cache_dir=cache)
 
 
 def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str, float]:
