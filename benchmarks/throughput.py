@@ -1,6 +1,6 @@
 """Throughput of the job against super-gradients' own ``predict()`` and the bare fused model, in one run.
 
-    python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT]
+    python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT] [--skip-job]
 
 Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS
 today; (b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="default: the job's own (8 on CPU, 64 on GPU)")
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="ours and the bare forward")
     parser.add_argument("--json", type=Path, default=REPO / "out" / "benchmark.json")
+    parser.add_argument(
+        "--skip-job", action="store_true", help="leave out the job's rows (most of a run's time), as where Ray is missing"
+    )
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args.batch_size = args.batch_size or DEFAULT_BATCH_SIZE[device]
@@ -103,7 +106,7 @@ def main() -> None:
     results["workers_in_process"] = n / _timed(in_process)
     results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in batched(paths, args.batch_size)])
     results.update(_pipelined(detector, paths, args.batch_size, device))
-    if importlib.util.find_spec("ray") is not None:
+    if not args.skip_job and importlib.util.find_spec("ray") is not None:
         results.update(_job(paths, args))
     _report(results, n, device, args)
 
@@ -214,7 +217,7 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
     print(f"decode + letterbox: {results['decode_per_core']:.1f} frames/s on one core; workers_pipelined decoded on "
           f"{results['pipelined_decoders']} processes, {results['pipelined_frames']} frames")
     if "job_wall_s" not in results:
-        print("job: not measured (Ray is not installed here)")
+        print("job: not measured" + (" (--skip-job)" if args.skip_job else " (Ray is not installed here)"))
     else:
         r = results
         print(f"job wall time {r['job_wall_s']:.1f}s for {n} images (fresh command, empty model cache)")
