@@ -1,0 +1,15 @@
+"""``benchmarks/memory_scale.py`` runs the job at two input sizes and reports both peaks of each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_the_memory_benchmark_runs_both_sizes(two_photos: Path, run_benchmark, tmp_path: Path) -> None:
+    report = tmp_path / "memory.json"
+    run_benchmark("memory_scale", "--images", str(two_photos), "--scale", "2", "--json", str(report))
+    results = json.loads(report.read_text())
+    assert [results[size]["frames"] for size in ("x1", "x2")] == [2, 4]
+    for size in ("x1", "x2"):
+        assert results[size]["peak_driver_rss_mib"] > 0 and results[size]["peak_object_store_mib"] > 0, size
