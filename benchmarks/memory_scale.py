@@ -46,24 +46,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         weights = weights_file(args.weights, "yolo_nas_s", Path(tmp))
         # Both sizes load the model from a warm cache (a scheduled run's case), so their peaks compare like for like.
-        env = dict(os.environ, YOLONAS_BATCH_CACHE=str(Path(tmp) / "cache"))
-        _warm_model_cache(weights, Path(env["YOLONAS_BATCH_CACHE"]))
+        os.environ["YOLONAS_BATCH_CACHE"] = str(Path(tmp) / "cache")
+        _warm_model_cache(weights)
         for copies in (1, args.scale):
             folder = copied_images(paths, Path(tmp) / f"images-x{copies}", copies)
             command = [sys.executable, __file__, "--child", str(folder), str(Path(tmp) / f"out-x{copies}")]
             command += ["--weights", weights, "--shard-size", str(args.shard_size)]
-            finished = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+            finished = subprocess.run(command, capture_output=True, text=True, check=True)
             results[f"x{copies}"] = json.loads(finished.stdout.strip().splitlines()[-1])
     _report(results, args.json)
 
 
-def _warm_model_cache(weights: str, cache: Path) -> None:
-    """The model the job's CPU actors load by default (fp32 on ONNX Runtime), exported into ``cache``."""
-    from workers.preprocess import LetterboxSpec
-    from workers.trace_cache import traced_model
-    from workers.weights import load_weights
+def _warm_model_cache(weights: str) -> None:
+    """Put the model the job's CPU actors will load (as the job itself chooses it) into the model cache."""
+    from jobs.model_setup import prepare_model
+    from jobs.runner import cpu_model
+    from schemas.config import JobConfig
 
-    traced_model("yolo_nas_s", load_weights(weights, "yolo_nas_s"), LetterboxSpec(), "fp32", "onnxruntime", cache_dir=cache)
+    config = JobConfig(sources=["unused"], output="unused", weights=weights)
+    cpu_model(config, prepare_model(config))
 
 
 def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str, float]:

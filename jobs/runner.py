@@ -166,9 +166,7 @@ def _start_cluster(run: _Run) -> tuple[Resources, bytes | None]:
     config, setup = run.config, run.setup
     tracing = None
     if config.device != "cuda":
-        tracing = _in_background(
-            traced_model, config.model, setup.weights, setup.spec, setup.precision, _runtime(config, "cpu")
-        )
+        tracing = _in_background(cpu_model, config, setup)
     start_ray(config.ray_address)
     resources = _resources(config)
     run.manifest.model = run.manifest.model.model_copy(
@@ -181,6 +179,12 @@ def _start_cluster(run: _Run) -> tuple[Resources, bytes | None]:
     )
     traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
     return resources, traced
+
+
+def cpu_model(config: JobConfig, setup: ModelSetup) -> bytes:
+    """The fused model CPU actors load for ``config`` (ONNX for ONNX Runtime, else TorchScript), from the model
+    cache when it holds it, else made and stored there."""
+    return traced_model(config.model, setup.weights, setup.spec, setup.precision, _runtime(config, "cpu"))
 
 
 def _close_run(

@@ -14,8 +14,8 @@ pyarrow, the model actor torch and ONNX Runtime, the driver all of them and supe
 
 def test_installed_packages_are_compiled_to_bytecode() -> None:
     """A local run starts a dozen Python processes, each importing Ray. Where Python may not write its bytecode
-    cache (``PYTHONDONTWRITEBYTECODE=1``, common in container images and set on this project's machines; a
-    read-only environment), a package uv installed without compiling it is compiled from source again in every
+    cache (``PYTHONDONTWRITEBYTECODE=1``, common in container images and set on this project's development
+    machine; a read-only environment), a package uv installed without compiling it is compiled from source again in every
     process of every run: 30 s to the first result here instead of 12 s. ``compile-bytecode`` compiles it once,
     at install. Lazily written caches would cover only the modules imported so far, far short of the whole."""
     purelib = Path(sysconfig.get_paths()["purelib"])
