@@ -104,11 +104,14 @@ def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str,
 
 
 def _object_store_bytes() -> int:
-    """Bytes in the object store across the cluster (Ray's internal API: what ``ray memory --stats-only`` reads)."""
+    """Bytes in the object store across this run's cluster (Ray's internal API: what ``ray memory --stats-only``
+    reads), asked by address: with another Ray up on the machine, finding one by itself fails."""
+    import ray
     from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
     try:
-        return int(get_memory_info_reply(get_state_from_address(), timeout_seconds=5).store_stats.object_store_bytes_used)
+        state = get_state_from_address(ray.get_runtime_context().gcs_address)
+        return int(get_memory_info_reply(state, timeout_seconds=5).store_stats.object_store_bytes_used)
     except Exception:  # the cluster is shutting down
         return 0
 
