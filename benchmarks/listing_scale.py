@@ -35,8 +35,11 @@ def _measure(label: str, source: str, options: dict) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     n = len(listing)
-    print(f"{label:<6} {n:>8} objects  list {listed:6.2f}s  plan {planned:5.2f}s  "
-          f"peak heap {peak / 2**20:7.1f} MiB ({peak / max(n, 1):5.0f} B/object)  {plan.table.nbytes / max(n, 1):4.0f} B/object in the plan")
+    print(
+        f"{label:<6} {n:>8} objects  list {listed:6.2f}s  plan {planned:5.2f}s  "
+        f"peak heap {peak / 2**20:7.1f} MiB ({peak / max(n, 1):5.0f} B/object)  "
+        f"{plan.table.nbytes / max(n, 1):4.0f} B/object in the plan"
+    )
 
 
 def main() -> None:
@@ -58,7 +61,10 @@ def main() -> None:
         _measure("local", str(Path(tmp) / "photos"), {})
     before = proxy.requests
     _measure("s3", "s3://scale/photos", s3_storage_options(proxy.url))
-    print(f"s3 requests for the listing: {proxy.requests - before} ({args.objects / max(proxy.requests - before, 1):.0f} objects per request)")
+    print(
+        f"s3 requests for the listing: {proxy.requests - before} "
+        f"({args.objects / max(proxy.requests - before, 1):.0f} objects per request)"
+    )
     proxy.close()
     server.stop()
 

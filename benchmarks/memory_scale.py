@@ -31,7 +31,7 @@ MIB = 1024 * 1024
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "coco-tiny" / "images")
+    parser.add_argument("--images", type=Path, default=REPO / "tests" / "data" / "coco-tiny" / "images")
     parser.add_argument("--weights", default="random")
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--shard-size", type=int, default=16)
@@ -70,10 +70,9 @@ def _warm_model_cache(weights: str) -> None:
 def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str, float]:
     """Run the job on ``images`` in this process while sampling memory; the peaks and counts as a dict."""
     import psutil
+    import ray
 
     from jobs.runner import run_job  # before Ray: the jobs package sets how Ray starts workers
-
-    import ray
     from schemas.config import JobConfig
 
     driver = psutil.Process()
@@ -119,7 +118,9 @@ def _object_store_bytes() -> int:
 def _report(results: dict[str, dict[str, float]], path: Path) -> None:
     print(f"{'input':<8}{'frames':>8}{'wall s':>9}{'driver RSS MiB':>16}{'object store MiB':>18}")
     for name, r in results.items():
-        print(f"{name:<8}{r['frames']:>8}{r['wall_s']:>9}{r['peak_driver_rss_mib']:>16}{r['peak_object_store_mib']:>18}")
+        print(
+            f"{name:<8}{r['frames']:>8}{r['wall_s']:>9}{r['peak_driver_rss_mib']:>16}{r['peak_object_store_mib']:>18}"
+        )
     small, big = results.values()
     for key in ("peak_driver_rss_mib", "peak_object_store_mib"):
         print(f"{key}: x{big['frames'] / small['frames']:.0f} input -> x{big[key] / max(small[key], 1):.2f}")

@@ -37,14 +37,16 @@ from workers.weights import load_weights  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "coco-tiny" / "images")
+    parser.add_argument("--images", type=Path, default=REPO / "tests" / "data" / "coco-tiny" / "images")
     parser.add_argument("--weights", default="random")
     parser.add_argument("--model", default="yolo_nas_s")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--calibration", type=int, default=16, help="photos that calibrate the INT8 activations")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
-        "--fp32-nodes", metavar="TEXT", help="leave nodes whose name contains TEXT unquantized (e.g. heads: the detection heads)"
+        "--fp32-nodes",
+        metavar="TEXT",
+        help="leave nodes whose name contains TEXT unquantized (e.g. heads: the detection heads)",
     )
     parser.add_argument("--json", type=Path, default=REPO / "out" / "onnx_runtime.json")
     args = parser.parse_args()
@@ -54,8 +56,10 @@ def main() -> None:
     paths = image_paths(args.images)
     weights = load_weights(args.weights, args.model)
     detector = Detector(args.model, weights, spec)
-    batches = [FrameBatch.stack([prepare_image(p.read_bytes(), spec) for p in chunk])
-               for chunk in batched(paths, args.batch_size)]
+    batches = [
+        FrameBatch.stack([prepare_image(p.read_bytes(), spec) for p in chunk])
+        for chunk in batched(paths, args.batch_size)
+    ]
     keys = [[str(p) for p in chunk] for chunk in batched(paths, args.batch_size)]
 
     def normalised(batch: FrameBatch) -> np.ndarray:
@@ -69,7 +73,9 @@ def main() -> None:
             started = time.perf_counter()
             boxes, scores = forward(inputs)
             seconds += time.perf_counter() - started
-            d = _postprocess(torch.as_tensor(boxes).float(), torch.as_tensor(scores).float(), batch, detector.thresholds)
+            d = _postprocess(
+                torch.as_tensor(boxes).float(), torch.as_tensor(scores).float(), batch, detector.thresholds
+            )
             for i, name in enumerate(names):
                 keep = d.frame == i
                 found[name] = np.concatenate([d.boxes[keep], d.scores[keep, None], d.class_ids[keep, None]], axis=1)
@@ -100,23 +106,40 @@ def main() -> None:
 
         import onnx
 
-        kept = [node.name for node in onnx.load(str(fp32_path)).graph.node if args.fp32_nodes and args.fp32_nodes in node.name]
+        kept = [
+            node.name
+            for node in onnx.load(str(fp32_path)).graph.node
+            if args.fp32_nodes and args.fp32_nodes in node.name
+        ]
         started = time.perf_counter()
-        quantize_static(str(fp32_path), str(int8_path), Calibration(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=kept)
+        quantize_static(
+            str(fp32_path),
+            str(int8_path),
+            Calibration(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=kept,
+        )
         quantize_s = time.perf_counter() - started
         for name, path in (("onnxruntime_fp32", fp32_path), ("onnxruntime_int8", int8_path)):
             forward = OnnxForward(path.read_bytes(), args.threads)
-            run(lambda x: forward(torch.from_numpy(x)))  # warm-up, as above
-            found, rate = run(lambda x: forward(torch.from_numpy(x)))
+
+            def call(x, forward=forward):
+                return forward(torch.from_numpy(x))
+
+            run(call)  # warm-up, as above
+            found, rate = run(call)
             matched, mean_iou = agreement(found, reference)
             back, _ = agreement(reference, found)
             results[name] = {"frames_per_s": rate, "matched": matched, "matched_back": back, "mean_iou": mean_iou}
         results["onnxruntime_int8"]["quantize_s"] = quantize_s
 
-    print(f"{args.model}, batch {args.batch_size}, {args.threads} threads, {len(paths)} images; "
-          f"agreement against torch fp32 (same class, IoU >= 0.5); nodes left in fp32: {len(kept)}")
+    print(
+        f"{args.model}, batch {args.batch_size}, {args.threads} threads, {len(paths)} images; "
+        f"agreement against torch fp32 (same class, IoU >= 0.5); nodes left in fp32: {len(kept)}"
+    )
     print(f"{'model':<20}{'frames/s':>10}{'vs torch':>10}{'matched':>9}{'back':>7}{'mean IoU':>10}")
     base = results["torch_fp32"]["frames_per_s"]
     for name, r in results.items():

@@ -1,6 +1,7 @@
 """Throughput of the job against super-gradients' own ``predict()`` and the bare fused model, in one run.
 
-    python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT] [--skip-job]
+    python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT]
+        [--skip-job]
 
 Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS
 today; (b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
@@ -54,14 +55,16 @@ def _timed(fn, warmup: int = 1) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "coco-tiny" / "images")
+    parser.add_argument("--images", type=Path, default=REPO / "tests" / "data" / "coco-tiny" / "images")
     parser.add_argument("--weights", default="random")
     parser.add_argument("--model", default="yolo_nas_s")
     parser.add_argument("--batch-size", type=int, help="default: the job's own (8 on CPU, 64 on GPU)")
     parser.add_argument("--precision", choices=sorted(DTYPES), default="fp32", help="ours and the bare forward")
     parser.add_argument("--json", type=Path, default=REPO / "out" / "benchmark.json")
     parser.add_argument(
-        "--skip-job", action="store_true", help="leave out the job's rows (most of a run's time), as where Ray is missing"
+        "--skip-job",
+        action="store_true",
+        help="leave out the job's rows (most of a run's time), as where Ray is missing",
     )
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -76,7 +79,9 @@ def main() -> None:
     model.set_dataset_processing_params(**default_processing_params())
     model.to(device)
     with silenced_output():
-        results["predict"] = n / _timed(lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size)))
+        results["predict"] = n / _timed(
+            lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size))
+        )
 
     detector = Detector(args.model, weights, LetterboxSpec(), device=device, precision=args.precision)
     frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in paths]
@@ -135,7 +140,11 @@ def _pipelined(detector: Detector, paths: list[Path], batch_size: int, device: s
             if device == "cuda":
                 torch.cuda.synchronize()
 
-        return {"workers_pipelined": len(work) / _timed(run), "pipelined_decoders": decoders, "pipelined_frames": len(work)}
+        return {
+            "workers_pipelined": len(work) / _timed(run),
+            "pipelined_decoders": decoders,
+            "pipelined_frames": len(work),
+        }
 
 
 PIPELINED_FRAMES = 4096
@@ -207,24 +216,40 @@ def _cpu_name() -> str:
 
 def _report(results: dict[str, float], n: int, device: str, args: argparse.Namespace) -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
-    print(f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
-          f"{args.precision} (predict: fp32); {n} images")
+    print(
+        f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
+        f"{args.precision} (predict: fp32); {n} images"
+    )
     print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
-    for key in ("predict", "bare_forward", "workers_in_process", "workers_pipelined", "job_steady_state", "job_end_to_end"):
+    for key in (
+        "predict",
+        "bare_forward",
+        "workers_in_process",
+        "workers_pipelined",
+        "job_steady_state",
+        "job_end_to_end",
+    ):
         value = results.get(key)
         if value is not None:
-            print(f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x")
-    print(f"decode + letterbox: {results['decode_per_core']:.1f} frames/s on one core; workers_pipelined decoded on "
-          f"{results['pipelined_decoders']} processes, {results['pipelined_frames']} frames")
+            print(
+                f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x"
+            )
+    print(
+        f"decode + letterbox: {results['decode_per_core']:.1f} frames/s on one core; workers_pipelined decoded on "
+        f"{results['pipelined_decoders']} processes, {results['pipelined_frames']} frames"
+    )
     if "job_wall_s" not in results:
         print("job: not measured" + (" (--skip-job)" if args.skip_job else " (Ray is not installed here)"))
     else:
         r = results
         print(f"job wall time {r['job_wall_s']:.1f}s for {n} images (fresh command, empty model cache)")
-        print("time to first result, from the process's start (from the job's start): fresh command "
-              f"{r['command_cold_process_startup_s']:.1f}s ({r['command_cold_startup_s']:.1f}s) with the model exported, "
-              f"{r['command_warm_process_startup_s']:.1f}s ({r['command_warm_startup_s']:.1f}s) with the model cached; "
-              f"Ray already up: ({r['job_ray_up_startup_s']:.1f}s) its first run, ({r['job_ray_warm_startup_s']:.1f}s) the next")
+        print(
+            "time to first result, from the process's start (from the job's start): fresh command "
+            f"{r['command_cold_process_startup_s']:.1f}s ({r['command_cold_startup_s']:.1f}s) with the model exported, "
+            f"{r['command_warm_process_startup_s']:.1f}s ({r['command_warm_startup_s']:.1f}s) with the model cached; "
+            f"Ray already up: ({r['job_ray_up_startup_s']:.1f}s) its first run, "
+            f"({r['job_ray_warm_startup_s']:.1f}s) the next"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     summary = {"device": device, "device_name": name, "torch": torch.__version__, "model": args.model}
     summary |= {"batch_size": args.batch_size, "precision": args.precision, "images": n}

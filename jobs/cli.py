@@ -70,7 +70,9 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
         default="auto",
         help="what runs the model (default auto: ONNX Runtime for fp32 on CPUs, torch otherwise)",
     )
-    run.add_argument("--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume")
+    run.add_argument(
+        "--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume"
+    )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")
     mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="delete earlier output, start clean")

@@ -69,8 +69,14 @@ class ShardCommitter:
                 continue
             for path in fs.find(root.path):
                 name = posixpath.basename(path)
-                shard = name[len(f"part-{self.run_id}-") : -len(".parquet")] if name.startswith(f"part-{self.run_id}-") else None
-                if name.endswith(".tmp") or (shard is not None and name.endswith(".parquet") and shard not in committed):
+                shard = (
+                    name[len(f"part-{self.run_id}-") : -len(".parquet")]
+                    if name.startswith(f"part-{self.run_id}-")
+                    else None
+                )
+                if name.endswith(".tmp") or (
+                    shard is not None and name.endswith(".parquet") and shard not in committed
+                ):
                     leftovers.append(path)
         markers = self.out.child("_runs", self.run_id, "shards")
         if fs.exists(markers.path):

@@ -1,9 +1,9 @@
 """The decode stage of the Ray Data pipeline: read, decode and letterbox on CPU tasks.
 
 It takes and returns column batches and imports no torch, so decode workers start in a fraction of a model
-actor's time (``jobs/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a video that breaks)
-becomes an ``error`` row right here, so every planned frame leaves the pipeline as exactly one row; only
-infrastructure failures (a dead actor, a lost node) surface as exceptions, which Ray retries.
+actor's time (``jobs/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a
+video that breaks) becomes an ``error`` row right here, so every planned frame leaves the pipeline as exactly
+one row; only infrastructure failures (a dead actor, a lost node) surface as exceptions, which Ray retries.
 
 A work item (an image, or a frame range of a video) gives one or more rows; its last row carries the number of
 rows the item gave (``item_rows``), which is how the driver knows a shard is complete. A video range that holds

@@ -42,7 +42,9 @@ def _answered(store: RunStore, model_fingerprint: str) -> pa.Table:
         done.append(keys.filter(mask))
         undone.append(keys.filter(pc.invert(mask)))
     if not done:
-        return pa.table({"uri": pa.array([], pa.string()), "size": pa.array([], pa.int64()), "version": pa.array([], pa.string())})
+        return pa.table(
+            {"uri": pa.array([], pa.string()), "size": pa.array([], pa.int64()), "version": pa.array([], pa.string())}
+        )
     answered = _filled(pa.concat_tables(done)).group_by(_KEYS).aggregate([])
     return answered.join(_filled(pa.concat_tables(undone)), keys=_KEYS, join_type="left anti")
 

@@ -38,7 +38,8 @@ def prepare_model(config: JobConfig) -> ModelSetup:
         )
         if config.num_classes is not None and config.num_classes != weights.num_classes:
             raise UsageError(
-                f"--num-classes {config.num_classes} does not match the weights, which have {weights.num_classes} classes"
+                f"--num-classes {config.num_classes} does not match the weights, "
+                f"which have {weights.num_classes} classes"
             )
         given = None
         if config.class_names:

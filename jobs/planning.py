@@ -50,7 +50,12 @@ class Plan:
         items = len(columns["source_uri"])
         columns["item"] = list(range(items))
         columns["shard_id"] = shard_ids(columns["expected_frames"], shard_size)
-        return cls(pa.table({name: pa.array(columns[name], PLAN_SCHEMA.field(name).type) for name in PLAN_SCHEMA.names}, schema=PLAN_SCHEMA))
+        return cls(
+            pa.table(
+                {name: pa.array(columns[name], PLAN_SCHEMA.field(name).type) for name in PLAN_SCHEMA.names},
+                schema=PLAN_SCHEMA,
+            )
+        )
 
     @classmethod
     def load(cls, where: Location) -> "Plan":

@@ -24,25 +24,26 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.collector import ShardCollector
 from jobs.commit import ShardCommitter
+from jobs.decode_stage import Decoding
 from jobs.errors import UsageError
 from jobs.execution import MAX_SHARD_ATTEMPTS, execute
 from jobs.incremental import new_or_changed
 from jobs.listing import Listing, list_sources
 from jobs.model_setup import ModelSetup, prepare_model
-from jobs.pipeline import Resources, ShardCollector, build_dataset, run_pipeline
+from jobs.pipeline import Resources, build_dataset, run_pipeline
 from jobs.planning import Plan
 from jobs.progress import Progress
 from jobs.ray_session import cluster_cpus, cluster_gpus, start_ray
 from jobs.run_store import RunStore
-from jobs.decode_stage import Decoding
 from jobs.segments import plan_videos
 from jobs.storage import Location, location
 from schemas.config import JobConfig
+from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
 from workers.detector import DEFAULT_BATCH_SIZE, Runtime
 from workers.trace_cache import traced_model
 from workers.video import Sampling
-from schemas.manifest import Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
 
 T = TypeVar("T")
 
@@ -413,7 +414,8 @@ def _summary(stream: TextIO, manifest: RunManifest, out: Location, wall_s: float
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(c.error_kinds.items()))
     lines = [
         f"run {manifest.run_id} {manifest.status}" + (f": {manifest.error}" if manifest.error else ""),
-        f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); detections: {c.detections}",
+        f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); "
+        f"detections: {c.detections}",
         f"  wall time {wall_s:.1f}s" + (f"; {rate:.2f} frames/s once results flowed" if rate > 0 else ""),
         f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
     ]

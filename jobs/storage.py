@@ -104,9 +104,7 @@ class Location:
 
         Opening is retried here; each ranged read inside is retried by botocore and s3fs per request.
         """
-        return retrying(
-            lambda: self.fs.open(self.path, "rb", block_size=INPUT_BLOCK_SIZE, cache_type="readahead")
-        )
+        return retrying(lambda: self.fs.open(self.path, "rb", block_size=INPUT_BLOCK_SIZE, cache_type="readahead"))
 
     def write_bytes_atomic(self, data: bytes) -> None:
         """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store (an object

@@ -6,8 +6,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from workers.preprocess import DEFAULT_MAX_PIXELS
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workers.preprocess import DEFAULT_MAX_PIXELS
 
 ModelName = Literal["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"]
 
@@ -67,8 +68,8 @@ class JobConfig(BaseModel):
         return data
 
     def model_fingerprint(self, weights_sha256: str) -> str:
-        """Identity of what a run computes for one input: model, weights, precision, thresholds, sampling. Inputs that an
-        earlier run with the same model fingerprint committed are what ``--incremental`` skips."""
+        """Identity of what a run computes for one input: model, weights, precision, thresholds, sampling.
+        Inputs that an earlier run with the same model fingerprint committed are what ``--incremental`` skips."""
         return _digest(
             self.model_dump(
                 mode="json",

@@ -19,7 +19,7 @@ pytest_plugins = ["tests.support.s3"]
 """The S3 API server fixtures (one moto server per session), available to every test module."""
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("YOLONAS_TEST_DATA", REPO.parent / "shared" / "data" / "coco-tiny"))
+DATA = REPO / "tests" / "data" / "coco-tiny"
 CACHE = REPO / ".cache" / "test-weights"
 os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
 """Traced models the jobs under test keep between runs (``workers/trace_cache.py``): here, not in ``~/.cache``."""
@@ -51,9 +51,9 @@ def probe_weights() -> Path:
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray for the whole session, started the way the job starts it."""
-    from jobs.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
-
     import ray
+
+    from jobs.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
 
     start_ray(None)
     yield ray

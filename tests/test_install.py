@@ -14,13 +14,15 @@ pyarrow, the model actor torch and ONNX Runtime, the driver all of them and supe
 
 def test_installed_packages_are_compiled_to_bytecode() -> None:
     """A local run starts a dozen Python processes, each importing Ray. Where Python may not write its bytecode
-    cache (``PYTHONDONTWRITEBYTECODE=1``, common in container images and set on this project's development
-    machine; a read-only environment), a package uv installed without compiling it is compiled from source again in every
-    process of every run: 30 s to the first result here instead of 12 s. ``compile-bytecode`` compiles it once,
-    at install. Lazily written caches would cover only the modules imported so far, far short of the whole."""
+    cache (``PYTHONDONTWRITEBYTECODE=1``, common in container images; a read-only environment), a package uv
+    installed without compiling it is compiled from source again in every process of every run (2.5x the time to
+    the first result on a 2-core machine). ``compile-bytecode`` compiles it once, at install. Lazily written
+    caches would cover only the modules imported so far, far short of the whole."""
     purelib = Path(sysconfig.get_paths()["purelib"])
     for package in PROCESS_PACKAGES:
-        sources = [Path(root, name) for root, _, names in os.walk(purelib / package) for name in names if name.endswith(".py")]
+        sources = [
+            Path(root, name) for root, _, names in os.walk(purelib / package) for name in names if name.endswith(".py")
+        ]
         compiled = sum(Path(importlib.util.cache_from_source(str(source))).is_file() for source in sources)
         # A file or two written for a newer Python (torch's py312_intrinsics.py) cannot compile on 3.11.
         assert sources and compiled >= 0.99 * len(sources), f"{package}: {compiled} of {len(sources)} modules compiled"

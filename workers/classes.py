@@ -27,7 +27,9 @@ def resolve_class_names(
     for names, origin in ((given, "--class-names"), (from_checkpoint, "the checkpoint")):
         if names is not None:
             if len(names) != num_classes:
-                raise ClassNamesError(f"{origin} lists {len(names)} class names but the model has {num_classes} classes")
+                raise ClassNamesError(
+                    f"{origin} lists {len(names)} class names but the model has {num_classes} classes"
+                )
             return names
     if num_classes == len(COCO_CLASS_NAMES):
         return COCO_CLASS_NAMES

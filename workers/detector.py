@@ -15,8 +15,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from workers.nms import batched_nms
 from workers.frames import FrameBatch
+from workers.nms import batched_nms
 from workers.preprocess import LetterboxSpec
 from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
@@ -66,7 +66,10 @@ class Detections:
         starts = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])
         return cls(
             frame=np.concatenate([p.frame + start for p, start in zip(parts, starts)]),
-            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in ("boxes", "scores", "class_ids", "counts")},
+            **{
+                name: np.concatenate([getattr(p, name) for p in parts])
+                for name in ("boxes", "scores", "class_ids", "counts")
+            },
         )
 
 
@@ -99,7 +102,9 @@ class Detector:
     ) -> "Detector":
         """A detector from ``trace_fused``'s bytes (traced at ``precision``): loading needs torch only, so a model
         actor skips importing super-gradients (most of its start-up on a CPU)."""
-        return cls.around(load_torchscript(data, device), spec, device=device, thresholds=thresholds, precision=precision)
+        return cls.around(
+            load_torchscript(data, device), spec, device=device, thresholds=thresholds, precision=precision
+        )
 
     @classmethod
     def around(
@@ -137,7 +142,9 @@ class Detector:
         self.max_batch: int | None = None
         """Frames per forward pass (``fit_batch``); None runs every batch whole."""
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # one input shape for the whole run: let cuDNN pick its fastest kernels
+            torch.backends.cudnn.benchmark = (
+                True  # one input shape for the whole run: let cuDNN pick its fastest kernels
+            )
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 

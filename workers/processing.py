@@ -79,8 +79,8 @@ def letterbox_spec_from_params(processing_params: dict[str, Any]) -> LetterboxSp
     from workers.quiet import super_gradients_models  # the processing factory needs super-gradients' registry
 
     super_gradients_models()
-    from super_gradients.training.processing.processing import Processing
     from super_gradients.common.factories.processing_factory import ProcessingFactory
+    from super_gradients.training.processing.processing import Processing
 
     processor = processing_params["image_processor"]
     if not isinstance(processor, Processing):

@@ -91,12 +91,15 @@ def super_gradients_models() -> ModuleType:
         if not already:
             for key, value in _QUIET_ENVIRONMENT.items():
                 os.environ.setdefault(key, value)
-            os.environ.setdefault("SUPER_GRADIENTS_LOG_DIR", os.path.join(tempfile.gettempdir(), "yolonas-batch-sg-logs"))
+            os.environ.setdefault(
+                "SUPER_GRADIENTS_LOG_DIR", os.path.join(tempfile.gettempdir(), "yolonas-batch-sg-logs")
+            )
             with warnings.catch_warnings(), silenced_output():
                 warnings.simplefilter("ignore")
                 from super_gradients.training import models  # noqa: F401
             _mute_super_gradients_loggers()
         from super_gradients.training import models
+
         return models
 
 

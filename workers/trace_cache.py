@@ -51,7 +51,11 @@ def traced_model(
         data = path.read_bytes()
         if _loads(data, runtime):
             return data
-    data = export_onnx(model_name, weights, spec) if runtime == "onnxruntime" else trace_fused(model_name, weights, spec, precision)
+    data = (
+        export_onnx(model_name, weights, spec)
+        if runtime == "onnxruntime"
+        else trace_fused(model_name, weights, spec, precision)
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:

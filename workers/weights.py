@@ -64,9 +64,10 @@ def fetch_coco_weights(model_name: str, timeout_s: float = 30.0) -> Path:
     url = COCO_URL.format(model=model_name)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, tempfile.NamedTemporaryFile(
-            dir=target.parent, delete=False
-        ) as partial:
+        with (
+            urllib.request.urlopen(url, timeout=timeout_s) as response,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial,
+        ):
             shutil.copyfileobj(response, partial)
         os.replace(partial.name, target)
     except OSError as exc:
@@ -77,14 +78,14 @@ def fetch_coco_weights(model_name: str, timeout_s: float = 30.0) -> Path:
     return target
 
 
-def read_weights(
-    data: bytes, source: str, *, trust_checkpoint: bool = False, map_location: str = "cpu"
-) -> Weights:
+def read_weights(data: bytes, source: str, *, trust_checkpoint: bool = False, map_location: str = "cpu") -> Weights:
     """Unpack checkpoint bytes: ``ema_net`` preferred over ``net``, else the file is the state dict itself."""
     try:
         loaded = torch.load(io.BytesIO(data), map_location=map_location, weights_only=not trust_checkpoint)
     except Exception as exc:  # torch raises many types for a bad file; all mean "not loadable weights"
-        hint = "" if trust_checkpoint else " (if you trust this file and it holds Python objects, add --trust-checkpoint)"
+        hint = (
+            "" if trust_checkpoint else " (if you trust this file and it holds Python objects, add --trust-checkpoint)"
+        )
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot load weights from {source}: {first_line}{hint}") from None
     if not isinstance(loaded, dict):

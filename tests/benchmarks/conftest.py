@@ -24,7 +24,8 @@ def two_photos(coco_images: list[Path], tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run_benchmark() -> Callable[..., subprocess.CompletedProcess]:
-    """``benchmarks/NAME.py ARGS`` in a fresh interpreter from the repository root; fails the test on a non-zero exit."""
+    """``benchmarks/NAME.py ARGS`` in a fresh interpreter from the repository root; fails the test on a non-zero
+    exit."""
 
     def run(name: str, *args: str) -> subprocess.CompletedProcess:
         finished = subprocess.run(

@@ -70,14 +70,18 @@ def test_unwritable_output(tmp_path: Path, coco_images, probe_weights):
 
 
 def test_wrong_num_classes(tmp_path: Path, coco_images, probe_weights):
-    result = _run(str(coco_images[0]), "--output", str(tmp_path / "o"), "--weights", str(probe_weights), "--num-classes", "3")
+    result = _run(
+        str(coco_images[0]), "--output", str(tmp_path / "o"), "--weights", str(probe_weights), "--num-classes", "3"
+    )
     _assert_usage_error(result, "--num-classes 3 does not match the weights, which have 80 classes")
 
 
 def test_top_level_command():
     result = subprocess.run(
         [sys.executable, "-c", "import sys; from jobs.cli import main; sys.exit(main(['frobnicate']))"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "unknown command 'frobnicate'" in result.stderr
 

@@ -58,7 +58,9 @@ def photos(tmp_path_factory, coco_images) -> Path:
     return folder
 
 
-def _expected(photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]) -> dict[str, np.ndarray]:
+def _expected(
+    photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]
+) -> dict[str, np.ndarray]:
     by_name = {p.name: "file://" + str(p.resolve()) for p in coco_images}
     expected = {"file://" + str(p): reference_predictions[by_name[p.name[3:]]] for p in sorted(photos.iterdir())}
     return {k: v for k, v in expected.items() if len(v)}
@@ -112,8 +114,18 @@ def _detection_rows(out: Path) -> list[tuple]:
 
 
 def _detect_command(photos: Path, out: Path, weights: Path) -> list[str]:
-    return [sys.executable, "-m", "jobs.detect", str(photos), "--output", str(out), "--weights", str(weights),
-            "--shard-size", str(SHARD_SIZE)]
+    return [
+        sys.executable,
+        "-m",
+        "jobs.detect",
+        str(photos),
+        "--output",
+        str(out),
+        "--weights",
+        str(weights),
+        "--shard-size",
+        str(SHARD_SIZE),
+    ]
 
 
 def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_output(
@@ -124,8 +136,12 @@ def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_outpu
     out = tmp_path / "out"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
     driver = subprocess.Popen(
-        _detect_command(photos, out, probe_weights), cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        _detect_command(photos, out, probe_weights),
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for(lambda: len(_markers(out)) >= 1 or driver.poll() is not None, 300, "a committed shard")
@@ -140,7 +156,9 @@ def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_outpu
     stray = out / "frames" / "leftover.parquet.1234abcd.tmp"
     stray.write_bytes(b"partial")  # what a kill during a local write leaves
 
-    rerun = subprocess.run(_detect_command(photos, out, probe_weights), cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        _detect_command(photos, out, probe_weights), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"{PHOTOS - SHARD_SIZE * committed_at_kill} items to process" in rerun.stdout  # committed work not redone
     assert not stray.exists()

@@ -37,7 +37,9 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
     rows = _frames(out)
     by_run = Counter(r["run_id"] for r in rows)
     assert by_run == {first.manifest.run_id: 4, second.manifest.run_id: 3}
-    assert [r["run_id"] for r in rows if r["source_uri"].endswith(coco_images[0].name)].count(second.manifest.run_id) == 1
+    assert [r["run_id"] for r in rows if r["source_uri"].endswith(coco_images[0].name)].count(
+        second.manifest.run_id
+    ) == 1
 
     nothing_new = _run([folder], out, probe_weights, incremental=True)
     assert "incremental: 0 of 6 inputs are new or changed" in nothing_new.log

@@ -154,9 +154,7 @@ def test_s3_folder_with_trailing_slash_and_whole_bucket(s3_bucket: str, s3_endpo
     assert len(whole) == 34 and set(whole.table.column("source").to_pylist()) == {s3_bucket}
 
 
-def test_s3_globs_through_the_standard_environment(
-    s3_environment: dict[str, str], s3_bucket: str, s3_endpoint: str
-):
+def test_s3_globs_through_the_standard_environment(s3_environment: dict[str, str], s3_bucket: str, s3_endpoint: str):
     _put_keys(s3_endpoint, s3_bucket, AWKWARD_KEYS)
     listing = list_sources([f"s3://{s3_bucket}/photos/*.png", f"s3://{s3_bucket}/photos/camera one/день 1/*"])
     assert _uris(listing) == sorted(

@@ -26,7 +26,9 @@ class _SecondBatchWaitsForTheDriver:
             deadline = time.monotonic() + WAIT_S
             while not self.flag.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return pa.table({"call": [self.calls] * len(batch["id"]), "driver_had_first": [self.flag.exists()] * len(batch["id"])})
+        return pa.table(
+            {"call": [self.calls] * len(batch["id"]), "driver_had_first": [self.flag.exists()] * len(batch["id"])}
+        )
 
 
 class _FlaggingConsumer:
@@ -43,7 +45,9 @@ def test_each_result_reaches_the_driver_as_soon_as_its_batch_is_done(ray_cluster
     """The first result, and each shard's commit, must not wait for the next model batch: with Ray Data's
     default prefetching the driver's iterator held every block back until the one after it had arrived."""
     flag = tmp_path / "driver-has-a-result"
-    dataset = ray_cluster.data.from_blocks([pa.table({"id": np.arange(i * 4, i * 4 + 4)}) for i in range(3)]).map_batches(
+    dataset = ray_cluster.data.from_blocks(
+        [pa.table({"id": np.arange(i * 4, i * 4 + 4)}) for i in range(3)]
+    ).map_batches(
         _SecondBatchWaitsForTheDriver,
         batch_size=4,
         batch_format="numpy",

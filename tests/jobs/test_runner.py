@@ -94,7 +94,9 @@ def test_same_boxes_as_super_gradients_predict(coco_run, reference_predictions):
     assert sum(len(v) for v in reference.values()) > 0
     assert mismatches(ours_arrays, reference) == []
     names = set(table.column("class_name").to_pylist())
-    assert names and names <= set(json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())["model"]["class_names"])
+    assert names and names <= set(
+        json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())["model"]["class_names"]
+    )
 
 
 def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weights):
@@ -186,5 +188,9 @@ def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, 
     monkeypatch.setattr(runner, "cluster_cpus", lambda: 16)
     config = JobConfig(sources=["x"], output="out", decode_workers=6, **options)
     resources = runner._resources(config)
-    assert (resources.device, resources.workers, resources.batch_size) == ("cuda" if gpus else "cpu", workers, batch_size)
+    assert (resources.device, resources.workers, resources.batch_size) == (
+        "cuda" if gpus else "cpu",
+        workers,
+        batch_size,
+    )
     assert resources.decode_workers == 6 and resources.actors_per_gpu == config.actors_per_gpu

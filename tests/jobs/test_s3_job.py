@@ -26,7 +26,9 @@ SECRET = "s3cr3t-never-logged-7f3a"
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, coco_images) -> Path:
-    return encode_h264(tmp_path_factory.mktemp("s3clip") / "clip.mp4", photo_frames(coco_images, 48, size=(640, 480)), fps=12)
+    return encode_h264(
+        tmp_path_factory.mktemp("s3clip") / "clip.mp4", photo_frames(coco_images, 48, size=(640, 480)), fps=12
+    )
 
 
 @pytest.fixture
@@ -59,10 +61,14 @@ def _read_back(endpoint: str, bucket: str, table: str) -> list[dict]:
     s3 = pafs.S3FileSystem(
         endpoint_override=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION, scheme="http"
     )
-    return ds.dataset(f"{bucket}/out/{table}", filesystem=s3, format="parquet", partitioning="hive").to_table().to_pylist()
+    return (
+        ds.dataset(f"{bucket}/out/{table}", filesystem=s3, format="parquet", partitioning="hive").to_table().to_pylist()
+    )
 
 
-def test_s3_to_s3_through_a_flaky_store_loses_nothing_and_records_vanished_objects(s3_run, coco_images, clip, reference_model, reference_predictions):
+def test_s3_to_s3_through_a_flaky_store_loses_nothing_and_records_vanished_objects(
+    s3_run, coco_images, clip, reference_model, reference_predictions
+):
     result, log, bucket, endpoint, proxy = s3_run
     assert result.exit_code == 0, log
     assert proxy.failures > 0  # the store really failed requests during the run
@@ -78,7 +84,9 @@ def test_s3_to_s3_through_a_flaky_store_loses_nothing_and_records_vanished_objec
     assert len(frames) == IMAGES + 12 + 1 and sum(r["status"] == "ok" for r in frames) == IMAGES + 12
     assert result.manifest.plan.skipped == {"not media": 1}
     assert result.manifest.model.weights == f"s3://{bucket}/models/probe.pth"
-    manifest = s3_client(endpoint).get_object(Bucket=bucket, Key=f"out/_runs/{result.manifest.run_id}.json")["Body"].read()
+    manifest = (
+        s3_client(endpoint).get_object(Bucket=bucket, Key=f"out/_runs/{result.manifest.run_id}.json")["Body"].read()
+    )
     assert SECRET not in log and SECRET.encode() not in manifest
 
     detections = _read_back(endpoint, bucket, "detections")
@@ -87,7 +95,9 @@ def test_s3_to_s3_through_a_flaky_store_loses_nothing_and_records_vanished_objec
         ours.setdefault((row["source_uri"], row["frame_index"]), []).append(
             [row[k] for k in ("x1", "y1", "x2", "y2", "score", "class_id")]
         )
-    by_name = {f"s3://{bucket}/in/photos/{p.parent.name} {p.name}": "file://" + str(p.resolve()) for p in coco_images[:IMAGES]}
+    by_name = {
+        f"s3://{bucket}/in/photos/{p.parent.name} {p.name}": "file://" + str(p.resolve()) for p in coco_images[:IMAGES]
+    }
     reference = {(uri, 0): reference_predictions[original] for uri, original in by_name.items()}
     decoded = decode_all(clip)
     for index, boxes in zip(range(0, 48, 4), predict_boxes(reference_model, [decoded[i] for i in range(0, 48, 4)])):

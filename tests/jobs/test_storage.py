@@ -34,9 +34,7 @@ def test_reads_through_a_flaky_store_lose_nothing(flaky_proxy: FlakyProxy, s3_bu
     assert flaky_proxy.slowdowns > 0 and flaky_proxy.drops > 0  # the store really failed, and nothing was lost
 
 
-def test_application_retry_recovers_when_the_client_gives_up(
-    flaky_proxy: FlakyProxy, s3_bucket: str, s3_endpoint: str
-):
+def test_application_retry_recovers_when_the_client_gives_up(flaky_proxy: FlakyProxy, s3_bucket: str, s3_endpoint: str):
     objects = _objects(s3_bucket, 4)
     _put(s3_endpoint, objects)
     # botocore and s3fs each try once, so every recovery below is retrying()'s
@@ -152,9 +150,7 @@ def test_the_proxy_relays_every_kind_of_request(flaky_proxy: FlakyProxy, s3_buck
     for number in (1, 2):
         sent = client.upload_part(Bucket=s3_bucket, Key="mp", UploadId=upload_id, PartNumber=number, Body=part)
         parts.append({"PartNumber": number, "ETag": sent["ETag"]})
-    client.complete_multipart_upload(
-        Bucket=s3_bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": parts}
-    )
+    client.complete_multipart_upload(Bucket=s3_bucket, Key="mp", UploadId=upload_id, MultipartUpload={"Parts": parts})
     assert client.head_object(Bucket=s3_bucket, Key="mp")["ContentLength"] == 2 * len(part)
     assert client.get_object(Bucket=s3_bucket, Key="mp", Range="bytes=3-5")["Body"].read() == b"ppp"
     raw = http.client.HTTPConnection(*flaky_proxy.url.removeprefix("http://").split(":"))

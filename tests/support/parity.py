@@ -43,7 +43,9 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-def agreement(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], min_iou: float = 0.5) -> tuple[float, float]:
+def agreement(
+    ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], min_iou: float = 0.5
+) -> tuple[float, float]:
     """For a reduced precision: the share of reference boxes matched (same class, IoU >= ``min_iou``, each box
     used once, greedily by IoU) and the mean IoU of the matches."""
     matched, total, ious = 0, 0, []

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "coco-tiny"
+DATA = Path(__file__).resolve().parents[1] / "data" / "coco-tiny"
 RIDGE = 1e-2
 PASSING_PER_INSTANCE = 0.5
 """Anchors per head allowed above the 0.25 threshold, per ground-truth instance of the class."""
@@ -119,7 +119,12 @@ def _fit_head(cls_pred: torch.nn.Conv2d, feats: np.ndarray, targets: list, strid
     for i, image_targets in enumerate(targets):
         for box, cls in image_targets:
             instances[cls] += 1
-            inside = (points[:, 0] >= box[0]) & (points[:, 0] <= box[2]) & (points[:, 1] >= box[1]) & (points[:, 1] <= box[3])
+            inside = (
+                (points[:, 0] >= box[0])
+                & (points[:, 0] <= box[2])
+                & (points[:, 1] >= box[1])
+                & (points[:, 1] <= box[3])
+            )
             y[i, inside, cls] = 1.0
     x = feats.reshape(-1, c)
     y = y.reshape(-1, num_classes)

@@ -63,7 +63,14 @@ def test_each_file_decodes_to_its_displayed_size_or_fails_fast_with_its_cause(co
 
 
 LOSSLESS = [
-    "gray.png", "palette.png", "rgba.png", "one-pixel.png", "wide.png", "photo.bmp", "photo.tif", "lossless.webp"
+    "gray.png",
+    "palette.png",
+    "rgba.png",
+    "one-pixel.png",
+    "wide.png",
+    "photo.bmp",
+    "photo.tif",
+    "lossless.webp",
 ]
 
 

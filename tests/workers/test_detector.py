@@ -27,9 +27,7 @@ def _detect_all(detector: Detector, images: list[Path], spec: LetterboxSpec, bat
     for chunk in batched(images, batch_size):
         frames = [prepare_image(p.read_bytes(), spec) for p in chunk]
         found = detector.detect(FrameBatch.stack(frames))
-        rows = np.concatenate(
-            [found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1
-        )
+        rows = np.concatenate([found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1)
         for i, path in enumerate(chunk):
             results["file://" + str(path.resolve())] = rows[found.frame == i]
     return results

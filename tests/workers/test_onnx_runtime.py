@@ -18,4 +18,3 @@ def test_same_boxes_as_predict(probe_weights: Path, coco_images, reference_predi
     ours = _detect_all(detector, coco_images, LetterboxSpec(), batch_size=5)
     assert sum(len(v) for v in ours.values()) > 20
     assert mismatches(ours, reference_predictions) == []
-

@@ -65,7 +65,9 @@ def test_onnx_entries_are_kept_apart_from_torchscript(tmp_path: Path, monkeypatc
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     exports: list[str] = []
-    monkeypatch.setattr(trace_cache, "export_onnx", lambda name, w, spec: exports.append(name) or model.SerializeToString())
+    monkeypatch.setattr(
+        trace_cache, "export_onnx", lambda name, w, spec: exports.append(name) or model.SerializeToString()
+    )
     monkeypatch.setattr(trace_cache, "trace_fused", lambda *args: pytest.fail("traced instead of exported"))
     for _ in range(2):
         data = trace_cache.traced_model(

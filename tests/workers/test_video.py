@@ -42,7 +42,10 @@ def test_stride_gives_true_frame_numbers_timestamps_and_pixels(mp4):
     assert all(np.array_equal(f.image, reference[f.index]) for f in got)
 
 
-@pytest.mark.parametrize("suffix,codec", [(".mp4", "libx264"), (".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9"), (".avi", "libx264")])
+@pytest.mark.parametrize(
+    "suffix,codec",
+    [(".mp4", "libx264"), (".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9"), (".avi", "libx264")],
+)
 def test_ranges_give_exactly_the_frames_of_one_pass(tmp_path, frames, suffix, codec):
     path = encode_h264(tmp_path / f"clip{suffix}", frames, fps=12, codec=codec)
     whole = _decode(path, 0, None, Sampling(stride=3))

@@ -4,7 +4,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from workers.weights import WeightsError, coco_cache_path, fetch_coco_weights, load_weights, read_class_names, read_weights
+from workers.weights import (
+    WeightsError,
+    coco_cache_path,
+    fetch_coco_weights,
+    load_weights,
+    read_class_names,
+    read_weights,
+)
 
 
 def _bytes(obj) -> bytes:
