@@ -2,12 +2,12 @@
 
     python -m uv run --frozen python benchmarks/onnx_runtime.py --weights PATH [--images DIR] [--calibration 16]
 
-The measurement behind the INT8 decision (README, Throughput): the fused model is exported to ONNX (decoded
-boxes and scores, dynamic batch), quantized with ONNX Runtime's ``quantize_static`` (QDQ, per-channel int8
-weights, uint8 activations calibrated on the first ``--calibration`` photos), and both ONNX models run at the
-job's batch size with the job's own letterbox and NMS. Agreement is against the torch fp32 detections: share
-of boxes matched (same class, IoU >= 0.5) both ways and the mean IoU of matches. The job runs fp32 on CPUs on
-ONNX Runtime (``--runtime auto``); INT8 is measured here only.
+The measurement behind the INT8 decision (docs/performance.md, ONNX Runtime and INT8): the fused model is
+exported to ONNX (decoded boxes and scores, dynamic batch), quantized with ONNX Runtime's ``quantize_static``
+(QDQ, per-channel int8 weights, uint8 activations calibrated on the first ``--calibration`` photos), and both ONNX
+models run at the job's batch size with the job's own letterbox and NMS. Agreement is against the torch fp32
+detections: share of boxes matched (same class, IoU >= 0.5) both ways and the mean IoU of matches. The job runs
+fp32 on CPUs on ONNX Runtime (``--runtime auto``); INT8 is measured here only.
 """
 
 from __future__ import annotations

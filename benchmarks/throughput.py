@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.support import copied_images, image_paths, weights_file  # noqa: E402
+from schemas.choices import DEFAULT_BATCH_SIZE  # noqa: E402
 from workers.batching import batched  # noqa: E402
-from workers.detector import DEFAULT_BATCH_SIZE, DTYPES, Detector  # noqa: E402
+from workers.detector import DTYPES, Detector  # noqa: E402
 from workers.frames import FrameBatch, FrameBatchBuilder  # noqa: E402
 from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
@@ -194,8 +195,8 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
             attempt = result.manifest.attempts[-1]
             # The first run on a fresh Ray starts Ray Data's own actors (stats, autoscaling, actor locations),
             # which stay up for later runs, as on a running cluster.
-            results["job_ray_up_startup_s" if run == "warm" else "job_ray_warm_startup_s"] = attempt["startup_s"]
-            results["job_steady_state"] = attempt["frames_per_s"]  # the big run, which comes last, has the say
+            results["job_ray_up_startup_s" if run == "warm" else "job_ray_warm_startup_s"] = attempt.startup_s
+            results["job_steady_state"] = attempt.frames_per_s  # the big run, which comes last, has the say
     return results
 
 

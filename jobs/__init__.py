@@ -3,8 +3,7 @@
 Ray's uv integration is turned off here, before any module of the package imports Ray (it reads the setting
 once, at its import). With it on (Ray's default) and the driver run by ``uv run``, as the README's commands run
 it, Ray starts every worker through ``uv run`` in a fresh copy of the working directory, which builds a virtual
-environment of its own for every Ray session: 35 s more start-up per run on a 2-core machine (8.9 s → 43.5 s
-to the first result, six photos, model cached; that environment is not compiled to bytecode either), and
+environment of its own for every Ray session: several times the start-up of a run (docs/performance.md) and
 gigabytes of hard links under ``/tmp/ray``. The job's workers need none of it: a local Ray's workers run in the
 driver's environment, and a cluster's in the one its nodes were set up with (``cluster.yaml``), code shipped by
 ``ray job submit --working-dir``. A user who wants it back sets ``RAY_ENABLE_UV_RUN_RUNTIME_ENV=1``.

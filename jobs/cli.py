@@ -10,41 +10,58 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence, get_args
 
 from pydantic import ValidationError
 
-from jobs.errors import UsageError
+from jobs.errors import EXIT_USAGE, UsageError
+from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, Precision, RuntimeChoice
+from schemas.config import JobConfig
 
 PROG = "yolonas-batch"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Six COCO photos (CC BY) bundled for the demo run."""
 
 
+def usage_error(prog: str, message: str) -> int:
+    """The one way a usage error is told: one line on stderr, exit code 2, never a traceback."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line (exit 2) instead of a usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        sys.exit(usage_error(self.prog, message))
+
+
+def _default(field: str) -> Any:
+    """The config's default for ``field``: the CLI shows and uses the same value the config validates."""
+    return JobConfig.model_fields[field].default
 
 
 def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
-    from workers.preprocess import DEFAULT_MAX_PIXELS
-
     p = _Parser(prog=prog, description="Run YOLO-NAS over images and write detections to partitioned Parquet.")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, folder, glob, s3://bucket/prefix or manifest")
     p.add_argument("--output", required=True, metavar="OUT", help="output folder or s3:// prefix")
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="yolo_nas_s", choices=["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"])
+    model.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES)
     model.add_argument(
-        "--weights", default="coco", help="coco, a checkpoint path or URI, or random for a smoke run (default: coco)"
+        "--weights",
+        default=_default("weights"),
+        help="coco (torch hub's cache, else Deci's COCO weights from the Hugging Face mirror; non-commercial "
+        "YOLO-NAS License), a checkpoint or .safetensors path or URI (s3://, https://, hf://org/repo/file), or random "
+        "for a smoke run (default: coco)",
     )
     model.add_argument("--num-classes", type=int, help="classes of the checkpoint (checked against the weights)")
     model.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list")
     model.add_argument("--trust-checkpoint", action="store_true", help="allow pickled objects in the checkpoint")
-    model.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
-    model.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    model.add_argument("--max-det", type=int, default=300, help="boxes kept per frame (default 300)")
+    for flag, kind, what in (("conf", float, "score threshold"), ("iou", float, "NMS IoU threshold")):
+        model.add_argument(f"--{flag}", type=kind, default=_default(flag), help=f"{what} (default {_default(flag)})")
+    model.add_argument(
+        "--max-det", type=int, default=_default("max_det"), help=f"boxes kept per frame (default {_default('max_det')})"
+    )
     run = p.add_argument_group("execution")
     run.add_argument(
         "--batch-size",
@@ -52,26 +69,34 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
         help="frames per model call (default: 8 on CPU; on GPU 64, halved until it fits the GPU's memory)",
     )
     run.add_argument("--workers", type=int, help="model actors (default: --actors-per-gpu per GPU, or one on CPU)")
-    run.add_argument("--actors-per-gpu", type=int, default=2, help="model actors sharing each GPU (default 2)")
+    run.add_argument(
+        "--actors-per-gpu",
+        type=int,
+        default=_default("actors_per_gpu"),
+        help=f"model actors sharing each GPU (default {_default('actors_per_gpu')})",
+    )
     run.add_argument(
         "--decode-workers", type=int, help="decode tasks at once at most (default: every CPU the model actors leave)"
     )
-    run.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when the cluster has GPUs")
+    run.add_argument("--device", choices=get_args(Device), help="default: cuda when the cluster has GPUs")
     run.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        default="fp32",
+        choices=get_args(Precision),
+        default=_default("precision"),
         help="fp32 (default: super-gradients' boxes exactly); bf16 (CPUs with AVX512-BF16/AMX, GPUs) or fp16 (GPUs) "
-        "for speed, within the tolerance the README gives",
+        "for speed, within the tolerance docs/performance.md gives",
     )
     run.add_argument(
         "--runtime",
-        choices=["auto", "torch", "onnxruntime"],
-        default="auto",
+        choices=get_args(RuntimeChoice),
+        default=_default("runtime"),
         help="what runs the model (default auto: ONNX Runtime for fp32 on CPUs, torch otherwise)",
     )
     run.add_argument(
-        "--shard-size", type=int, default=1000, help="frames per shard (an image is one), the unit of commit/resume"
+        "--shard-size",
+        type=int,
+        default=_default("shard_size"),
+        help="frames per shard (an image is one), the unit of commit/resume",
     )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")
@@ -82,13 +107,18 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
         help="process only inputs new or changed since earlier runs of the same model into OUT (for schedules)",
     )
     p.set_defaults(overwrite=False)  # without it argparse takes --resume's own default (True) for the pair
-    run.add_argument("--max-error-rate", type=float, default=0.05, help="error share above which exit code is 3")
+    run.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=_default("max_error_rate"),
+        help="error share above which exit code is 3",
+    )
     run.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     run.add_argument(
         "--max-image-pixels",
         type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images declaring more pixels, unread (default {DEFAULT_MAX_PIXELS:,})",
+        default=_default("max_image_pixels"),
+        help=f"refuse images declaring more pixels, unread (default {_default('max_image_pixels'):,})",
     )
     run.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON", help="extra fsspec options")
     video = p.add_argument_group("video")
@@ -99,8 +129,9 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     video.add_argument(
         "--video-segment-frames",
         type=int,
-        default=1800,
-        help="decoded frames per video range; longer videos are spread over the workers (default 1800)",
+        default=_default("video_segment_frames"),
+        help="decoded frames per video range; longer videos are spread over the workers "
+        f"(default {_default('video_segment_frames')})",
     )
     return p
 
@@ -118,56 +149,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "demo":
         return demo_main(args[1:])
     if args[0] != "detect":
-        print(f"{PROG}: error: unknown command {args[0]!r} (expected 'detect' or 'demo')", file=sys.stderr)
-        return 2
+        return usage_error(PROG, f"unknown command {args[0]!r} (expected 'detect' or 'demo')")
     return detect_main(args[1:], prog=f"{PROG} detect")
 
 
 def demo_main(argv: Sequence[str]) -> int:
-    """Run ``detect`` on the bundled samples: COCO weights when torch hub has them, else a loud smoke run."""
-    from workers.weights import coco_cache_path
-
+    """Run ``detect`` on the bundled samples: with the COCO weights when they can be had (cached, or fetched from
+    the Hugging Face mirror now), else as a loud smoke run with random weights."""
     parser = _Parser(prog=f"{PROG} demo", description="Run the job on the bundled sample photos.")
     parser.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
-    parser.add_argument("--model", default="yolo_nas_s", choices=["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"])
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES)
     args = parser.parse_args(argv)
-    cached = coco_cache_path(args.model)
-    weights = "coco" if cached.is_file() else "random"
-    if weights == "random":
+    command = [str(SAMPLES), "--output", args.output, "--model", args.model, "--weights", _demo_weights(args.model)]
+    return detect_main(command, prog=f"{PROG} demo")
+
+
+def _demo_weights(model: str) -> str:
+    """``coco`` if its weights load (fetching them once if need be), else ``random`` with a banner saying why."""
+    from workers.weights import WeightsError, coco_weights
+
+    try:
+        coco_weights(model)
+    except WeightsError as exc:
         print(
             "=" * 78 + "\n"
-            "SMOKE RUN WITH RANDOM WEIGHTS: no COCO weights in torch hub's cache, so expect 0 detections.\n"
-            f"For real detections put {cached.name} at {cached}\n"
-            f"or run: {PROG} detect samples --output OUT --weights YOUR_CHECKPOINT.pth\n" + "=" * 78,
+            "SMOKE RUN WITH RANDOM WEIGHTS, so expect 0 detections: the COCO weights could not be had.\n"
+            f"{exc}\n"
+            f"or run: {PROG} detect samples --output OUT --weights YOUR_CHECKPOINT\n" + "=" * 78,
             file=sys.stderr,
             flush=True,
         )
-    command = [str(SAMPLES), "--output", args.output, "--model", args.model, "--weights", weights]
-    return detect_main(command, prog=f"{PROG} demo")
+        return "random"
+    return "coco"
 
 
 def detect_main(argv: Sequence[str], prog: str) -> int:
     """Parse, validate and run ``detect``; one line and exit 2 for any usage error."""
     namespace = detect_parser(prog).parse_args(argv)
     try:
-        from schemas.config import JobConfig
-
         config = JobConfig(**vars(namespace))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
-        return _usage_error(prog, f"--{where.replace('_', '-')}: {first['msg']}" if first["loc"] else first["msg"])
+        return usage_error(prog, f"--{where.replace('_', '-')}: {first['msg']}" if first["loc"] else first["msg"])
     try:
         from jobs.runner import run_job
 
         return run_job(config).exit_code
     except UsageError as exc:
-        return _usage_error(prog, str(exc))
-
-
-def _usage_error(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 2
+        return usage_error(prog, str(exc))
 
 
 if __name__ == "__main__":

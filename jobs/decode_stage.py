@@ -21,6 +21,7 @@ import numpy as np
 
 from jobs.storage import location
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
+from workers.errors import one_line
 from workers.frames import FrameBatchBuilder
 from workers.preprocess import Channels, DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
@@ -188,16 +189,11 @@ def _decode(data: bytes, max_pixels: int) -> np.ndarray:
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault
-        raise _StageError(f"decode: {_last_line(exc)}") from None
+        raise _StageError(f"decode: {one_line(exc)}") from None
 
 
 def _letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels) -> Letterboxed:
     try:
         return letterbox(image, spec, channels)
     except Exception as exc:  # a frame of a shape OpenCV cannot resize is this input's fault, not the job's
-        raise _StageError(f"letterbox: {_last_line(exc)}") from None
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+        raise _StageError(f"letterbox: {one_line(exc)}") from None

@@ -7,8 +7,9 @@ import pyarrow as pa
 import ray
 
 from jobs.decode_stage import PASSTHROUGH
+from schemas.choices import Precision, Runtime
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
-from workers.detector import Detector, Precision, Runtime, Thresholds
+from workers.detector import Detector, Thresholds
 from workers.frames import FrameBatch
 from workers.onnx_runtime import onnx_detector
 from workers.preprocess import LetterboxSpec
@@ -36,18 +37,19 @@ class DetectStage:
         ``batch_size``: the frames a batch brings; on a GPU the model runs them in the largest chunks that fit."""
         import torch
 
-        if isinstance(model, ray.ObjectRef):
-            model = ray.get(model)
+        loaded: Weights | bytes = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         if device == "cpu":
             torch.set_num_threads(threads)
-        if isinstance(model, bytes) and runtime == "onnxruntime":
-            self.detector = onnx_detector(model, spec, thresholds=thresholds, threads=threads)
-        elif isinstance(model, bytes):
+        if isinstance(loaded, bytes) and runtime == "onnxruntime":
+            self.detector = onnx_detector(loaded, spec, thresholds=thresholds, threads=threads)
+        elif isinstance(loaded, bytes):
             self.detector = Detector.from_torchscript(
-                model, spec, device=device, thresholds=thresholds, precision=precision
+                loaded, spec, device=device, thresholds=thresholds, precision=precision
             )
         else:
-            self.detector = Detector(model_name, model, spec, device=device, thresholds=thresholds, precision=precision)
+            self.detector = Detector(
+                model_name, loaded, spec, device=device, thresholds=thresholds, precision=precision
+            )
         if device == "cuda":
             self.detector.fit_batch(batch_size)
 
@@ -84,8 +86,8 @@ class DetectStage:
                 "item_rows": pa.array(batch["item_rows"], pa.int32()),
                 "frame_index": pa.array(batch["frame_index"], pa.int64()),
                 "timestamp_s": pa.array(batch["timestamp_s"], pa.float64(), from_pandas=True),
-                "width": pa.array(np.where(failed, None, batch["width"]).tolist(), pa.int32()),
-                "height": pa.array(np.where(failed, None, batch["height"]).tolist(), pa.int32()),
+                "width": pa.array(batch["width"], pa.int32(), mask=failed),
+                "height": pa.array(batch["height"], pa.int32(), mask=failed),
                 "status": pa.array(batch["status"].tolist(), pa.string()),
                 "error": pa.array([e or None for e in batch["error"].tolist()], pa.string()),
                 "boxes": pa.ListArray.from_arrays(pa.array(offsets), boxes),

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from jobs.errors import UsageError
 from jobs.storage import location
+from schemas.choices import Precision
 from schemas.config import JobConfig
 from workers.classes import ClassNamesError, resolve_class_names
-from workers.detector import Precision, Thresholds
+from workers.detector import Thresholds
 from workers.preprocess import LetterboxSpec
 from workers.processing import UnsupportedProcessing
 from workers.weights import Weights, WeightsError, load_weights, read_class_names
@@ -25,6 +26,9 @@ class ModelSetup:
     class_names: tuple[str, ...]
     thresholds: Thresholds
     precision: Precision = "fp32"
+
+    license: str | None = None
+    """The weights' licence notice where the job knows it (Deci's pretrained COCO weights): told once per run."""
 
 
 def prepare_model(config: JobConfig) -> ModelSetup:
@@ -57,6 +61,7 @@ def prepare_model(config: JobConfig) -> ModelSetup:
         class_names=names,
         thresholds=Thresholds(conf=config.conf, iou=config.iou, max_det=config.max_det),
         precision=config.precision,
+        license=weights.license,
     )
 
 

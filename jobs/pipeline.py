@@ -7,7 +7,6 @@ have arrived, so memory on the driver holds only shards in flight, and a crash l
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +18,7 @@ from jobs.collector import ShardCollector
 from jobs.decode_stage import Decoding, decode_batch
 from jobs.detect_stage import DetectStage
 from jobs.model_setup import ModelSetup
-from workers.detector import Runtime
+from jobs.resources import Resources
 
 READY_BATCHES_PER_ACTOR = 4
 """Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for
@@ -31,22 +30,6 @@ MODEL_TASK_RETRIES = 3
 """Times Ray redoes a model batch whose actor died (the actor itself is always restarted). Ray Data's default
 is unbounded, which turns an input that kills every actor it meets into a job that never ends; bounded, the
 run fails and ``jobs.execution`` isolates the shard."""
-
-
-@dataclass(frozen=True)
-class Resources:
-    """How the pipeline is laid out on the cluster."""
-
-    device: str
-    workers: int
-    batch_size: int
-    torch_threads: int
-    actors_per_gpu: int
-    decode_workers: int | None
-    """Decode tasks at once at most; None: as many as free CPUs allow."""
-    runtime: Runtime = "torch"
-    decode_batch_size: int = 8
-    block_rows: int = 32
 
 
 def build_dataset(
@@ -124,7 +107,7 @@ def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector) -> None:
 
     No prefetching: with Ray Data's default (one batch ahead) the iterator hands a block over only once the next
     one has arrived, so every result, the first one and each shard's commit included, reached the driver a model
-    batch late (2-3 s on a 2-core CPU). Result blocks are small (boxes, no pixels), so fetching each one when it is
+    batch late. Result blocks are small (boxes, no pixels), so fetching each one when it is
     needed costs the driver little; nothing is gained by fetching ahead."""
     for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
         collector.add(batch)

@@ -15,7 +15,6 @@ import os
 import posixpath
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, TypeVar
 
@@ -23,6 +22,9 @@ import aiohttp
 import botocore.exceptions
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from huggingface_hub.errors import OfflineModeIsEnabled
+
+from workers.files import write_atomic
 
 T = TypeVar("T")
 
@@ -39,7 +41,14 @@ keys replace these one by one."""
 READ_ATTEMPTS = 4
 RETRY_BASE_DELAY_S = 0.2
 
-_PERMANENT_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+_PERMANENT_ERRORS = (
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    FileExistsError,
+    OfflineModeIsEnabled,  # a ConnectionError, but HF_HUB_OFFLINE says no request will be made, however often asked
+)
 _TRANSIENT_ERRORS = (
     OSError,  # includes ConnectionError and TimeoutError (so asyncio's and fsspec's timeouts)
     botocore.exceptions.HTTPClientError,  # connection closed, read timeout, broken response stream
@@ -109,20 +118,10 @@ class Location:
     def write_bytes_atomic(self, data: bytes) -> None:
         """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store (an object
         appears only when its upload completes), retried as a whole since a PUT is idempotent."""
-        if not self.is_local:
+        if self.is_local:
+            write_atomic(self.path, data)
+        else:
             retrying(lambda: self.fs.pipe_file(self.path, data))
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        partial = f"{self.path}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with open(partial, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, self.path)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
 
 
 def location(uri: str, storage_options: dict[str, Any] | None = None) -> Location:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from workers.preprocess import DEFAULT_MAX_PIXELS
-
-ModelName = Literal["yolo_nas_s", "yolo_nas_m", "yolo_nas_l"]
+from schemas.choices import (
+    DEFAULT_CONF,
+    DEFAULT_IOU,
+    DEFAULT_MAX_DET,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    Device,
+    ModelName,
+    Precision,
+    RuntimeChoice,
+)
 
 
 class JobConfig(BaseModel):
@@ -20,14 +28,14 @@ class JobConfig(BaseModel):
 
     sources: list[str] = Field(min_length=1)
     output: str
-    model: ModelName = "yolo_nas_s"
+    model: ModelName = DEFAULT_MODEL
     weights: str = "coco"
     num_classes: int | None = Field(default=None, gt=0)
     class_names: str | None = None
     trust_checkpoint: bool = False
-    conf: float = Field(default=0.25, gt=0, le=1)
-    iou: float = Field(default=0.7, gt=0, le=1)
-    max_det: int = Field(default=300, gt=0)
+    conf: float = Field(default=DEFAULT_CONF, gt=0, le=1)
+    iou: float = Field(default=DEFAULT_IOU, gt=0, le=1)
+    max_det: int = Field(default=DEFAULT_MAX_DET, gt=0)
     batch_size: int | None = Field(default=None, gt=0)
     workers: int | None = Field(default=None, gt=0)
     actors_per_gpu: int = Field(default=2, gt=0)
@@ -35,10 +43,9 @@ class JobConfig(BaseModel):
     keeps the GPU busy."""
     decode_workers: int | None = Field(default=None, gt=0)
     """Decode tasks running at once at most; None lets Ray Data use every CPU the model actors leave free."""
-    device: Literal["cpu", "cuda"] | None = None
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
-    """What runs the model: ``auto`` is ONNX Runtime for fp32 on CPUs (same boxes, faster), else torch."""
+    device: Device | None = None
+    precision: Precision = "fp32"
+    runtime: RuntimeChoice = "auto"
     video_stride: int | None = Field(default=None, gt=0)
     video_fps: float | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, gt=0)

@@ -24,17 +24,49 @@ class ShardCommit(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """The model a run computes with; fixed when the run is planned."""
+
     name: str
     weights: str
     weights_sha256: str
     checkpoint_key: str
     num_classes: int
     class_names: list[str]
+    precision: str = "fp32"
+    license: str | None = None
+    """The licence notice of the weights, where the job knows it (Deci's pretrained COCO weights)."""
+
+
+class Layout(BaseModel):
+    """How one attempt laid the run out on the cluster it found (a resumed run may find another cluster)."""
+
     device: str
     batch_size: int
     workers: int
-    precision: str = "fp32"
-    runtime: str = "torch"
+    runtime: str
+
+
+class Attempt(BaseModel):
+    """One invocation of a run (its first start, or a resume): what was left, how it ran, how it ended."""
+
+    started_at: str
+    pending_items: int
+    """Work items of shards not committed when the attempt started."""
+    committed_shards_before: int
+    leftovers_removed: int
+    """Part files of uncommitted shards and partial ``.tmp`` files an earlier, killed attempt left."""
+    layout: Layout | None = None
+    """None when the attempt ended before Ray was up (or had nothing to do)."""
+    pipeline_runs: int = 0
+    """Pipeline runs over the pending shards: 1, plus one per retry or isolation step after a failure."""
+    startup_s: float | None = None
+    """From the job's start to its first result."""
+    process_startup_s: float | None = None
+    """From the process's start to the first result: start-up as the person who typed the command waits for it."""
+    finished_at: str | None = None
+    wall_s: float | None = None
+    frames_per_s: float | None = None
+    error: str | None = None
 
 
 class PlanInfo(BaseModel):
@@ -55,7 +87,6 @@ class Counts(BaseModel):
     error: int = 0
     detections: int = 0
     error_kinds: dict[str, int] = Field(default_factory=dict)
-    error_examples: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class RunManifest(BaseModel):
@@ -72,8 +103,7 @@ class RunManifest(BaseModel):
     plan: PlanInfo
     counts: Counts = Field(default_factory=Counts)
     shards: dict[str, Literal["pending", "committed", "failed"]] = Field(default_factory=dict)
-    attempts: list[dict[str, Any]] = Field(default_factory=list)
-    """One entry per invocation of the run (first start and each resume): when, how much was left, outcome."""
+    attempts: list[Attempt] = Field(default_factory=list)
     timings: dict[str, float | str] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     error: str | None = None

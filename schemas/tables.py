@@ -1,16 +1,14 @@
 """Arrow schemas of the job's tables (output, stage results, listing, plan), declared once, never inferred.
 
 ``frames`` has one row per image or sampled video frame, ``ok`` or ``error``; ``detections`` one row per box.
-Both are hive-partitioned by ``run_date`` and ``source`` (see ``PARTITION_COLUMNS``): partition values live in
-the folder names only, as the hive convention wants, so readers add them back as columns.
+Both are hive-partitioned by ``run_date`` and ``source`` (``run_date=YYYY-MM-DD/source=<slug>``, made by
+``jobs.planning``): partition values live in the folder names only, as the hive convention wants, so readers
+add them back as columns.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
-
-PARTITION_COLUMNS: tuple[str, ...] = ("run_date", "source")
-"""Folder levels under ``frames/`` and ``detections/``: ``run_date=YYYY-MM-DD/source=<slug>``."""
 
 _KEY_FIELDS = [
     pa.field("run_id", pa.string(), nullable=False),

@@ -24,6 +24,18 @@ CACHE = REPO / ".cache" / "test-weights"
 os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
 """Traced models the jobs under test keep between runs (``workers/trace_cache.py``): here, not in ``~/.cache``."""
 
+SLOW_FIXTURES = frozenset({"ray_cluster", "ray_head", "reference_predictions"})
+"""A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up."""
+    benchmarks = REPO / "tests" / "benchmarks"
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SLOW_FIXTURES or benchmarks in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def coco_images() -> list[Path]:

@@ -10,39 +10,29 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from schemas.choices import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, MODEL_NAMES, Precision
 from workers.frames import FrameBatch
 from workers.nms import batched_nms
 from workers.preprocess import LetterboxSpec
 from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
 
-MODEL_NAMES = ("yolo_nas_s", "yolo_nas_m", "yolo_nas_l")
-
-Runtime = Literal["torch", "onnxruntime"]
-"""What runs the forward pass: torch (TorchScript or eager), or ONNX Runtime (CPU, fp32; ``workers.onnx_runtime``)."""
-Precision = Literal["fp32", "bf16", "fp16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Weights and activations in this type (not autocast): fp32 gives super-gradients' boxes exactly; bf16 about
-doubles a CPU with AVX512-BF16 or AMX; fp16 is for GPUs. The tolerance of both is in README's Throughput."""
-
-DEFAULT_BATCH_SIZE = {"cpu": 8, "cuda": 64}
-"""Frames per model call. On CPUs larger batches gain nothing and hold more decoded frames in memory; on GPUs
-this is the most a batch brings, and each model actor runs it in the largest chunks its GPU's memory takes
-(``Detector.fit_batch``)."""
+"""The torch type of each ``Precision``."""
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Post-processing of super-gradients' ``predict()`` for YOLO-NAS, with its defaults."""
 
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
+    max_det: int = DEFAULT_MAX_DET
     nms_top_k: int = 1024
     """Candidates per image that enter NMS (super-gradients' default for YOLO-NAS)."""
 
@@ -137,7 +127,8 @@ class Detector:
         # channels-last end to end: the uint8 NHWC batch is already in that layout, and oneDNN/cuDNN convolutions
         # run faster on it (measured in benchmarks/throughput.py) than on NCHW.
         if isinstance(model, torch.nn.Module):
-            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+            # torch's stubs leave out memory_format, which Module.to takes (and documents).
+            model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
         self.max_batch: int | None = None
         """Frames per forward pass (``fit_batch``); None runs every batch whole."""
@@ -201,7 +192,8 @@ def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec, precisio
     """
     _quiet_torchscript()
     dtype = DTYPES[precision]
-    model = _build_fused_model(model_name, weights, spec.canvas).to(dtype=dtype, memory_format=torch.channels_last)
+    model = _build_fused_model(model_name, weights, spec.canvas)
+    model = model.to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]  # as in __init__
     example = torch.zeros(2, 3, *spec.canvas, dtype=dtype).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         traced = torch.jit.trace(model, example, strict=False, check_trace=False)
@@ -243,7 +235,7 @@ def _build_fused_model(model_name: str, weights: Weights, canvas: tuple[int, int
     return model
 
 
-def _decoded_output(output: object) -> tuple[torch.Tensor, torch.Tensor]:
+def _decoded_output(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """YOLO-NAS in eval mode returns ((boxes [B, A, 4], scores [B, A, C]), raw head outputs)."""
     decoded = output[0] if isinstance(output, tuple) and not torch.is_tensor(output[0]) else output
     boxes, scores = decoded[0], decoded[1]

@@ -2,8 +2,8 @@
 
 A frame is rescaled on its own (``workers.preprocess.letterbox``) and placed on its canvas slot in the batch
 array straight away, so the rescaled pixels are freed, and their memory reused, before the next frame is
-decoded. Making a canvas per frame and stacking them afterwards cost a quarter of the CPU stage's time per
-640x480 photo (measured: a fresh 1.2 MB canvas is mostly page faults, and the stack copies every pixel again).
+decoded. Making a canvas per frame and stacking them afterwards costs far more: a fresh canvas is mostly page
+faults, and the stack copies every pixel again.
 No torch here: the decode stage builds these batches in workers that never import it.
 """
 

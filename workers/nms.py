@@ -1,6 +1,6 @@
 """Batched non-maximum suppression on torchvision's compiled kernel, without importing torchvision.
 
-``import torchvision`` costs about 6 s of CPU on a 2-core machine (``torchvision.ops`` imports its models and
+``import torchvision`` costs seconds of CPU (``torchvision.ops`` imports its models and
 ``torch._dynamo``), all of it on a model actor's path to its first batch, while the NMS kernel itself is a small
 op library that loads in milliseconds. ``batched_nms`` loads that library the way torchvision's own
 ``extension.py`` does and repeats ``torchvision.ops.batched_nms``'s dispatch (per-group loop for many boxes on a

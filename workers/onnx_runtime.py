@@ -1,4 +1,5 @@
-"""The fused model on ONNX Runtime: same fp32 arithmetic as torch, about 1.3x faster on the CPUs measured.
+"""The fused model on ONNX Runtime: same fp32 arithmetic as torch, faster on CPUs
+(``benchmarks/onnx_runtime.py`` measures by how much).
 
 The model is exported once, where super-gradients is already imported, with only the decoded boxes and scores
 as outputs and a dynamic batch axis; a model actor then needs onnxruntime alone. NMS and the mapping of boxes
@@ -41,7 +42,7 @@ def export_onnx(model_name: str, weights: Weights, spec: LetterboxSpec) -> bytes
         torch.onnx.export(
             model,
             (torch.zeros(1, 3, *spec.canvas),),
-            sink,
+            sink,  # type: ignore[arg-type]  # a file object works; the stubs name paths only
             input_names=["x"],
             output_names=["boxes", "scores"],
             dynamic_axes={"x": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}},

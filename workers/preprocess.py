@@ -22,16 +22,7 @@ import cv2
 import imagesize
 import numpy as np
 
-DEFAULT_MAX_PIXELS = 178_956_970
-"""Largest image (width x height, as the header declares it) that ``decode_image`` decodes.
-
-Pillow's decompression-bomb error threshold (2 x ``PIL.Image.MAX_IMAGE_PIXELS``), a limit users already know:
-above single-shot camera sensors (150 MP at most), while the decoded RGB array stays under 540 MB, plus
-OpenCV's working buffers while it decodes. OpenCV has its own cap, 2**30 pixels unless the environment variable
-``OPENCV_IO_MAX_IMAGE_PIXELS`` said otherwise before OpenCV's first use; it is above this one and read once per
-process, so the check here is the one that binds.
-"""
-
+from schemas.choices import DEFAULT_MAX_PIXELS
 
 Channels = Literal["rgb", "bgr"]
 """Order of the colour channels in a decoded array; "bgr" is OpenCV's own."""

@@ -62,8 +62,8 @@ def letterbox_spec(image_processor: Any) -> LetterboxSpec:
         raise UnsupportedProcessing("image processor must rescale, pad and permute to CHW (a YOLO-NAS letterbox)")
     return LetterboxSpec(
         **fields,
-        mean=tuple(float(v) for v in np.broadcast_to(mean, 3)),
-        std=tuple(float(v) for v in np.broadcast_to(std, 3)),
+        mean=_per_channel(mean),
+        std=_per_channel(std),
     )
 
 
@@ -89,3 +89,9 @@ def letterbox_spec_from_params(processing_params: dict[str, Any]) -> LetterboxSp
         except Exception as exc:  # the factory raises assorted errors for unknown or malformed entries
             raise UnsupportedProcessing(f"cannot read the checkpoint's image processor: {exc}") from None
     return letterbox_spec(processor)
+
+
+def _per_channel(value: Any) -> tuple[float, float, float]:
+    """A scalar or per-channel normalisation value as one float per RGB channel."""
+    first, second, third = (float(v) for v in np.broadcast_to(value, 3))
+    return first, second, third

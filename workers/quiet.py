@@ -15,6 +15,7 @@ import tempfile
 import threading
 import warnings
 from types import ModuleType
+from typing import IO, Iterator
 
 _LOCK = threading.Lock()
 
@@ -35,7 +36,7 @@ class _Silence:
         self.lock = threading.Lock()
         self.depth = 0
         self.saved: tuple[int, int] = (-1, -1)
-        self.sink: "tempfile._TemporaryFileWrapper[bytes] | None" = None
+        self.sink: IO[bytes] | None = None
 
     def enter(self) -> None:
         with self.lock:
@@ -72,7 +73,7 @@ _SILENCE = _Silence()
 
 
 @contextlib.contextmanager
-def silenced_output() -> "contextlib.Generator[None, None, None]":
+def silenced_output() -> Iterator[None]:
     """Send fd 1 and 2 (C++ libraries write there too) to a temporary file; replay it only if the body raises."""
     _SILENCE.enter()
     try:

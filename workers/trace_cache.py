@@ -1,7 +1,7 @@
 """The fused, traced model (TorchScript or ONNX) kept on disk between runs, so a scheduled job does not rebuild
 it every time.
 
-Tracing costs about 7 s of CPU on the driver (importing super-gradients, building, fusing, tracing); a cron job
+Tracing costs seconds of CPU on the driver (importing super-gradients, building, fusing, tracing); a cron job
 over a growing bucket would pay it every run for the same weights. The cache key covers everything the trace
 depends on (model, weights sha256, canvas, precision, runtime, torch version), files are published atomically,
 and a file that does not load is traced again, so a stale or damaged entry can only cost time.
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from workers.detector import Precision, Runtime, load_torchscript, trace_fused
+from schemas.choices import Precision, Runtime
+from workers.detector import load_torchscript, trace_fused
+from workers.files import write_atomic
 from workers.onnx_runtime import OnnxForward, export_onnx
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
@@ -57,10 +58,7 @@ def traced_model(
         else trace_fused(model_name, weights, spec, precision)
     )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:
-            partial.write(data)
-        os.replace(partial.name, path)
+        write_atomic(path, data)
     except OSError:  # a read-only or full cache costs the next run a trace, never this one its result
         pass
     return data

@@ -19,6 +19,8 @@ from typing import BinaryIO, Iterator
 import av
 import numpy as np
 
+from workers.errors import one_line
+
 
 class VideoError(Exception):
     """The video cannot be opened or decoding broke; the message is one line, without the stage prefix."""
@@ -91,7 +93,7 @@ def probe_video(file: BinaryIO) -> VideoInfo:
                 raise VideoError("no frame rate in the video stream")
             frames = stream.frames or None
             exact = frames is not None
-            if frames is None and stream.duration is not None:
+            if frames is None and stream.duration is not None and stream.time_base is not None:
                 frames = math.ceil(stream.duration * stream.time_base * rate)
             elif frames is None and container.duration is not None:
                 frames = math.ceil(container.duration / av.time_base * rate)
@@ -99,7 +101,7 @@ def probe_video(file: BinaryIO) -> VideoInfo:
             splittable = bool(constant) and container.format.name not in _NO_PRESENTATION_TIMESTAMPS
             return VideoInfo(fps=float(rate), frames=frames, exact_count=exact, splittable=splittable)
     except av.FFmpegError as exc:
-        raise VideoError(_one_line(exc)) from None
+        raise VideoError(one_line(exc)) from None
 
 
 def decode_frames(
@@ -125,7 +127,7 @@ def decode_frames(
                     continue
                 yield VideoFrame(index=index, timestamp_s=index / info.fps, image=frame.to_ndarray(format="rgb24"))
     except (av.FFmpegError, VideoError) as exc:
-        raise BrokenVideo(decoded, _one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
+        raise BrokenVideo(decoded, one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
     declared = min(stop if stop is not None else math.inf, info.frames or 0) if info.exact_count else 0
     if start <= decoded < declared and (seen_any or start == 0):
         raise BrokenVideo(decoded, f"stream ended at frame {decoded} of {info.frames}")
@@ -161,6 +163,8 @@ def _after_seek(
     container: av.container.InputContainer, stream: av.VideoStream, start: int
 ) -> Iterator[tuple[int, av.VideoFrame]]:
     rate = stream.average_rate or stream.guessed_rate
+    if not rate or stream.time_base is None:  # probe_video marks such a stream unsplittable: never seeked
+        raise VideoError("no frame rate or time base; cannot seek")
     origin = stream.start_time or 0
     container.seek(origin + int(Fraction(start) / (rate * stream.time_base)), stream=stream, backward=True)
     for frame in container.decode(stream):
@@ -181,8 +185,3 @@ _NO_PRESENTATION_TIMESTAMPS = frozenset({"avi"})
 def _nearest(x: float) -> int:
     """Round half up (Python's ``round`` rounds half to even, which would make sampling depend on parity)."""
     return math.floor(x + 0.5)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -99,7 +99,7 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     assert not job.is_alive(), "the job hung after its actor was killed"
     run = result["run"]
     assert run.result.exit_code == 0, run.log
-    assert run.result.manifest.model.runtime == "torch"
+    assert run.result.manifest.attempts[-1].layout.runtime == "torch"
     frames = _frames(out)
     assert sorted(r["source_uri"] for r in frames) == sorted("file://" + str(p) for p in photos.iterdir())
     assert {r["status"] for r in frames} == {"ok"}

@@ -14,8 +14,6 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from jobs import runner
-from jobs.errors import UsageError
 from jobs.runner import run_job
 from schemas.config import JobConfig
 from tests.conftest import copy_tree_with_awkward_names
@@ -103,13 +101,14 @@ def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weigh
     manifest = json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())
     assert manifest["status"] == "completed"
     assert manifest["model"]["weights_sha256"] == hashlib.sha256(probe_weights.read_bytes()).hexdigest()
-    assert (manifest["model"]["precision"], manifest["model"]["runtime"]) == ("fp32", "onnxruntime")
+    assert manifest["model"]["precision"] == "fp32"
     assert manifest["counts"]["frames"] == 38 and manifest["counts"]["ok"] == 38
     assert manifest["plan"]["inputs"] == 38 and manifest["plan"]["shards"] == 4
     assert set(manifest["shards"].values()) == {"committed"}
     assert {"python", "torch", "ray", "super-gradients"} <= set(manifest["versions"])
     assert manifest["config"]["shard_size"] == 10 and manifest["config"]["decode_workers"] == 1
     attempt = manifest["attempts"][-1]
+    assert attempt["layout"] == {"device": "cpu", "batch_size": 8, "workers": 1, "runtime": "onnxruntime"}
     # Start-up from the job's start, and from the process's (the test session's, so minutes earlier).
     assert 0 < attempt["startup_s"] < attempt["wall_s"] < attempt["process_startup_s"]
 
@@ -152,45 +151,32 @@ def test_bad_files_become_error_rows(tmp_path, coco_images, probe_weights, ray_c
     assert run.manifest.plan.skipped == {"not media": 1}
 
 
-@pytest.mark.parametrize(
-    "asked, precision, device, runs",
-    [
-        ("auto", "fp32", "cpu", "onnxruntime"),
-        ("auto", "bf16", "cpu", "torch"),
-        ("auto", "fp32", "cuda", "torch"),
-        ("torch", "fp32", "cpu", "torch"),
-        ("onnxruntime", "fp32", "cpu", "onnxruntime"),
-    ],
-)
-def test_runtime_follows_device_and_precision(asked, precision, device, runs):
-    config = JobConfig(sources=["x"], output="out", runtime=asked, precision=precision)
-    assert runner._runtime(config, device) == runs
+def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco_images, probe_weights, ray_cluster):
+    """``--overwrite`` plans afresh (a plain rerun would resume the finished run) over an output holding only the
+    new run: its rows once each, no row, file or manifest of the old one, and the user's own files untouched."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in coco_images[:3]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    out = tmp_path / "out"
+    first = _run([folder], out, probe_weights, shard_size=2, decode_workers=1)
+    assert first.result.exit_code == 0, first.log
+    mine = {out / "notes.txt": b"the user's", out / "reports" / "by-hand.parquet": b"not the job's"}
+    for path, data in mine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
-
-def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
-    with pytest.raises(UsageError, match="fp32 on CPUs only"):
-        runner._runtime(JobConfig(sources=["x"], output="out", runtime="onnxruntime", precision="bf16"), "cpu")
-
-
-@pytest.mark.parametrize(
-    "options, gpus, workers, batch_size",
-    [
-        ({}, 0, 1, 8),
-        ({}, 2, 4, 64),  # two actors share each GPU by default
-        ({"actors_per_gpu": 1}, 2, 2, 64),
-        ({"actors_per_gpu": 3, "batch_size": 16}, 1, 3, 16),
-        ({"workers": 5}, 2, 5, 64),
-    ],
-)
-def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, workers, batch_size):
-    """The layout the pipeline gets: a real GPU cluster cannot run here, so its GPU count is given."""
-    monkeypatch.setattr(runner, "cluster_gpus", lambda: gpus)
-    monkeypatch.setattr(runner, "cluster_cpus", lambda: 16)
-    config = JobConfig(sources=["x"], output="out", decode_workers=6, **options)
-    resources = runner._resources(config)
-    assert (resources.device, resources.workers, resources.batch_size) == (
-        "cuda" if gpus else "cpu",
-        workers,
-        batch_size,
-    )
-    assert resources.decode_workers == 6 and resources.actors_per_gpu == config.actors_per_gpu
+    second = _run([folder], out, probe_weights, shard_size=2, decode_workers=1, overwrite=True)
+    assert second.result.exit_code == 0, second.log
+    old, new = first.manifest.run_id, second.manifest.run_id
+    assert new != old and second.manifest.counts.frames == 3
+    frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
+    assert sorted(r["source_uri"] for r in frames) == sorted("file://" + str(p) for p in folder.iterdir())
+    assert {r["run_id"] for r in frames} == {new}
+    detections = ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table()
+    assert set(detections.column("run_id").to_pylist()) == {new}
+    assert detections.num_rows == second.manifest.counts.detections == first.manifest.counts.detections > 0
+    job_files = [p for table in ("frames", "detections", "_runs") for p in (out / table).rglob("*")]
+    assert job_files and not [p for p in job_files if old in p.name]
+    assert sorted(p.name for p in (out / "_runs").iterdir()) == [new, f"{new}.json"]
+    assert {path: path.read_bytes() for path in mine} == mine

@@ -107,7 +107,7 @@ BF16_TOLERANCE = (0.6, 0.95)
 with at least this mean IoU. Measured 0.76/0.83 and 0.98 on the first ``BF16_PHOTOS`` photos (247 boxes; 0.78/0.86
 and 0.98 on all 38, on CPUs with and without native bf16) with the probe weights, whose scores crowd the 0.25
 threshold (a 0.03 score change adds or drops a box); the margin is for CPUs whose bf16 kernels round
-differently. Swapped colour channels score 0.08/0.05. See README's Throughput for the numbers."""
+differently. Swapped colour channels score 0.08/0.05. docs/performance.md (Precision) has the numbers."""
 BF16_PHOTOS = 16
 """Photos the bf16 check runs: on a CPU without native bf16 (AVX2) each frame takes seconds."""
 

@@ -1,0 +1,44 @@
+"""What a run tells the person who started it: the announcement before work starts, the summary at the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TextIO
+
+from jobs.errors import EXIT_ERROR_RATE
+from jobs.planning import Plan
+from jobs.storage import Location
+from schemas.manifest import RunManifest
+
+
+def announce(stream: TextIO, manifest: RunManifest, plan: Plan, pending: int, skipped: Counter) -> None:
+    """One line: the run's id, what was planned, how much is left, and which files were not planned and why."""
+    skipped_text = ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())) or "none"
+    print(
+        f"run {manifest.run_id}: {plan.inputs} inputs ({plan.table.num_rows} work items, about "
+        f"{plan.expected_frames} frames) in {len(plan.shard_sizes)} shards, {pending} items to process; "
+        f"skipped files: {skipped_text}",
+        file=stream,
+        flush=True,
+    )
+
+
+def summary(stream: TextIO, manifest: RunManifest, out: Location, exit_code: int) -> None:
+    """Counts by status and error kind, wall time, rate, and where the output is."""
+    c = manifest.counts
+    attempt = manifest.attempts[-1]
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(c.error_kinds.items()))
+    rate = attempt.frames_per_s or 0.0
+    lines = [
+        f"run {manifest.run_id} {manifest.status}" + (f": {manifest.error}" if manifest.error else ""),
+        f"  frames: {c.frames} ({c.ok} ok, {c.error} error{' — ' + kinds if kinds else ''}); "
+        f"detections: {c.detections}",
+        f"  wall time {attempt.wall_s or 0.0:.1f}s"
+        + (f"; {rate:.2f} frames/s once results flowed" if rate > 0 else ""),
+        f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
+    ]
+    if manifest.model.license:
+        lines.append(f"  weights: {manifest.model.license}")
+    if exit_code == EXIT_ERROR_RATE:
+        lines.append("  exit 3: the share of error frames exceeds --max-error-rate")
+    print("\n".join(lines), file=stream, flush=True)

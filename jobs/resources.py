@@ -1,0 +1,74 @@
+"""How a run is laid out on the cluster it finds: device, model actors, batch size, runtime, threads.
+
+Decided once per attempt, after Ray is up (a cluster may have GPUs the driver's machine lacks), from the
+config's explicit choices and the defaults in ``schemas.choices``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from jobs.errors import UsageError
+from jobs.model_setup import ModelSetup
+from jobs.ray_session import cluster_cpus, cluster_gpus
+from schemas.choices import DEFAULT_BATCH_SIZE, Runtime
+from schemas.config import JobConfig
+from schemas.manifest import Layout
+from workers.trace_cache import traced_model
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How the pipeline is laid out on the cluster."""
+
+    device: str
+    workers: int
+    batch_size: int
+    torch_threads: int
+    actors_per_gpu: int
+    decode_workers: int | None
+    """Decode tasks at once at most; None: as many as free CPUs allow."""
+    runtime: Runtime = "torch"
+    decode_batch_size: int = 8
+    block_rows: int = 32
+
+    def layout(self) -> Layout:
+        """What the run manifest records of it, per attempt."""
+        return Layout(device=self.device, batch_size=self.batch_size, workers=self.workers, runtime=self.runtime)
+
+
+def plan_resources(config: JobConfig) -> Resources:
+    """The layout for ``config`` on the cluster Ray is connected to; ``UsageError`` if it asks the impossible."""
+    gpus = cluster_gpus()
+    device = config.device or ("cuda" if gpus else "cpu")
+    if device == "cuda" and not gpus and not (config.ray_address or os.environ.get("RAY_ADDRESS")):
+        # A cluster may bring GPU nodes on demand (autoscaling); a local Ray never will.
+        raise UsageError("--device cuda was asked for but this machine has no GPU")
+    workers = config.workers or (gpus * config.actors_per_gpu if device == "cuda" else 1)
+    return Resources(
+        device=device,
+        workers=workers,
+        batch_size=config.batch_size or DEFAULT_BATCH_SIZE[device],
+        torch_threads=max(1, cluster_cpus() // workers),
+        runtime=runtime_for(config, device),
+        actors_per_gpu=config.actors_per_gpu,
+        decode_workers=config.decode_workers,
+    )
+
+
+def runtime_for(config: JobConfig, device: str) -> Runtime:
+    """``--runtime`` on ``device``: auto takes ONNX Runtime where it runs (fp32 on a CPU: the same boxes, faster,
+    as ``benchmarks/onnx_runtime.py`` measures), torch elsewhere."""
+    fits = device == "cpu" and config.precision == "fp32"
+    if config.runtime == "onnxruntime" and not fits:
+        raise UsageError(f"--runtime onnxruntime runs fp32 on CPUs only, not {config.precision} on {device}")
+    if config.runtime == "auto":
+        return "onnxruntime" if fits else "torch"
+    return config.runtime
+
+
+def cpu_model(config: JobConfig, setup: ModelSetup) -> bytes:
+    """The fused model CPU actors load for ``config`` (ONNX for ONNX Runtime, else TorchScript), from the model
+    cache when it holds it, else made and stored there."""
+    return traced_model(config.model, setup.weights, setup.spec, setup.precision, runtime_for(config, "cpu"))

@@ -1,0 +1,53 @@
+"""jobs/resources.py: the layout a run gets follows the cluster it finds and the knobs it is given."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import resources
+from jobs.errors import UsageError
+from schemas.config import JobConfig
+
+
+@pytest.mark.parametrize(
+    "asked, precision, device, runs",
+    [
+        ("auto", "fp32", "cpu", "onnxruntime"),
+        ("auto", "bf16", "cpu", "torch"),
+        ("auto", "fp32", "cuda", "torch"),
+        ("torch", "fp32", "cpu", "torch"),
+        ("onnxruntime", "fp32", "cpu", "onnxruntime"),
+    ],
+)
+def test_runtime_follows_device_and_precision(asked, precision, device, runs):
+    config = JobConfig(sources=["x"], output="out", runtime=asked, precision=precision)
+    assert resources.runtime_for(config, device) == runs
+
+
+def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
+    with pytest.raises(UsageError, match="fp32 on CPUs only"):
+        resources.runtime_for(JobConfig(sources=["x"], output="out", runtime="onnxruntime", precision="bf16"), "cpu")
+
+
+@pytest.mark.parametrize(
+    "options, gpus, workers, batch_size",
+    [
+        ({}, 0, 1, 8),
+        ({}, 2, 4, 64),  # two actors share each GPU by default
+        ({"actors_per_gpu": 1}, 2, 2, 64),
+        ({"actors_per_gpu": 3, "batch_size": 16}, 1, 3, 16),
+        ({"workers": 5}, 2, 5, 64),
+    ],
+)
+def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, workers, batch_size):
+    """The layout the pipeline gets: a real GPU cluster cannot run here, so its GPU count is given."""
+    monkeypatch.setattr(resources, "cluster_gpus", lambda: gpus)
+    monkeypatch.setattr(resources, "cluster_cpus", lambda: 16)
+    config = JobConfig(sources=["x"], output="out", decode_workers=6, **options)
+    layout = resources.plan_resources(config)
+    assert (layout.device, layout.workers, layout.batch_size) == (
+        "cuda" if gpus else "cpu",
+        workers,
+        batch_size,
+    )
+    assert layout.decode_workers == 6 and layout.actors_per_gpu == config.actors_per_gpu
