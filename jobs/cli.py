@@ -143,14 +143,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"usage: {PROG} detect SOURCE [SOURCE ...] --output OUT [options]\n"
             f"       {PROG} demo [--output OUT]   (the bundled sample photos, on a local Ray)\n"
-            f"run '{PROG} detect --help' for the options"
+            f"       {PROG} export OUT --format label-studio|coco|yolo|cvat --to DEST [options]\n"
+            f"       {PROG} report OUT --to report.html [options]\n"
+            f"run '{PROG} COMMAND --help' for the options"
         )
-        return 0 if args else 2
-    if args[0] == "demo":
-        return demo_main(args[1:])
-    if args[0] != "detect":
-        return usage_error(PROG, f"unknown command {args[0]!r} (expected 'detect' or 'demo')")
-    return detect_main(args[1:], prog=f"{PROG} detect")
+        return 0 if args else EXIT_USAGE
+    command, rest = args[0], args[1:]
+    if command == "demo":
+        return demo_main(rest)
+    if command == "detect":
+        return detect_main(rest, prog=f"{PROG} detect")
+    if command == "export":
+        from exports.cli import export_main
+
+        return export_main(rest)
+    if command == "report":
+        from exports.report import report_main
+
+        return report_main(rest)
+    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, export or report)")
 
 
 def demo_main(argv: Sequence[str]) -> int:

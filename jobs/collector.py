@@ -66,10 +66,10 @@ class ShardCollector:
         return len(expected) == self.items[shard_id] and all(received[i] == n for i, n in expected.items())
 
     def _commit(self, shard_id: str) -> None:
-        rows = pa.concat_tables(self._buffers.pop(shard_id))
-        del self._received[shard_id], self._expected[shard_id], self._seen[shard_id]
+        """Commit, then forget the shard: if the commit raises, its rows still count as uncommitted."""
+        self.committer.commit(shard_id, pa.concat_tables(self._buffers[shard_id]), items=self.items[shard_id])
+        del self._buffers[shard_id], self._received[shard_id], self._expected[shard_id], self._seen[shard_id]
         self._done.add(shard_id)
-        self.committer.commit(shard_id, rows, items=self.items[shard_id])
 
     def uncommitted_counts(self) -> tuple[int, int]:
         """(frames, errors) received for shards never committed: progress to take back when they are redone."""

@@ -130,13 +130,19 @@ def _image_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
 
 
 def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
-    """Sampled frames of the item's range; where decoding breaks, an error row at the frame it broke on."""
+    """Sampled frames of the item's range; where decoding breaks, an error row at the frame it broke on.
+
+    An error row never reuses the number of a frame already given: rows are told apart by (item, frame index),
+    and the driver would drop a second row for a frame as a re-delivery, losing the item's row count with it."""
     uri, start = str(item["source_uri"]), int(item["frame_start"])
     stop = None if _missing(item["frame_stop"]) else int(item["frame_stop"])
+    unused = start
+    """The first frame number no row of this item has used yet: where a failure that names no frame is put."""
     try:
         with location(uri, decoding.storage_options).open_input() as handle:
             info = _video_info(item, handle)
             for decoded in decode_frames(handle, start, stop, decoding.sampling, info):
+                unused = decoded.index + 1
                 try:
                     frame = _letterbox(decoded.image, decoding.spec, channels="rgb")
                 except _StageError as exc:
@@ -144,14 +150,19 @@ def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
                     continue
                 yield _Row(decoded.index, decoded.timestamp_s, frame, STATUS_OK, _NO_ERROR)
     except FileNotFoundError:
-        yield _Row(start, math.nan, None, STATUS_ERROR, "read: file not found")
+        yield _Row(unused, _timestamp(item, unused), None, STATUS_ERROR, "read: file not found")
     except BrokenVideo as exc:
-        timestamp = exc.at / item["fps"] if not _missing(item["fps"]) else math.nan
-        yield _Row(exc.at, timestamp, None, STATUS_ERROR, f"decode: {exc}")
+        at = max(exc.at, unused)
+        yield _Row(at, _timestamp(item, at), None, STATUS_ERROR, f"decode: {exc}")
     except VideoError as exc:
-        yield _Row(start, math.nan, None, STATUS_ERROR, f"decode: {exc}")
+        yield _Row(unused, _timestamp(item, unused), None, STATUS_ERROR, f"decode: {exc}")
     except OSError as exc:
-        yield _Row(start, math.nan, None, STATUS_ERROR, f"read: {type(exc).__name__}: {exc}")
+        yield _Row(unused, _timestamp(item, unused), None, STATUS_ERROR, f"read: {type(exc).__name__}: {exc}")
+
+
+def _timestamp(item: dict[str, Any], frame_index: int) -> float:
+    """Seconds from the start of the video to ``frame_index``; NaN (null in the table) when the rate is unknown."""
+    return frame_index / item["fps"] if not _missing(item["fps"]) else math.nan
 
 
 def _video_info(item: dict[str, Any], handle: Any) -> VideoInfo:

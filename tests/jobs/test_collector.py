@@ -6,21 +6,28 @@ in one block; every frame must still be written exactly once, each shard committ
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from collections import Counter
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from jobs import decode_stage
 from jobs.collector import ShardCollector
 from jobs.commit import ShardCommitter
+from jobs.decode_stage import Decoding, decode_batch
 from jobs.storage import location
 from schemas.manifest import ShardCommit
 from schemas.tables import RESULTS_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
+from tests.support.videos import encode_h264, photo_frames
+from workers.preprocess import LetterboxSpec
+from workers.video import Sampling
 
 RUN_ID = "20250102T030405Z-c011ec"
 CLASSES = ("person", "bicycle", "car")
@@ -388,3 +395,55 @@ def test_any_delivery_order_with_repeats_commits_each_shard_once_when_whole(setu
     assert sum(m.frames for m in markers) == len(real) and sum(m.errors for m in markers) == errors
     assert sum(m.detections for m in markers) == len(_expected_boxes(real))
     assert [m.items for m in markers] == [items[shard] for shard in rows]
+
+
+# --- with the decode stage's own rows ----------------------------------------------------------------------
+
+
+class _ReadFailsHalfway(io.BytesIO):
+    """A video input whose reads fail past its middle, after frames were decoded: a connection reset that outlived
+    the storage retries, or a file cut short while it is read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() > len(self.getbuffer()) // 2:
+            raise ConnectionResetError("connection reset by peer")
+        return super().read(size)
+
+
+def test_a_video_whose_reads_fail_midway_gives_a_shard_that_commits(setup, coco_images, tmp_path, monkeypatch):
+    clip = encode_h264(tmp_path / "clip.mp4", photo_frames(coco_images, 48), fps=12).read_bytes()
+    monkeypatch.setattr(decode_stage, "location", lambda uri, options=None: _Opens(clip))
+    decoding = Decoding(LetterboxSpec(), Sampling(stride=4), storage_options={}, rows_per_batch=64, max_pixels=10**8)
+    item = {
+        "shard_id": "00000",
+        "partition": PARTITION,
+        "source_uri": "s3://bucket/cam/clip.mp4",
+        "item": 0,
+        "kind": "video",
+        "frame_start": 0,
+        "frame_stop": None,
+        "fps": 12.0,
+        "video_frames": 48,
+        "expected_frames": 12,
+    }
+    decoded = list(decode_batch({k: np.array([v], dtype=object) for k, v in item.items()}, decoding))
+    rows = [
+        _row("00000", 0, int(f), item_rows=int(n), status=str(status), video=True)
+        for out in decoded
+        for f, n, status in zip(out["frame_index"], out["item_rows"], out["status"])
+    ]
+    assert 1 < len(rows) < 12 and rows[-1]["status"] == STATUS_ERROR  # the read failed midway
+
+    s = setup({"00000": 1})
+    s.add(rows)
+    assert s.committer.commits == ["00000"]
+    frames = s.frames()
+    assert len(set(_keys(frames))) == len(frames) == len(rows)
+
+
+class _Opens:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def open_input(self) -> io.BytesIO:
+        return _ReadFailsHalfway(self.data)

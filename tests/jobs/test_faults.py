@@ -3,6 +3,7 @@ group and run again. Either way the output ends with every frame once and the sa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,13 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
+from jobs import pipeline
+from jobs.detect_stage import DetectStage
+from jobs.execution import MAX_SHARD_ATTEMPTS
 from tests.conftest import REPO
 from tests.jobs.test_runner import _run
 from tests.support.parity import mismatches
+from tests.support.poison import POISON, FailingDetectStage, log_records_keep_no_exceptions
 
 SHARD_SIZE = 4
 PHOTOS = 48
@@ -168,3 +173,42 @@ def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_outpu
     assert len(set(keys)) == len(keys) == PHOTOS
     assert _detection_rows(out) == _detection_rows(reference.out)
     assert {p.name for p in (out / "_runs").iterdir() if p.is_dir()} == {run_folder.name}  # resumed, not replanned
+
+
+def test_a_poison_input_fails_its_shard_alone_and_the_rest_commits(
+    tmp_path, coco_images, probe_weights, ray_cluster, monkeypatch
+):
+    """An input the model stage fails on every time (tests/support/poison.py): the failing shard is isolated and
+    reported with its root cause in one line, every other shard commits, and a rerun without the poison completes
+    the run."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = [f"00-{POISON}.jpg", "01-good.jpg", "02-good.jpg"]  # sorted: the poison is shard 00000
+    for name, image in zip(names, coco_images):
+        (folder / name).write_bytes(image.read_bytes())
+    out = tmp_path / "out"
+    monkeypatch.setattr(pipeline, "DetectStage", FailingDetectStage)
+    with log_records_keep_no_exceptions():
+        run = _run([folder], out, probe_weights, shard_size=1, decode_workers=1)
+
+    assert run.result.exit_code == 1, run.log
+    manifest = run.manifest
+    assert manifest.status == "failed"
+    assert list(manifest.failed_shards) == ["00000"]
+    cause = manifest.failed_shards["00000"]
+    assert cause == f"RuntimeError: model stage crashed on 00-{POISON}.jpg"  # not Ray's wrappers around it
+    assert manifest.error.startswith(f"1 shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; 00000: ")
+    assert manifest.shards == {"00000": "failed", "00001": "committed", "00002": "committed"}
+    assert {p.stem for p in _markers(out)} == {"00001", "00002"}
+    assert sorted(r["source_uri"] for r in _frames(out)) == [f"file://{folder / n}" for n in names[1:]]
+    assert manifest.counts.frames == 2
+    saved = json.loads((out / "_runs" / f"{manifest.run_id}.json").read_text())
+    assert (saved["status"], saved["failed_shards"]) == ("failed", {"00000": cause})
+
+    monkeypatch.setattr(pipeline, "DetectStage", DetectStage)
+    rerun = _run([folder], out, probe_weights, shard_size=1, decode_workers=1)
+    assert rerun.result.exit_code == 0, rerun.log
+    assert rerun.manifest.run_id == manifest.run_id and "1 items to process" in rerun.log
+    assert (rerun.manifest.status, rerun.manifest.failed_shards) == ("completed", {})
+    keys = sorted((r["source_uri"], r["frame_index"]) for r in _frames(out))
+    assert keys == [(f"file://{folder / n}", 0) for n in names]

@@ -1,0 +1,26 @@
+"""The export formats, each a ``FormatWriter`` made by ``writer(config, categories, target)``.
+
+Each module imports only what its format needs, so the registry names them lazily."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Callable
+
+from exports.records import Categories, FormatWriter
+from jobs.storage import Location
+from schemas.export_config import ExportConfig, ExportFormat
+
+MODULES: dict[ExportFormat, str] = {
+    "label-studio": "exports.formats.label_studio",
+    "coco": "exports.formats.coco",
+    "yolo": "exports.formats.yolo",
+    "cvat": "exports.formats.cvat",
+}
+"""Each module defines ``writer(config: ExportConfig, categories: Categories, target: Location) -> FormatWriter``."""
+
+
+def writer(config: ExportConfig, categories: Categories, target: Location) -> FormatWriter:
+    """The writer of ``config.format``, writing under ``target``."""
+    make: Callable[[ExportConfig, Categories, Location], FormatWriter] = import_module(MODULES[config.format]).writer
+    return make(config, categories, target)

@@ -1,0 +1,76 @@
+"""What every export format receives: one frame at a time with its boxes, after selection and class mapping.
+
+The reader (``exports.reader``) yields ``FrameRecord`` values in a stable order (by source URI, then frame
+index); each writer (``exports.formats``) turns them into its files. Writers never read Parquet themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas.manifest import ModelInfo
+
+
+@dataclass(frozen=True)
+class Box:
+    """One detection, in pixels of the original (orientation-applied) image, clipped to it."""
+
+    category: int
+    """Index into ``Categories.names`` (0-based; a format that numbers from 1 adds 1 itself)."""
+    score: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True)
+class Categories:
+    """The output's classes, in order, after ``--classes`` kept, renamed or merged the model's."""
+
+    names: tuple[str, ...]
+    model_version: str | None = None
+    """The model and weights the exported boxes come from, as ``model_version()`` names them; several joined by
+    ``+`` when the exported rows come from runs with different weights. Formats that record it (Label Studio's
+    ``model_version``) say which predictions a tool shows; None where the reader could not tell."""
+
+
+def model_version(model: ModelInfo) -> str:
+    """The model's name and the first 12 hex digits of its weights' SHA-256 (``yolo_nas_s@1a2b3c4d5e6f``): the
+    name alone would not tell a fine-tuned checkpoint from the pretrained one."""
+    return f"{model.name}@{model.weights_sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One ``ok`` frame of the output (the newest row for it, unless a run was named) and its kept boxes."""
+
+    source_uri: str
+    """As in the tables: ``file://`` + absolute path, or ``s3://bucket/key``."""
+    frame_index: int
+    timestamp_s: float | None
+    """None for a still image."""
+    width: int
+    height: int
+    run_id: str
+    is_video: bool
+    name: str
+    """A stable, relative, safe name for the frame's image: the input's path relative to its source root for an
+    image (``folder/photo.jpg``), ``<video path>/frame_%06d.jpg`` for a video frame. Unique within an export."""
+    split: str | None
+    """``train``/``val``/... from ``--split`` (deterministic by URI hash), None without ``--split``."""
+    boxes: tuple[Box, ...]
+    error: str | None = None
+    """The row's ``error`` (``stage: cause``) for a frame that failed, exported only with ``--errors``: then it
+    has no boxes, and width and height are 0 where the frame could not be decoded. None for an ``ok`` frame."""
+
+
+class FormatWriter(Protocol):
+    """A format's writer: ``write`` every frame in order, then ``close`` once; files appear under the target."""
+
+    def write(self, frame: FrameRecord) -> None: ...
+
+    def close(self) -> list[str]:
+        """Finish the files and return their paths relative to the target, for the summary."""
+        ...

@@ -1,0 +1,109 @@
+"""Job outputs to export, shared by the export tests: one real run of the job, and synthetic outputs.
+
+``job_output`` runs the real job once per session (local Ray, probe weights) on inputs that give every kind of
+row an export meets: photos in nested folders with spaces and non-ASCII names, a blank photo (no boxes), a file
+that is not an image (an ``error`` row) and a short H.264 video (frames named ``<video>/frame_NNNNNN.jpg``).
+``synthetic_output`` is an output made without a model (``tests/exports/synthetic.py``, which also makes large
+ones) holding what a real run cannot easily be made to write: two runs over the same inputs, an uncommitted shard.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import duckdb
+import numpy as np
+import pytest
+
+from jobs.storage import location
+from schemas.config import JobConfig
+from tests.exports.synthetic import commit_run, run_id
+from tests.support.job_output import Frame
+from tests.support.videos import encode_h264, photo_frames
+
+PHOTOS = 5
+VIDEO_FRAMES = 6
+
+
+@pytest.fixture(scope="session")
+def job_output(tmp_path_factory, coco_images, probe_weights, ray_cluster) -> SimpleNamespace:
+    """The job's output of one real run over ``inputs`` (shard size 2, so several shards and files)."""
+    from jobs.runner import run_job  # Ray and the model stack: only for the tests that use this fixture
+
+    root = tmp_path_factory.mktemp("export-job")
+    inputs = root / "inputs"
+    for i, photo in enumerate(coco_images[:PHOTOS]):
+        folder = inputs / ("cam one" if i % 2 else "день 2")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"photo {i}.jpg").write_bytes(photo.read_bytes())
+    cv2.imwrite(str(inputs / "blank.png"), np.full((120, 160, 3), 128, np.uint8))
+    (inputs / "broken.jpg").write_bytes(b"this is not a JPEG")
+    (inputs / "clips").mkdir()
+    encode_h264(inputs / "clips" / "clip.mp4", photo_frames(coco_images[5:], VIDEO_FRAMES, size=(320, 240)), fps=6)
+    config = JobConfig(
+        sources=[str(inputs)],
+        output=str(root / "out"),
+        weights=str(probe_weights),
+        shard_size=2,
+        decode_workers=1,
+        max_error_rate=1.0,
+    )
+    log = io.StringIO()
+    result = run_job(config, stream=log)
+    assert result.exit_code == 0, log.getvalue()
+    return SimpleNamespace(out=root / "out", inputs=inputs, run_id=result.manifest.run_id, log=log.getvalue())
+
+
+def output_rows(out: Path | str, query: str) -> list[tuple]:
+    """``query`` over an output's tables, read independently of the export (DuckDB on the Parquet files):
+    ``frames`` and ``detections`` name the tables, all their rows (a single run's output needs no dedupe)."""
+    tables = {t: f"read_parquet('{out}/{t}/**/*.parquet', hive_partitioning = false)" for t in ("frames", "detections")}
+    return duckdb.sql(query.format(**tables)).fetchall()
+
+
+RUN_A, RUN_B = run_id(1), run_id(2, "bbbbbb")
+DATA = "file:///data"
+
+
+@pytest.fixture(scope="session")
+def synthetic_output(tmp_path_factory) -> SimpleNamespace:
+    """Two runs into one output, without a model. Run A (older): photos a (2 boxes), b (none), sub/c, a video's
+    frames 0, 5 and 10 and an error row; run B (newer): a again (1 box) and d, plus an uncommitted shard whose
+    files re-do b and add e (both must stay unseen). Newest rows: a and d from B, the rest from A."""
+    out = location(str(tmp_path_factory.mktemp("synthetic") / "out"))
+    commit_run(
+        out,
+        RUN_A,
+        {
+            "00000": [
+                Frame(f"{DATA}/photos/a.jpg", [("person", 0.9, 10, 20, 110, 220), ("car", 0.4, 1.5, 2.5, 30.25, 40)]),
+                Frame(f"{DATA}/photos/b.jpg"),
+                Frame(f"{DATA}/photos/sub/c.jpg", [("truck", 0.6, 0, 0, 64, 48)]),
+            ],
+            "00001": [
+                Frame(f"{DATA}/clips/v.mp4", index=0, width=320, height=240),
+                Frame(f"{DATA}/clips/v.mp4", [("dog", 0.8, 100, 50, 300, 200)], index=5, width=320, height=240),
+                Frame(f"{DATA}/clips/v.mp4", index=10, width=320, height=240),
+                Frame(f"{DATA}/photos/bad.jpg", error="decode: empty file"),
+            ],
+        },
+    )
+    commit_run(
+        out,
+        RUN_B,
+        {
+            "00000": [
+                Frame(f"{DATA}/photos/a.jpg", [("person", 0.95, 12, 22, 112, 222)]),
+                Frame(f"{DATA}/photos/d.jpg", [("car", 0.7, 5, 5, 25, 25)]),
+            ],
+            "00001": [
+                Frame(f"{DATA}/photos/b.jpg", [("person", 0.99, 1, 1, 2, 2)]),
+                Frame(f"{DATA}/photos/e.jpg", [("person", 0.99, 1, 1, 2, 2)]),
+            ],
+        },
+        uncommitted=frozenset({"00001"}),
+    )
+    return SimpleNamespace(out=out, path=out.path, runs=(RUN_A, RUN_B))
