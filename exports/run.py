@@ -36,7 +36,11 @@ class ExportSummary:
     wall_s: float
 
     def lines(self) -> list[str]:
-        errors = f"{self.errors} error frames " + ("included, without boxes" if self.errors_included else "left out")
+        errors = f"{self.errors} error frames " + (
+            "passed on (--errors; docs/exports.md says how each format records them)"
+            if self.errors_included
+            else "left out"
+        )
         runs = self.runs[0] if len(self.runs) == 1 else f"{len(self.runs)} runs, newest row per frame"
         lines = [
             f"export {self.format} done: {self.frames} frames, {self.boxes} boxes; {errors} (from {runs})",
