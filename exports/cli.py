@@ -15,14 +15,14 @@ from pydantic import ValidationError
 
 from exports.run import run_export
 from exports.select import parse_classes, parse_split
-from jobs.cli import PROG, _Parser, usage_error
+from jobs.cli import PROG, OneLineParser, usage_error
 from jobs.errors import EXIT_USAGE, UsageError
 from jobs.storage import location
 from schemas.export_config import ExportConfig, ExportFormat
 
 
 def export_parser(prog: str = f"{PROG} export") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Export a job's detections for annotation tools (pre-labelling).")
+    p = OneLineParser(prog=prog, description="Export a job's detections for annotation tools (pre-labelling).")
     p.add_argument("output", metavar="OUT", help="the job's output folder or s3:// prefix (detect --output)")
     p.add_argument("--format", required=True, choices=get_args(ExportFormat))
     p.add_argument("--to", required=True, metavar="DEST", help="new or empty folder or s3:// prefix to write to")

@@ -25,7 +25,7 @@ import duckdb
 from exports.report_html import PageContent, render_page
 from exports.report_stats import BadOutput, OutputTables, Stats
 from exports.report_thumbs import Thumbnail, thumbnails
-from jobs.cli import PROG, _Parser, usage_error
+from jobs.cli import PROG, OneLineParser, usage_error
 from jobs.storage import location
 from workers.errors import one_line
 
@@ -40,7 +40,7 @@ class Report:
 
 
 def report_parser(prog: str = f"{PROG} report") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Write a job output's statistics and sample frames as one HTML page.")
+    p = OneLineParser(prog=prog, description="Write a job output's statistics and sample frames as one HTML page.")
     p.add_argument("output", metavar="OUT", help="the job's output folder or s3:// prefix (detect --output)")
     p.add_argument("--to", default="report.html", help="the HTML file to write, local or s3:// (default report.html)")
     p.add_argument(

@@ -29,7 +29,7 @@ def usage_error(prog: str, message: str) -> int:
     return EXIT_USAGE
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors in one line (exit 2) instead of a usage block."""
 
     def error(self, message: str) -> NoReturn:
@@ -42,7 +42,7 @@ def _default(field: str) -> Any:
 
 
 def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Run YOLO-NAS over images and write detections to partitioned Parquet.")
+    p = OneLineParser(prog=prog, description="Run YOLO-NAS over images and write detections to partitioned Parquet.")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, folder, glob, s3://bucket/prefix or manifest")
     p.add_argument("--output", required=True, metavar="OUT", help="output folder or s3:// prefix")
     model = p.add_argument_group("model")
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def demo_main(argv: Sequence[str]) -> int:
     """Run ``detect`` on the bundled samples: with the COCO weights when they can be had (cached, or fetched from
     the Hugging Face mirror now), else as a loud smoke run with random weights."""
-    parser = _Parser(prog=f"{PROG} demo", description="Run the job on the bundled sample photos.")
+    parser = OneLineParser(prog=f"{PROG} demo", description="Run the job on the bundled sample photos.")
     parser.add_argument("--output", default="out/demo", help="output folder (default out/demo)")
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES)
     args = parser.parse_args(argv)

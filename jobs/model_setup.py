@@ -27,9 +27,6 @@ class ModelSetup:
     thresholds: Thresholds
     precision: Precision = "fp32"
 
-    license: str | None = None
-    """The weights' licence notice where the job knows it (Deci's pretrained COCO weights): told once per run."""
-
 
 def prepare_model(config: JobConfig) -> ModelSetup:
     """Load and check weights, class names and preprocessing for ``config``; ``UsageError`` if unusable."""
@@ -61,7 +58,6 @@ def prepare_model(config: JobConfig) -> ModelSetup:
         class_names=names,
         thresholds=Thresholds(conf=config.conf, iou=config.iou, max_det=config.max_det),
         precision=config.precision,
-        license=weights.license,
     )
 
 

@@ -34,7 +34,7 @@ def new_manifest(
             num_classes=setup.weights.num_classes,
             class_names=list(setup.class_names),
             precision=config.precision,
-            license=setup.license,
+            license=setup.weights.license,
         ),
         plan=PlanInfo(
             inputs=plan.inputs,

@@ -130,8 +130,8 @@ def _open_run(config: JobConfig, stream: TextIO) -> _Run:
         update={"status": "running", "attempts": [*chosen.manifest.attempts, attempt]}
     )
     store.save(manifest)
-    if setup.license:
-        print(f"weights: {setup.license}", file=stream)
+    if setup.weights.license:
+        print(f"weights: {setup.weights.license}", file=stream)
     announce(stream, manifest, chosen.plan, pending.num_rows, listing.skipped)
     return _Run(config, out, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
 

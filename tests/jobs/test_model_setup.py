@@ -65,7 +65,7 @@ def test_safetensors_weights_from_s3(s3_endpoint, s3_bucket, probe_safetensors_b
     assert setup.weights.checkpoint_key == "safetensors"
     assert setup.weights.sha256 == hashlib.sha256(probe_safetensors_bytes).hexdigest()
     assert setup.weights.num_classes == 80 and setup.class_names[0] == "person"
-    assert setup.license is None
+    assert setup.weights.license is None
 
 
 def test_coco_from_the_cached_mirror_file_carries_the_licence(tmp_path: Path, monkeypatch, probe_safetensors_bytes):
@@ -74,7 +74,7 @@ def test_coco_from_the_cached_mirror_file_carries_the_licence(tmp_path: Path, mo
     cached.parent.mkdir(parents=True)
     cached.write_bytes(probe_safetensors_bytes)
     setup = prepare_model(_config("coco"))
-    assert setup.license == YOLONAS_LICENSE and setup.weights.source == "coco"
+    assert setup.weights.license == YOLONAS_LICENSE and setup.weights.source == "coco"
     assert setup.class_names[0] == "person"
 
 
