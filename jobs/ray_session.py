@@ -11,8 +11,9 @@ from ray.data import DataContext
 from workers.quiet import silenced_output
 
 
-def start_ray(address: str | None) -> None:
-    """Join ``address``, else the cluster ``RAY_ADDRESS`` names, else start a local Ray for this process."""
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join ``address``, else the cluster ``RAY_ADDRESS`` names, else start a local Ray for this process (with
+    ``num_cpus`` logical CPUs, default: the machine's)."""
     if ray.is_initialized():
         return
     # Ray core logs a C++ error line about ray-project/ray#53727 for every actor pool with large constructor
@@ -27,7 +28,7 @@ def start_ray(address: str | None) -> None:
         elif os.environ.get("RAY_ADDRESS"):
             ray.init(**kwargs)
         else:
-            ray.init(include_dashboard=False, **kwargs)
+            ray.init(include_dashboard=False, num_cpus=num_cpus, **kwargs)
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
