@@ -10,9 +10,12 @@ boxes per frame, taken from a pool made once, so the model costs nothing and wha
 path from results to committed shards. ``s3`` writes to a moto S3 server in its own process that delays every
 request by ``--latency-ms`` (``benchmarks/slow_s3.py``), as a remote store does.
 
-Frames/s counts from the first result to the last commit (actor start-up excluded); the driver's CPU share is
-its process's CPU time (all threads) over the same span: near 100 % means the driver is the limit. Every run
-is checked: one marker per shard and every frame once in the output.
+Frames/s counts from the moment a fifth of the frames have arrived to the last commit (the start-up of Ray's
+worker processes excluded: steady state); the driver's CPU share is
+its process's CPU time (all threads) over the same span: near 100 % means the driver is the limit. The
+machine's CPU share says whether the machine as a whole was the limit instead (every core busy: on a small
+machine the stand-in actors, the write tasks and the S3 server share the cores). Every run is checked: one
+marker per shard and every frame once in the output.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from schemas.tables import BOX_TYPE, LISTING_SCHEMA, RESULTS_SCHEMA, STATUS_OK  
 CLASS_NAMES = tuple(f"class{i}" for i in range(80))
 STAND_IN_ACTORS = 2
 BATCH_SIZE = 64
+WARM_UP = 0.2
+"""Share of the frames before the clock starts: by then every stand-in actor, write and publish worker process
+has started (a Ray worker's start costs seconds of CPU, which on a small machine would otherwise be measured as
+output throughput)."""
 
 
 class StandInModel:
@@ -148,12 +155,13 @@ def _measure(out: str, options: dict[str, Any], frames: int, boxes: int, shard_s
 
     from jobs.collector import ShardCollector
     from jobs.commit import ShardCommitter
-    from jobs.pipeline import run_pipeline
+    from jobs.pipeline import run_pipeline, with_writes
+    from jobs.publish import Publisher
     from jobs.storage import location
 
     plan = _plan(frames, shard_size)
     table = plan.table
-    dataset = ray.data.from_blocks([table.slice(i, 256) for i in range(0, table.num_rows, 256)]).map_batches(
+    results = ray.data.from_blocks([table.slice(i, 256) for i in range(0, table.num_rows, 256)]).map_batches(
         StandInModel,
         batch_size=BATCH_SIZE,
         batch_format="pyarrow",
@@ -162,39 +170,53 @@ def _measure(out: str, options: dict[str, Any], frames: int, boxes: int, shard_s
         num_cpus=0.5,
     )
     committer = ShardCommitter(location(out, options), "bench", CLASS_NAMES)
-    clock = _Clock()
-    collector = ShardCollector(committer, plan.shard_sizes, clock.tick)
-    run_pipeline(dataset, collector)
-    span, driver_cpu = clock.stop()
+    clock = _Clock(frames)
+    collector = ShardCollector(Publisher(committer), plan.shard_sizes, clock.tick)
+    run_pipeline(with_writes(results, committer, workers), collector)
+    span, driver_cpu, machine_cpu = clock.stop()
     _check(committer, plan)
     return {
         "frames": frames,
         "frames_per_s": round((frames - clock.first_frames) / span, 1),
         "driver_cpu_share": round(driver_cpu / span, 3),
+        "machine_cpu_share": round(machine_cpu / span / psutil.cpu_count(), 3),
         "span_s": round(span, 2),
     }
 
 
 class _Clock:
-    """Starts at the first result, stops at the end; CPU time of this whole process over the same span."""
+    """Starts once ``WARM_UP`` of the frames have arrived, stops at the end; CPU time of the driver process and of
+    the machine over the same span."""
 
-    def __init__(self) -> None:
+    def __init__(self, frames: int) -> None:
         self.process = psutil.Process()
+        self.start_after = int(frames * WARM_UP)
+        self.arrived = 0
         self.first_at: float | None = None
         self.first_cpu = 0.0
+        self.first_busy = 0.0
         self.first_frames = 0
 
     def tick(self, frames: int, errors: int) -> None:
-        if self.first_at is None:
-            self.first_at, self.first_cpu, self.first_frames = time.perf_counter(), self._cpu(), frames
+        self.arrived += frames
+        if self.first_at is None and self.arrived >= self.start_after:
+            self.first_at, self.first_cpu, self.first_busy = time.perf_counter(), self._cpu(), _busy()
+            self.first_frames = self.arrived
 
-    def stop(self) -> tuple[float, float]:
+    def stop(self) -> tuple[float, float, float]:
+        """Seconds since the first result; CPU seconds of the driver, and of the whole machine, in that time."""
         assert self.first_at is not None, "no result arrived"
-        return time.perf_counter() - self.first_at, self._cpu() - self.first_cpu
+        return time.perf_counter() - self.first_at, self._cpu() - self.first_cpu, _busy() - self.first_busy
 
     def _cpu(self) -> float:
         times = self.process.cpu_times()
         return times.user + times.system
+
+
+def _busy() -> float:
+    """CPU seconds the machine has spent on anything but waiting, over all cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def _check(committer: Any, plan: Any) -> None:
@@ -213,10 +235,14 @@ def _report(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
     print(f"\n{args.frames} frames, ~{args.boxes} boxes each, shards of {args.shard_size}, S3 +{args.latency_ms} ms")
-    print("| target | write workers | frames/s | driver CPU |")
-    print("|---|---|---|---|")
+    cores = psutil.cpu_count()
+    print(f"| target | write workers | frames/s | driver CPU (of one core) | machine CPU (of {cores} cores) |")
+    print("|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['target']} | {r['write_workers']} | {r['frames_per_s']:,.0f} | {r['driver_cpu_share']:.0%} |")
+        print(
+            f"| {r['target']} | {r['write_workers']} | {r['frames_per_s']:,.0f} | {r['driver_cpu_share']:.0%} "
+            f"| {r['machine_cpu_share']:.0%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     run.add_argument(
         "--decode-workers", type=int, help="decode tasks at once at most (default: every CPU the model actors leave)"
     )
+    run.add_argument(
+        "--write-workers",
+        type=int,
+        help="write tasks at once at most, staging results to the output (default: 2 per model actor, at least 4)",
+    )
     run.add_argument("--device", choices=get_args(Device), help="default: cuda when the cluster has GPUs")
     run.add_argument(
         "--precision",

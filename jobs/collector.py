@@ -1,81 +1,95 @@
-"""Exactly-once on the driver: result rows gathered per shard, duplicates dropped, a shard committed when whole.
+"""Exactly-once on the driver, from receipts: which staged files make up each shard, and when a shard is whole.
 
-Rows reach the driver in any order, and a task Ray retried may deliver some of them again. The collector keeps,
-per shard in flight, the keys of the rows it has (work item, frame index) and what each item promised (its last
-row says how many rows it gave), so a shard is committed exactly once, as soon as it is complete.
+The write stage stages result rows and sends the driver a receipt per staged file (``RECEIPT_SCHEMA``): the keys
+of its rows, and how many rows an item gave when the file holds its last row. Receipts arrive in any order, and
+a task Ray redid may send rows again (under the same file name, or, after a redone upstream task, in a file
+that also holds new rows). The collector keeps, per shard in flight, the keys it has and the files that brought
+them, so a file adding nothing is dropped, progress counts each frame once, and a shard goes to publishing
+exactly once, as soon as every item's rows are in. Publishing keeps each frame once again and checks the shard
+whole before committing it (``ShardCommitter.publish``), so the driver's bookkeeping never needs to be trusted.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from jobs.commit import ShardCommitter
-from schemas.tables import STATUS_ERROR, STATUS_NONE
+
+class Publishing(Protocol):
+    """Where complete shards go (``jobs.publish.Publisher``): started at once, their ends told later."""
+
+    def submit(self, shard_id: str, files: list[str], items: int) -> None: ...
+
+    def finished(self, wait: bool = False) -> list[tuple[str, str | None]]: ...
+
+
+@dataclass
+class _Shard:
+    """A shard in flight: its accepted files, its rows' keys, each item's row count once known, progress."""
+
+    files: list[str] = field(default_factory=list)
+    keys: set[int] = field(default_factory=set)
+    rows: dict[int, int] = field(default_factory=dict)
+    frames: int = 0
+    errors: int = 0
 
 
 class ShardCollector:
-    """Buffers result rows per shard and commits a shard once every one of its work items has delivered all of
-    its rows (an item's last row says how many it gave; rows of one item may arrive in any order)."""
+    """Gathers receipts per shard and hands a shard to ``publisher`` once every one of its ``items[shard]`` work
+    items has staged all of its rows."""
 
-    def __init__(self, committer: ShardCommitter, items: dict[str, int], on_rows: Callable[[int, int], None]) -> None:
-        self.committer = committer
+    def __init__(self, publisher: Publishing, items: dict[str, int], on_rows: Callable[[int, int], None]) -> None:
+        self.publisher = publisher
         self.items = items
         self.on_rows = on_rows
-        self._buffers: dict[str, list[pa.Table]] = defaultdict(list)
-        self._received: dict[str, Counter] = defaultdict(Counter)
-        self._expected: dict[str, dict[int, int]] = defaultdict(dict)
-        self._seen: dict[str, set[tuple[int, int]]] = defaultdict(set)
-        self._done: set[str] = set()
+        self.failures: dict[str, str] = {}
+        """Shards whose publishing failed, and why: they stay uncommitted, for the pipeline's retry."""
+        self._shards: dict[str, _Shard] = {}
+        self._handed_over: set[str] = set()
 
-    def add(self, results: pa.Table) -> None:
-        results = self._unseen(results)
-        frames = pc.sum(pc.not_equal(results.column("status"), STATUS_NONE)).as_py() or 0
-        errors = pc.sum(pc.equal(results.column("status"), STATUS_ERROR)).as_py() or 0
-        self.on_rows(frames, errors)
-        for shard_id in pc.unique(results.column("shard_id")).to_pylist():
-            part = results.filter(pc.equal(results.column("shard_id"), shard_id))
-            self._buffers[shard_id].append(part)
-            self._received[shard_id].update(part.column("item").to_pylist())
-            for item, rows in zip(part.column("item").to_pylist(), part.column("item_rows").to_pylist()):
-                if rows:
-                    self._expected[shard_id][item] = rows
-            if self._complete(shard_id):
-                self._commit(shard_id)
+    def add(self, receipts: pa.Table) -> None:
+        for receipt in receipts.to_pylist():
+            self._add(receipt)
+        self._settle(self.publisher.finished())
 
-    def _unseen(self, results: pa.Table) -> pa.Table:
-        """Drop rows already received or of committed shards (a retried task that re-delivers), so no frame is
-        written twice. Keys are kept per shard in flight only, so memory stays bounded by the shards in flight."""
-        mask = []
-        columns = ("shard_id", "item", "frame_index")
-        for shard_id, item, frame_index in zip(*(results.column(c).to_pylist() for c in columns)):
-            if shard_id in self._done:
-                mask.append(False)
-                continue
-            seen = self._seen[shard_id]
-            mask.append((item, frame_index) not in seen)
-            seen.add((item, frame_index))
-        return results if all(mask) else results.filter(pa.array(mask))
+    def finish(self) -> None:
+        """Wait for every shard handed over to be published (or to fail)."""
+        self._settle(self.publisher.finished(wait=True))
 
-    def _complete(self, shard_id: str) -> bool:
-        expected = self._expected[shard_id]
-        received = self._received[shard_id]
-        return len(expected) == self.items[shard_id] and all(received[i] == n for i, n in expected.items())
+    def _add(self, receipt: dict) -> None:
+        shard_id = receipt["shard_id"]
+        if shard_id in self._handed_over:
+            return
+        shard = self._shards.setdefault(shard_id, _Shard())
+        keys = receipt["keys"]
+        new = keys if shard.keys.isdisjoint(keys) else [k for k in keys if k not in shard.keys]
+        if not new:
+            return
+        placeholders, errors = receipt["none_keys"], receipt["error_keys"]
+        if len(new) < len(keys):
+            fresh = set(new)
+            placeholders, errors = [k for k in placeholders if k in fresh], [k for k in errors if k in fresh]
+        shard.keys.update(new)
+        shard.files.append(receipt["file"])
+        shard.rows.update(zip(receipt["last_items"], receipt["last_rows"]))
+        frames = len(new) - len(placeholders)
+        shard.frames += frames
+        shard.errors += len(errors)
+        self.on_rows(frames, len(errors))
+        if len(shard.rows) == self.items[shard_id] and len(shard.keys) == sum(shard.rows.values()):
+            self._handed_over.add(shard_id)
+            self.publisher.submit(shard_id, shard.files, self.items[shard_id])
 
-    def _commit(self, shard_id: str) -> None:
-        """Commit, then forget the shard: if the commit raises, its rows still count as uncommitted."""
-        self.committer.commit(shard_id, pa.concat_tables(self._buffers[shard_id]), items=self.items[shard_id])
-        del self._buffers[shard_id], self._received[shard_id], self._expected[shard_id], self._seen[shard_id]
-        self._done.add(shard_id)
+    def _settle(self, ended: list[tuple[str, str | None]]) -> None:
+        """Forget published shards; keep failed ones, whose rows still count as uncommitted."""
+        for shard_id, error in ended:
+            if error is None:
+                del self._shards[shard_id]
+            else:
+                self.failures[shard_id] = error
 
     def uncommitted_counts(self) -> tuple[int, int]:
-        """(frames, errors) received for shards never committed: progress to take back when they are redone."""
-        tables = [t for parts in self._buffers.values() for t in parts]
-        if not tables:
-            return 0, 0
-        status = pa.concat_tables(tables).column("status")
-        frames = pc.sum(pc.not_equal(status, STATUS_NONE)).as_py() or 0
-        return frames, pc.sum(pc.equal(status, STATUS_ERROR)).as_py() or 0
+        """(frames, errors) received for shards not committed: progress to take back when they are redone."""
+        return sum(s.frames for s in self._shards.values()), sum(s.errors for s in self._shards.values())

@@ -1,9 +1,14 @@
-"""Per-shard commit protocol: outputs first, then the commit marker; a shard with a marker is done.
+"""Per-shard commit protocol: rows staged, then published as the shard's table files, then the commit marker;
+a shard with a marker is done.
 
-A shard's rows are split by partition into ``frames/<partition>/part-<run_id>-<shard>.parquet`` and the same
-under ``detections/``. Each file is published atomically (``Location.write_bytes_atomic``). File names are
-deterministic, so a shard redone after a crash overwrites its own partial files instead of duplicating rows.
-The marker ``_runs/<run_id>/shards/<shard>.json`` is written last and carries the shard's counts.
+The write stage stages a shard's rows, block by block, under ``_runs/<run_id>/staging/<shard>/`` (outside the
+tables' folders: readers never see them). Once every block of a shard is staged, ``publish`` (a task, not the
+driver) reads them back, keeps each frame once, checks that every work item gave all of its rows, and splits
+them by partition into ``frames/<partition>/part-<run_id>-<shard>.parquet`` and the same under
+``detections/``. So a table file only ever holds a whole shard, each frame once, and its name is fixed by run
+and shard: a shard published again (a retried task, a resumed run) overwrites its own files. The marker
+``_runs/<run_id>/shards/<shard>.json`` is written last and carries the shard's counts; it is what makes the
+shard done, and what ``export``, ``report`` and resume go by.
 """
 
 from __future__ import annotations
@@ -13,13 +18,28 @@ import posixpath
 from collections import Counter
 from datetime import datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.storage import Location
+from jobs.storage import Location, retrying
 from schemas.manifest import ShardCommit
 from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
+
+FRAME_BITS = 32
+"""``row_keys`` packs (item, frame index) into one int64: frame indices stay below 2**32, items below 2**31."""
+
+
+class IncompleteShardError(RuntimeError):
+    """The staged rows of a shard the driver took for complete are not: the shard is not published, and the
+    pipeline's retry does it again."""
+
+
+def row_keys(results: pa.Table) -> np.ndarray:
+    """One int64 per result row naming its frame: its work item and frame index (unique within a run)."""
+    items = results.column("item").to_numpy().astype(np.int64)
+    return (items << FRAME_BITS) | results.column("frame_index").to_numpy().astype(np.int64)
 
 
 def error_kind(message: str | None) -> str:
@@ -37,6 +57,14 @@ class ShardCommitter:
 
     def marker(self, shard_id: str) -> Location:
         return self.out.child("_runs", self.run_id, "shards", f"{shard_id}.json")
+
+    def staging(self, shard_id: str | None = None) -> Location:
+        """Where the write stage stages rows of ``shard_id`` (of every shard, when None)."""
+        folder = self.out.child("_runs", self.run_id, "staging")
+        return folder if shard_id is None else folder.child(shard_id)
+
+    def staged(self, shard_id: str, name: str) -> Location:
+        return self.staging(shard_id).child(name)
 
     def committed(self) -> dict[str, ShardCommit]:
         """Markers already present for this run (read once at start: what a resumed run skips)."""
@@ -83,7 +111,41 @@ class ShardCommitter:
             leftovers += [p for p in fs.find(markers.path) if p.endswith(".tmp")]
         for path in leftovers:
             fs.rm_file(path)
-        return len(leftovers)
+        return len(leftovers) + self.remove_staging()
+
+    def remove_staging(self) -> int:
+        """Delete what is left of the run's staged rows (files no publishing used: rows a failed pipeline staged,
+        or a redone task staged twice), at an attempt's start and end, when none can be needed. Returns how many
+        files went."""
+        folder = self.staging()
+        fs = folder.fs
+        fs.invalidate_cache(folder.path)
+        if not fs.exists(folder.path):
+            return 0
+        files = fs.find(folder.path)
+        fs.rm(folder.path, recursive=True)
+        return len(files)
+
+    def publish(self, shard_id: str, files: list[str], items: int) -> ShardCommit:
+        """Commit a shard from its staged ``files`` (each frame once, whichever files repeat it), after checking
+        that each of its ``items`` work items gave every row; then remove those files.
+
+        Idempotent: when the staged files are gone because an earlier try already committed the shard (Ray
+        redoes a task whose worker died), that commit is returned."""
+        paths = [self.staged(shard_id, name).path for name in files]
+        try:
+            contents = retrying(lambda: self.out.fs.cat(paths, on_error="raise"))
+        except FileNotFoundError:
+            marker = self.marker(shard_id)
+            if not marker.fs.exists(marker.path):
+                raise
+            return ShardCommit.model_validate_json(marker.read_bytes())
+        staged = pa.concat_tables(pa.ipc.open_stream(contents[p]).read_all() for p in paths)
+        results = staged.take(np.unique(row_keys(staged), return_index=True)[1])
+        _check_whole(shard_id, results, items)
+        commit = self.commit(shard_id, results, items)
+        self.out.fs.rm(paths)
+        return commit
 
     def commit(self, shard_id: str, results: pa.Table, items: int) -> ShardCommit:
         """Publish a complete shard's rows (placeholders of items that gave no frame dropped), then its marker."""
@@ -151,6 +213,26 @@ class ShardCommitter:
 
 def _with_partition(schema: pa.Schema) -> pa.Schema:
     return schema.append(pa.field("partition", pa.string(), nullable=False))
+
+
+def _check_whole(shard_id: str, results: pa.Table, items: int) -> None:
+    """Raise ``IncompleteShardError`` unless ``items`` work items each gave as many rows as their last row says."""
+    counts = results.group_by("item").aggregate([("item", "count"), ("item_rows", "max")])
+    short = pc.sum(pc.not_equal(counts.column("item_count"), counts.column("item_rows_max").cast(pa.int64())))
+    if counts.num_rows != items or short.as_py():
+        raise IncompleteShardError(
+            f"shard {shard_id}: staged rows cover {counts.num_rows} of {items} work items, "
+            f"{short.as_py() or 0} of them short of rows"
+        )
+
+
+def staged_bytes(rows: pa.Table) -> bytes:
+    """Rows as staged: an Arrow IPC stream, uncompressed. Staged files live for seconds and are read once, so
+    encoding them as cheaply as possible beats making them small."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return sink.getvalue().to_pybytes()
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:

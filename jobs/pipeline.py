@@ -1,11 +1,15 @@
-"""The Ray Data pipeline: planned inputs → decode/letterbox tasks (CPU) → detection actors → driver commits.
+"""The Ray Data pipeline: planned inputs → decode/letterbox tasks (CPU) → detection actors → write tasks
+(staged rows) → receipts to the driver, which has each shard published as soon as all of its rows are staged.
 
-The driver consumes the model stage's output as a stream and commits each shard as soon as all of its rows
-have arrived, so memory on the driver holds only shards in flight, and a crash loses at most those.
+No result row passes through the driver, so output throughput grows with the write tasks and the cluster;
+the driver holds only the receipts of shards in flight, and a crash loses at most those shards' work.
+Ray Data's own datasinks are not used: they commit once, when the whole dataset is written, where this job
+commits each shard as it completes, which is what resume and progress rest on.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -15,10 +19,12 @@ from ray.data import DataContext
 from ray.util.annotations import RayDeprecationWarning
 
 from jobs.collector import ShardCollector
+from jobs.commit import ShardCommitter
 from jobs.decode_stage import Decoding, decode_batch
 from jobs.detect_stage import DetectStage
 from jobs.model_setup import ModelSetup
 from jobs.resources import Resources
+from jobs.write_stage import write_results
 
 READY_BATCHES_PER_ACTOR = 4
 """Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for
@@ -38,9 +44,10 @@ def build_dataset(
     model_name: str,
     resources: Resources,
     decoding: Decoding,
+    committer: ShardCommitter,
     traced: bytes | None = None,
 ) -> ray.data.Dataset:
-    """The lazy dataset of result rows (``schemas.tables.RESULTS_SCHEMA``) for the pending work items.
+    """The lazy dataset of receipts (``schemas.tables.RECEIPT_SCHEMA``) for the pending work items.
 
     ``traced``: the fused model as TorchScript (or ONNX, for ``resources.runtime`` onnxruntime), which actors
     load instead of building it from the weights.
@@ -50,7 +57,7 @@ def build_dataset(
     blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
     _limit_object_store(resources, setup.spec.canvas)
     model_ref = ray.put(traced if traced is not None else setup.weights)
-    return (
+    results = (
         # from_blocks, not from_arrow: it reads each block's metadata here, where from_arrow sends a task per
         # block to a worker and waits (seconds on a cold cluster, before any decoding can start).
         ray.data.from_blocks(blocks)
@@ -83,6 +90,22 @@ def build_dataset(
             **_bounded_task_retries(),
         )
     )
+    return with_writes(results, committer, resources.write_workers)
+
+
+def with_writes(results: ray.data.Dataset, committer: ShardCommitter, workers: int) -> ray.data.Dataset:
+    """``results`` (``RESULTS_SCHEMA`` rows) staged by ``workers`` write tasks at once, as receipts.
+
+    One result block per task (no ``batch_size``), so a redone block is restaged whole under its own name.
+    Write tasks reserve no CPU: they mostly wait on storage, and the model and decode stages hold the CPUs;
+    Ray Data spreads them over the cluster."""
+    return results.map_batches(
+        functools.partial(write_results, committer=committer),
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ray.data.TaskPoolStrategy(size=workers),
+        num_cpus=0,
+    )
 
 
 def _limit_object_store(resources: Resources, canvas: tuple[int, int]) -> None:
@@ -103,11 +126,14 @@ def _bounded_task_retries() -> dict[str, Any]:
 
 
 def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector) -> None:
-    """Stream results to the collector until the dataset is exhausted, each block as soon as it is done.
+    """Stream receipts to the collector until the dataset is exhausted, each block as soon as it is done, then
+    wait for the shards being published (also when the pipeline fails: what it completed still commits).
 
     No prefetching: with Ray Data's default (one batch ahead) the iterator hands a block over only once the next
-    one has arrived, so every result, the first one and each shard's commit included, reached the driver a model
-    batch late. Result blocks are small (boxes, no pixels), so fetching each one when it is
-    needed costs the driver little; nothing is gained by fetching ahead."""
-    for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
-        collector.add(batch)
+    one has arrived, so every receipt, the first one and each shard's commit included, reached the driver a
+    model batch late. Receipts are small, so fetching each one when it is needed costs the driver little."""
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+            collector.add(batch)
+    finally:
+        collector.finish()

@@ -29,13 +29,20 @@ class Resources:
     actors_per_gpu: int
     decode_workers: int | None
     """Decode tasks at once at most; None: as many as free CPUs allow."""
+    write_workers: int = 4
     runtime: Runtime = "torch"
     decode_batch_size: int = 8
     block_rows: int = 32
 
     def layout(self) -> Layout:
         """What the run manifest records of it, per attempt."""
-        return Layout(device=self.device, batch_size=self.batch_size, workers=self.workers, runtime=self.runtime)
+        return Layout(
+            device=self.device,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            runtime=self.runtime,
+            write_workers=self.write_workers,
+        )
 
 
 def plan_resources(config: JobConfig) -> Resources:
@@ -54,7 +61,18 @@ def plan_resources(config: JobConfig) -> Resources:
         runtime=runtime_for(config, device),
         actors_per_gpu=config.actors_per_gpu,
         decode_workers=config.decode_workers,
+        write_workers=config.write_workers or write_workers_for(workers),
     )
+
+
+WRITES_PER_ACTOR = 2
+MIN_WRITE_WORKERS = 4
+
+
+def write_workers_for(model_workers: int) -> int:
+    """Write tasks at once by default: a staged block costs a PUT (tens of ms on an object store) where a model
+    actor answers a batch in about as long, so two writers per actor keep up; at least a few, for small runs."""
+    return max(MIN_WRITE_WORKERS, WRITES_PER_ACTOR * model_workers)
 
 
 def runtime_for(config: JobConfig, device: str) -> Runtime:

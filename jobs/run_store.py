@@ -1,4 +1,5 @@
-"""The ``_runs/`` folder of an output: run manifests, saved plans, and finding the run to resume."""
+"""The ``_runs/`` folder of an output: run manifests, saved plans, the answered-inputs index of ``--incremental``,
+and finding the run to resume."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from schemas.manifest import RunManifest
 
 
 class RunStore:
-    """Reads and writes ``OUT/_runs/<run_id>.json`` and ``OUT/_runs/<run_id>/``."""
+    """Reads and writes ``OUT/_runs/<run_id>.json``, ``OUT/_runs/<run_id>/`` and ``OUT/_runs/_index/`` (no run id
+    starts with ``_``)."""
 
     def __init__(self, out: Location) -> None:
         self.out = out
@@ -28,21 +30,39 @@ class RunStore:
     def plan_location(self, run_id: str) -> Location:
         return self.folder.child(run_id, "plan.parquet")
 
+    def index_location(self, model_fingerprint: str) -> Location:
+        """The answered-inputs index of one model (``jobs.answered_index``), in a folder of its own: apart from the
+        manifests (``*.json``) and never taken for a run's folder."""
+        return self.folder.child("_index", f"{model_fingerprint}.parquet")
+
     def save(self, manifest: RunManifest) -> None:
         self.manifest_location(manifest.run_id).write_bytes_atomic(manifest.model_dump_json(indent=2).encode())
 
+    def run_ids(self) -> list[str]:
+        """Ids of the runs with a manifest, oldest first, from one listing of ``_runs/``: no manifest is read."""
+        fs = self.folder.fs
+        fs.invalidate_cache(self.folder.path)
+        try:
+            names = [posixpath.basename(path) for path in fs.ls(self.folder.path, detail=False)]
+        except FileNotFoundError:  # no run yet
+            return []
+        return sorted(name[: -len(".json")] for name in names if name.endswith(".json"))
+
+    def manifest(self, run_id: str) -> RunManifest:
+        return RunManifest.model_validate_json(self.manifest_location(run_id).read_bytes())
+
     def manifests(self) -> list[RunManifest]:
         """All run manifests in this output, oldest first."""
-        fs = self.folder.fs
-        if not fs.exists(self.folder.path):
-            return []
-        paths = sorted(fs.glob(posixpath.join(self.folder.path, "*.json")))
-        return [RunManifest.model_validate_json(Location(fs, p).read_bytes()) for p in paths]
+        return [self.manifest(run_id) for run_id in self.run_ids()]
 
     def latest_with(self, fingerprint: str) -> RunManifest | None:
-        """The newest run of the same job (same fingerprint): the one a rerun resumes."""
-        same = [m for m in self.manifests() if m.fingerprint == fingerprint]
-        return same[-1] if same else None
+        """The newest run of the same job (same fingerprint): the one a rerun resumes. Manifests are read newest
+        first until one matches, so a scheduled job reads one, not its whole history."""
+        for run_id in reversed(self.run_ids()):
+            manifest = self.manifest(run_id)
+            if manifest.fingerprint == fingerprint:
+                return manifest
+        return None
 
     def clear(self) -> None:
         """``--overwrite``: remove everything the job owns under the output."""

@@ -25,11 +25,13 @@ from jobs.decode_stage import Decoding
 from jobs.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
 from jobs.execution import MAX_SHARD_ATTEMPTS, execute
 from jobs.failures import describe_failure
+from jobs.incremental import record_run
 from jobs.listing import list_sources
 from jobs.model_setup import ModelSetup, prepare_model
 from jobs.pipeline import build_dataset, run_pipeline
 from jobs.planning import Plan
 from jobs.progress import Progress
+from jobs.publish import Publisher
 from jobs.ray_session import start_ray
 from jobs.resources import Resources, cpu_model, plan_resources
 from jobs.resume import resume_or_plan
@@ -151,18 +153,24 @@ def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
 
     def process_shards(shards: list[str]) -> str | None:
         items = run.pending.filter(pc.is_in(run.pending.column("shard_id"), pa.array(shards, pa.string())))
-        collector = ShardCollector(run.committer, run.plan.shard_sizes, progress.advance)
+        collector = ShardCollector(Publisher(run.committer), run.plan.shard_sizes, progress.advance)
         try:
-            dataset = build_dataset(items, setup, config.model, resources, decoding, traced)
+            dataset = build_dataset(items, setup, config.model, resources, decoding, run.committer, traced)
             run_pipeline(dataset, collector)
         except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
             return describe_failure(exc)
         finally:
             progress.advance(*(-n for n in collector.uncommitted_counts()))
+        if collector.failures:
+            first = min(collector.failures)
+            return collector.failures[first]
         return None
 
     shards = sorted(set(run.pending.column("shard_id").to_pylist()))
-    outcome = execute(shards, process_shards, run.committer.committed_ids)
+    try:
+        outcome = execute(shards, process_shards, run.committer.committed_ids)
+    finally:
+        run.committer.remove_staging()
     processed.pipeline_runs = outcome.runs
     processed.failed = outcome.failed
 
@@ -200,6 +208,7 @@ def _close_run(
     )
     manifest = finished(run.manifest, run.committer.committed(), run.plan, processed.failed, attempt)
     run.store.save(manifest)
+    record_run(run.store, manifest, run.plan, stream)
     exit_code = _exit_code(manifest, run.config.max_error_rate)
     summary(stream, manifest, run.out, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)

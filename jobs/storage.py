@@ -115,11 +115,12 @@ class Location:
         """
         return retrying(lambda: self.fs.open(self.path, "rb", block_size=INPUT_BLOCK_SIZE, cache_type="readahead"))
 
-    def write_bytes_atomic(self, data: bytes) -> None:
+    def write_bytes_atomic(self, data: bytes, durable: bool = True) -> None:
         """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store (an object
-        appears only when its upload completes), retried as a whole since a PUT is idempotent."""
+        appears only when its upload completes), retried as a whole since a PUT is idempotent. ``durable``
+        False skips flushing a local file to disk first (``workers.files.write_atomic``)."""
         if self.is_local:
-            write_atomic(self.path, data)
+            write_atomic(self.path, data, durable)
         else:
             retrying(lambda: self.fs.pipe_file(self.path, data))
 

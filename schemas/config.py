@@ -43,6 +43,8 @@ class JobConfig(BaseModel):
     keeps the GPU busy."""
     decode_workers: int | None = Field(default=None, gt=0)
     """Decode tasks running at once at most; None lets Ray Data use every CPU the model actors leave free."""
+    write_workers: int | None = Field(default=None, gt=0)
+    """Write tasks (staging result rows to the output) at once at most; None: ``resources.write_workers_for``."""
     device: Device | None = None
     precision: Precision = "fp32"
     runtime: RuntimeChoice = "auto"

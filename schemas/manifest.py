@@ -44,6 +44,8 @@ class Layout(BaseModel):
     batch_size: int
     workers: int
     runtime: str
+    write_workers: int | None = None
+    """Write tasks at once (None in manifests from before the write stage)."""
 
 
 class Attempt(BaseModel):

@@ -55,11 +55,27 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("boxes", pa.list_(BOX_TYPE), nullable=False),
     ]
 )
-"""What the model stage hands back to the driver: one row per frame, its boxes nested.
+"""What the model stage hands the write stage, and the write stage stages: one row per frame, its boxes nested.
 
 ``partition`` is the relative folder (``run_date=…/source=…``) the frame's rows are written under; ``item`` the
 plan row (work item) the frame came from, and ``item_rows``, on an item's last row only, how many rows it gave.
 """
+
+RECEIPT_SCHEMA = pa.schema(
+    [
+        pa.field("shard_id", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("keys", pa.list_(pa.int64()), nullable=False),
+        pa.field("none_keys", pa.list_(pa.int64()), nullable=False),
+        pa.field("error_keys", pa.list_(pa.int64()), nullable=False),
+        pa.field("last_items", pa.list_(pa.int64()), nullable=False),
+        pa.field("last_rows", pa.list_(pa.int32()), nullable=False),
+    ]
+)
+"""What the write stage hands the driver for each staged file (``jobs.write_stage``) instead of its rows: the
+file's name, the keys of its rows (``jobs.write_stage.row_keys``; those of placeholder and error rows again
+apart, for counting) and, for the items whose last row it holds, how many rows each gave. Enough for the driver
+to tell when a shard is complete and to drop a file whose rows it already has, without seeing a box."""
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"

@@ -7,12 +7,13 @@ import os
 import uuid
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part of it.
 
     The bytes go to ``<path>.<random>.tmp`` in the same folder (same filesystem, so the rename is atomic), are
-    flushed to disk, then renamed over ``path``. A crash in between leaves at most that ``.tmp`` file, which the
-    job's cleanup of a resumed run recognises by its suffix."""
+    flushed to disk (unless not ``durable``: a file whose loss in a power cut costs only a redo), then renamed
+    over ``path``. A crash in between leaves at most that ``.tmp`` file, which the job's cleanup of a resumed run
+    recognises by its suffix."""
     target = os.fspath(path)
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     partial = f"{target}.{uuid.uuid4().hex[:8]}.tmp"
@@ -20,7 +21,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with open(partial, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):

@@ -37,6 +37,7 @@ def test_bad_values_are_one_line():
     _assert_usage_error(_run("x.jpg", "--output", "o", "--storage-options", "{not json"), "--storage-options")
     _assert_usage_error(_run("x.jpg", "--output", "o", "--video-stride", "2", "--video-fps", "3"), "not allowed with")
     _assert_usage_error(_run("x.jpg", "--output", "o", "--decode-workers", "0"), "--decode-workers")
+    _assert_usage_error(_run("x.jpg", "--output", "o", "--write-workers", "0"), "--write-workers")
     _assert_usage_error(_run("x.jpg", "--output", "o", "--actors-per-gpu", "0"), "--actors-per-gpu")
 
 

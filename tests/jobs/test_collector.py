@@ -1,8 +1,11 @@
-"""``ShardCollector``, the driver's half of exactly-once, on its own: no Ray, a real ``ShardCommitter`` writing
-to a temporary folder, result blocks built by hand in the model stage's layout (``RESULTS_SCHEMA``).
+"""The output path's exactly-once, without Ray: result blocks built by hand in the model stage's layout
+(``RESULTS_SCHEMA``) go through the real write stage (``write_results``, staging to a temporary folder), its
+receipts to the real ``ShardCollector``, and complete shards to the real ``ShardCommitter.publish``, called in
+this process where the job runs it as a Ray task.
 
-Ray may hand the driver a block again (a retried task), rows of one item in any order, and rows of many shards
-in one block; every frame must still be written exactly once, each shard committed once, when it is whole."""
+Ray may hand the write stage a block again (a retried task), rows of one item in any order, and rows of many
+shards in one block; every frame must still be written exactly once, each shard committed once, when it is
+whole, and nothing of a shard may appear in the tables before it is."""
 
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ import pytest
 
 from jobs import decode_stage
 from jobs.collector import ShardCollector
-from jobs.commit import ShardCommitter
+from jobs.commit import IncompleteShardError, ShardCommitter
 from jobs.decode_stage import Decoding, decode_batch
 from jobs.storage import location
+from jobs.write_stage import write_results
 from schemas.manifest import ShardCommit
 from schemas.tables import RESULTS_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
 from tests.support.videos import encode_h264, photo_frames
@@ -123,6 +127,25 @@ class _RecordingCommitter(ShardCommitter):
         return super().commit(shard_id, results, items)
 
 
+class _InlinePublisher:
+    """``jobs.publish.Publisher``'s contract with the publishing done at once, in this process."""
+
+    def __init__(self, committer: ShardCommitter) -> None:
+        self.committer = committer
+        self._ended: list[tuple[str, str | None]] = []
+
+    def submit(self, shard_id: str, files: list[str], items: int) -> None:
+        try:
+            self.committer.publish(shard_id, files, items)
+            self._ended.append((shard_id, None))
+        except Exception as exc:  # as a failed Ray task is reported
+            self._ended.append((shard_id, f"{type(exc).__name__}: {exc}"))
+
+    def finished(self, wait: bool = False) -> list[tuple[str, str | None]]:
+        ended, self._ended = self._ended, []
+        return ended
+
+
 class _Progress:
     """``on_rows``: totals of what the collector reported."""
 
@@ -140,10 +163,10 @@ class _Setup:
         self.out = out
         self.committer = _RecordingCommitter(out)
         self.progress = _Progress()
-        self.collector = ShardCollector(self.committer, items, self.progress)
+        self.collector = ShardCollector(_InlinePublisher(self.committer), items, self.progress)
 
     def add(self, *rows: dict | list[dict]) -> None:
-        self.collector.add(_block(*rows))
+        self.collector.add(write_results(_block(*rows), committer=self.committer))
 
     def marker(self, shard: str) -> ShardCommit | None:
         path = Path(self.committer.marker(shard).path)
@@ -257,6 +280,67 @@ def test_redelivery_after_the_commit_is_ignored(setup):
     assert (s.progress.frames, s.progress.errors) == (progress[0] + 1, progress[1])
     assert s.collector.uncommitted_counts() == (0, 0)
     assert _keys(s.frames()) == _keys([done[0], *done[1], _image("00001", 2)])
+
+
+# --- staging and publishing ----------------------------------------------------------------------------------
+
+
+def _staged(s: _Setup, shard: str) -> set[str]:
+    return {p.name for p in s.out.glob(f"_runs/{RUN_ID}/staging/{shard}/*")}
+
+
+def test_rows_are_staged_outside_the_tables_until_their_shard_is_published(setup):
+    s = setup({"00000": 3})
+    first = _block(_image("00000", 0), _image("00000", 1))
+    receipts = write_results(first, committer=s.committer)
+    again = write_results(first, committer=s.committer)  # the same block redone: the same name, overwritten
+    assert receipts.column("file").to_pylist() == again.column("file").to_pylist()
+    s.collector.add(receipts)
+    assert _staged(s, "00000") == set(receipts.column("file").to_pylist())
+    assert not (s.out / "frames").exists() and not (s.out / "detections").exists()
+    # Readers of the tables see nothing of the shard: not even a glob over the whole output finds a row.
+    assert duckdb.sql(f"select count(*) from glob('{s.out}/**/*.parquet')").fetchall() == [(0,)]
+
+    s.add(_image("00000", 2))
+    assert s.committer.commits == ["00000"]
+    assert _staged(s, "00000") == set()
+    assert len(s.frames()) == 3
+
+
+def test_publishing_a_shard_short_of_rows_writes_nothing(setup):
+    """The driver's bookkeeping is checked, not trusted: a shard handed over without all of its rows is refused."""
+    s = setup({"00000": 2})
+    clip = _video("00000", 0, [0, 1, 2])
+    staged = write_results(_block(clip[0], clip[2], _image("00000", 1)), committer=s.committer)
+    with pytest.raises(IncompleteShardError, match="1 of them short of rows"):
+        s.committer.publish("00000", staged.column("file").to_pylist(), items=2)
+    with pytest.raises(IncompleteShardError, match="cover 2 of 3 work items"):
+        s.committer.publish("00000", staged.column("file").to_pylist(), items=3)
+    assert s.markers() == set() and not (s.out / "frames").exists()
+
+
+def test_publishing_again_after_the_commit_returns_that_commit(setup):
+    """Ray redoes a publish task whose worker died, possibly after it committed and removed the staged rows."""
+    s = setup({"00000": 1})
+    files = write_results(_block(_image("00000", 0)), committer=s.committer).column("file").to_pylist()
+    first = s.committer.publish("00000", files, items=1)
+    assert _staged(s, "00000") == set()
+    assert s.committer.publish("00000", files, items=1) == first
+    assert s.committer.commits == ["00000"]
+
+
+def test_a_failed_publishing_leaves_the_shard_uncommitted_and_counted(setup):
+    s = setup({"00000": 1, "00001": 1})
+    s.committer.commit = _refuse  # type: ignore[method-assign]
+    s.add(_image("00000", 0, status=STATUS_ERROR), _image("00001", 1))
+    assert set(s.collector.failures) == {"00000", "00001"}
+    assert "storage refused" in s.collector.failures["00000"]
+    assert s.collector.uncommitted_counts() == (2, 1)
+    assert s.markers() == set()
+
+
+def _refuse(shard_id: str, results: pa.Table, items: int) -> ShardCommit:
+    raise PermissionError(f"storage refused shard {shard_id}")
 
 
 # --- order, empty items, several shards --------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """``--incremental`` over a growing folder on a real local Ray: each run processes only what is new or
-changed since the runs before it, a new model reprocesses everything, and rows say which run wrote them."""
+changed since the runs before it, a new model reprocesses everything, rows say which run wrote them, and each run
+is folded into its model's answered-inputs index as it closes. Which inputs count as answered, and how the index
+is kept, without Ray: ``test_answered_index.py``."""
 
 from __future__ import annotations
 
@@ -9,11 +11,19 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from jobs.answered_index import AnsweredIndex
+from jobs.run_store import RunStore
+from jobs.storage import location
+from schemas.manifest import RunManifest
 from tests.jobs.test_runner import _run
 
 
 def _frames(out: Path) -> list[dict]:
     return ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
+
+
+def _index(out: Path, manifest: RunManifest) -> AnsweredIndex:
+    return AnsweredIndex.read(RunStore(location(str(out))).index_location(manifest.model_fingerprint))
 
 
 def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_images, probe_weights, ray_cluster):
@@ -23,6 +33,7 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
         (folder / image.name).write_bytes(image.read_bytes())
     first = _run([folder], out, probe_weights, incremental=True)
     assert first.result.exit_code == 0 and first.manifest.counts.frames == 4
+    assert _index(out, first.manifest).covers == {first.manifest.run_id}
 
     for image in coco_images[4:6]:
         (folder / image.name).write_bytes(image.read_bytes())
@@ -33,6 +44,8 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
     assert second.result.exit_code == 0, second.log
     assert "incremental: 3 of 6 inputs are new or changed" in second.log
     assert second.manifest.run_id != first.manifest.run_id and second.manifest.counts.frames == 3
+    index = _index(out, second.manifest)
+    assert index.covers == {first.manifest.run_id, second.manifest.run_id} and index.answers.num_rows == 7
 
     rows = _frames(out)
     by_run = Counter(r["run_id"] for r in rows)

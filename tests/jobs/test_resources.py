@@ -51,3 +51,6 @@ def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, 
         batch_size,
     )
     assert layout.decode_workers == 6 and layout.actors_per_gpu == config.actors_per_gpu
+    assert layout.write_workers == max(4, 2 * workers)  # two writers per model actor, at least four
+    chosen = resources.plan_resources(config.model_copy(update={"write_workers": 3}))
+    assert chosen.write_workers == 3 and chosen.layout().write_workers == 3

@@ -108,7 +108,13 @@ def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weigh
     assert {"python", "torch", "ray", "super-gradients"} <= set(manifest["versions"])
     assert manifest["config"]["shard_size"] == 10 and manifest["config"]["decode_workers"] == 1
     attempt = manifest["attempts"][-1]
-    assert attempt["layout"] == {"device": "cpu", "batch_size": 8, "workers": 1, "runtime": "onnxruntime"}
+    assert attempt["layout"] == {
+        "device": "cpu",
+        "batch_size": 8,
+        "workers": 1,
+        "runtime": "onnxruntime",
+        "write_workers": 4,
+    }
     # Start-up from the job's start, and from the process's (the test session's, so minutes earlier).
     assert 0 < attempt["startup_s"] < attempt["wall_s"] < attempt["process_startup_s"]
 
@@ -178,5 +184,5 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
     assert detections.num_rows == second.manifest.counts.detections == first.manifest.counts.detections > 0
     job_files = [p for table in ("frames", "detections", "_runs") for p in (out / table).rglob("*")]
     assert job_files and not [p for p in job_files if old in p.name]
-    assert sorted(p.name for p in (out / "_runs").iterdir()) == [new, f"{new}.json"]
+    assert sorted(p.name for p in (out / "_runs").iterdir()) == [new, f"{new}.json", "_index"]
     assert {path: path.read_bytes() for path in mine} == mine
