@@ -111,7 +111,8 @@ def main() -> None:
             for workers in (int(w) for w in args.write_workers.split(",")):
                 with tempfile.TemporaryDirectory() as tmp:
                     out, options = _output(target, tmp, endpoint, f"bench-w{workers}")
-                    result = _measure(out, options, args.frames, args.boxes, args.shard_size, workers)
+                    server_pid = server.pid if server is not None and target == "s3" else None
+                    result = _measure(out, options, args.frames, args.boxes, args.shard_size, workers, server_pid)
                     results.append({"target": target, "write_workers": workers, **result})
                     print(json.dumps(results[-1]), flush=True)
     finally:
@@ -150,7 +151,9 @@ def _plan(frames: int, shard_size: int) -> Any:
     return Plan.from_listing(Listing(listing), shard_size, "2026-12-03")
 
 
-def _measure(out: str, options: dict[str, Any], frames: int, boxes: int, shard_size: int, workers: int) -> dict:
+def _measure(
+    out: str, options: dict[str, Any], frames: int, boxes: int, shard_size: int, workers: int, server: int | None
+) -> dict:
     import ray
 
     from jobs.collector import ShardCollector
@@ -170,16 +173,17 @@ def _measure(out: str, options: dict[str, Any], frames: int, boxes: int, shard_s
         num_cpus=0.5,
     )
     committer = ShardCommitter(location(out, options), "bench", CLASS_NAMES)
-    clock = _Clock(frames)
+    clock = _Clock(frames, server)
     collector = ShardCollector(Publisher(committer), plan.shard_sizes, clock.tick)
     run_pipeline(with_writes(results, committer, workers), collector)
-    span, driver_cpu, machine_cpu = clock.stop()
+    span, driver_cpu, machine_cpu, server_cpu = clock.stop()
     _check(committer, plan)
     return {
         "frames": frames,
         "frames_per_s": round((frames - clock.first_frames) / span, 1),
         "driver_cpu_share": round(driver_cpu / span, 3),
         "machine_cpu_share": round(machine_cpu / span / psutil.cpu_count(), 3),
+        "s3_server_cpu_share": round(server_cpu / span / psutil.cpu_count(), 3),
         "span_s": round(span, 2),
     }
 
@@ -188,8 +192,10 @@ class _Clock:
     """Starts once ``WARM_UP`` of the frames have arrived, stops at the end; CPU time of the driver process and of
     the machine over the same span."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, server: int | None) -> None:
         self.process = psutil.Process()
+        self.server = psutil.Process(server) if server is not None else None
+        self.first_server = 0.0
         self.start_after = int(frames * WARM_UP)
         self.arrived = 0
         self.first_at: float | None = None
@@ -201,16 +207,25 @@ class _Clock:
         self.arrived += frames
         if self.first_at is None and self.arrived >= self.start_after:
             self.first_at, self.first_cpu, self.first_busy = time.perf_counter(), self._cpu(), _busy()
+            self.first_server = _cpu(self.server)
             self.first_frames = self.arrived
 
-    def stop(self) -> tuple[float, float, float]:
-        """Seconds since the first result; CPU seconds of the driver, and of the whole machine, in that time."""
+    def stop(self) -> tuple[float, float, float, float]:
+        """Seconds since the clock started; CPU seconds of the driver, of the whole machine and of the S3 server
+        (a remote store's work, not the job's) in that time."""
         assert self.first_at is not None, "no result arrived"
-        return time.perf_counter() - self.first_at, self._cpu() - self.first_cpu, _busy() - self.first_busy
+        span = time.perf_counter() - self.first_at
+        return span, self._cpu() - self.first_cpu, _busy() - self.first_busy, _cpu(self.server) - self.first_server
 
     def _cpu(self) -> float:
-        times = self.process.cpu_times()
-        return times.user + times.system
+        return _cpu(self.process)
+
+
+def _cpu(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _busy() -> float:
@@ -236,12 +251,12 @@ def _report(results: list[dict], args: argparse.Namespace, path: Path) -> None:
     path.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
     print(f"\n{args.frames} frames, ~{args.boxes} boxes each, shards of {args.shard_size}, S3 +{args.latency_ms} ms")
     cores = psutil.cpu_count()
-    print(f"| target | write workers | frames/s | driver CPU (of one core) | machine CPU (of {cores} cores) |")
-    print("|---|---|---|---|---|")
+    print(f"| target | write workers | frames/s | driver CPU (one core) | machine CPU ({cores} cores) | S3 server |")
+    print("|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['target']} | {r['write_workers']} | {r['frames_per_s']:,.0f} | {r['driver_cpu_share']:.0%} "
-            f"| {r['machine_cpu_share']:.0%} |"
+            f"| {r['machine_cpu_share']:.0%} | {r['s3_server_cpu_share']:.0%} |"
         )
 
 

@@ -7,7 +7,7 @@ config's explicit choices and the defaults in ``schemas.choices``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jobs.errors import UsageError
 from jobs.model_setup import ModelSetup
@@ -53,7 +53,7 @@ def plan_resources(config: JobConfig) -> Resources:
         # A cluster may bring GPU nodes on demand (autoscaling); a local Ray never will.
         raise UsageError("--device cuda was asked for but this machine has no GPU")
     workers = config.workers or (gpus * config.actors_per_gpu if device == "cuda" else 1)
-    return Resources(
+    planned = Resources(
         device=device,
         workers=workers,
         batch_size=config.batch_size or DEFAULT_BATCH_SIZE[device],
@@ -63,6 +63,20 @@ def plan_resources(config: JobConfig) -> Resources:
         decode_workers=config.decode_workers,
         write_workers=config.write_workers or write_workers_for(workers),
     )
+    return fit_to_cluster(planned)
+
+
+def fit_to_cluster(resources: Resources) -> Resources:
+    """``resources`` with no more CPU model actors than the cluster has now room for beside one decode task.
+
+    Each CPU model actor holds a CPU for its whole life and decoding needs one more: with every CPU held by
+    actors the pipeline would wait forever (Ray keeps waiting for an autoscaler to add CPUs). Checked again before
+    each pipeline run, since a lost node takes its CPUs with it. GPU actors are left as asked: a cluster may bring
+    GPU nodes on demand."""
+    if resources.device == "cuda":
+        return resources
+    workers = max(1, min(resources.workers, cluster_cpus() - 1))
+    return resources if workers == resources.workers else replace(resources, workers=workers)
 
 
 WRITES_PER_ACTOR = 2

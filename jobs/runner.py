@@ -33,7 +33,7 @@ from jobs.planning import Plan
 from jobs.progress import Progress
 from jobs.publish import Publisher
 from jobs.ray_session import start_ray
-from jobs.resources import Resources, cpu_model, plan_resources
+from jobs.resources import Resources, cpu_model, fit_to_cluster, plan_resources
 from jobs.resume import resume_or_plan
 from jobs.run_manifest import finished, now_iso
 from jobs.run_store import RunStore
@@ -142,7 +142,6 @@ def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
     """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
     config, setup = run.config, run.setup
     resources, traced = _start_cluster(run)
-    processed.layout = resources.layout()
     decoding = Decoding(
         spec=setup.spec,
         sampling=run.sampling,
@@ -154,8 +153,10 @@ def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
     def process_shards(shards: list[str]) -> str | None:
         items = run.pending.filter(pc.is_in(run.pending.column("shard_id"), pa.array(shards, pa.string())))
         collector = ShardCollector(Publisher(run.committer), run.plan.shard_sizes, progress.advance)
+        fitted = fit_to_cluster(resources)  # a node lost since the last pipeline run took its CPUs with it
+        processed.layout = fitted.layout()
         try:
-            dataset = build_dataset(items, setup, config.model, resources, decoding, run.committer, traced)
+            dataset = build_dataset(items, setup, config.model, fitted, decoding, run.committer, traced)
             run_pipeline(dataset, collector)
         except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
             return describe_failure(exc)

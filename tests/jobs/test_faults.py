@@ -22,6 +22,7 @@ from jobs.execution import MAX_SHARD_ATTEMPTS
 from tests.conftest import REPO
 from tests.jobs.test_runner import _run
 from tests.support.parity import mismatches
+from tests.support.photos import numbered_photos
 from tests.support.poison import POISON, FailingDetectStage, log_records_keep_no_exceptions
 
 SHARD_SIZE = 4
@@ -55,12 +56,7 @@ def _wait_for(condition, timeout_s: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory, coco_images) -> Path:
-    folder = tmp_path_factory.mktemp("fault-input") / "photos"
-    folder.mkdir()
-    for i in range(PHOTOS):
-        image = coco_images[i % len(coco_images)]
-        (folder / f"{i:02d}-{image.name}").write_bytes(image.read_bytes())
-    return folder
+    return numbered_photos(tmp_path_factory.mktemp("fault-input") / "photos", coco_images, PHOTOS)
 
 
 def _expected(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,24 +12,16 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from tests.support.two_node import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A Ray head started by the ``ray`` CLI from the project's environment, stopped at the end."""
-    gcs, dashboard, agent, agent_grpc, env_agent, metrics, client, node, objects = _free_ports(9)
+    gcs, dashboard, agent, agent_grpc, env_agent, metrics, client, node, objects = free_ports(9)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
     head = subprocess.Popen(

@@ -54,3 +54,22 @@ def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, 
     assert layout.write_workers == max(4, 2 * workers)  # two writers per model actor, at least four
     chosen = resources.plan_resources(config.model_copy(update={"write_workers": 3}))
     assert chosen.write_workers == 3 and chosen.layout().write_workers == 3
+
+
+def test_cpu_actors_always_leave_a_cpu_to_decode(monkeypatch):
+    """With every CPU held by a model actor no frame would ever be decoded: the pipeline would wait forever (as
+    after losing a node whose CPUs the layout counted). GPU actors are left as asked."""
+    monkeypatch.setattr(resources, "cluster_gpus", lambda: 0)
+    cpus = {"n": 2}
+    monkeypatch.setattr(resources, "cluster_cpus", lambda: cpus["n"])
+    config = JobConfig(sources=["x"], output="out", workers=2)
+    assert resources.plan_resources(config).workers == 1
+    cpus["n"] = 8
+    planned = resources.plan_resources(config)
+    assert planned.workers == 2
+    cpus["n"] = 1  # a node lost between pipeline runs
+    assert resources.fit_to_cluster(planned).workers == 1
+    gpu = resources.Resources(
+        device="cuda", workers=4, batch_size=64, torch_threads=1, actors_per_gpu=2, decode_workers=None
+    )
+    assert resources.fit_to_cluster(gpu) is gpu

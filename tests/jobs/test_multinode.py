@@ -1,0 +1,196 @@
+"""The job on a real two-node Ray cluster on this machine (``tests/support/two_node.py``), run as users run it
+against a cluster (``python -m jobs.detect … --ray-address``): its model actors spread over both nodes, and
+losing the second node mid-run (raylet, workers and agents killed at once) ends, without a hang, with every frame
+exactly once and the detections of the run that lost nothing.
+
+Where actors run is read from the processes themselves rather than from the job, so the check does not depend
+on how the pipeline reports placement."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import psutil
+import pyarrow.dataset as ds
+import pytest
+
+from tests.conftest import REPO
+from tests.support.photos import numbered_photos
+from tests.support.two_node import Node, TwoNodeCluster, two_node_cluster
+
+pytestmark = pytest.mark.slow
+
+PHOTOS = 32
+SHARD_SIZE = 4
+SHARDS = PHOTOS // SHARD_SIZE
+BATCH_SIZE = 4
+"""Small batches, so that shards commit one after another and the node can be lost between commits."""
+HEAD_CPUS = 4
+"""Enough for the whole job once the second node is gone: two model actors and two decode tasks (the driver and
+the write and publish tasks reserve no CPU)."""
+SECOND_CPUS = 2
+JOB_TIMEOUT_S = 300
+"""Per command: a hang fails the test instead of the suite. Most of a run on a busy two-core machine is start-up."""
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodeCluster]:
+    with two_node_cluster(tmp_path_factory.mktemp("ray"), HEAD_CPUS, SECOND_CPUS) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, coco_images: list[Path]) -> Path:
+    return numbered_photos(tmp_path_factory.mktemp("multinode-input") / "photos", coco_images, PHOTOS)
+
+
+def _model_actors(node: Node) -> set[int]:
+    """The node's model actor processes: Ray titles an actor's process ``ray::<actor class>``, here Ray Data's
+    ``MapWorker(MapBatches(DetectStage))``."""
+    actors = set()
+    for process in node.processes():
+        try:
+            title = " ".join(process.cmdline())
+        except psutil.Error:  # gone meanwhile
+            continue
+        if title.startswith("ray::") and "DetectStage" in title:
+            actors.add(process.pid)
+    return actors
+
+
+@dataclass
+class Job:
+    """``python -m jobs.detect`` against the cluster, in a session of its own, noting which model actors it had on
+    each node while it is watched. A context manager: a job still running when the block ends (a failed
+    assertion, a hang) is killed whole, so none outlives its test."""
+
+    cluster: TwoNodeCluster
+    command: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+    actors: dict[str, set[int]] = field(default_factory=dict)
+
+    def __enter__(self) -> Job:
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=REPO,
+                env=self.cluster.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def watch(self, until: Callable[[], bool], what: str, timeout_s: float = JOB_TIMEOUT_S) -> None:
+        """Poll until ``until()`` or the job's end, whichever first; fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not until() and self.process.poll() is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout_s} s waiting for {what}; the job's output:\n{self.output()}")
+            for node in self.cluster.nodes:
+                self.actors.setdefault(node.name, set()).update(_model_actors(node))
+            time.sleep(0.2)
+
+    def finish(self) -> int:
+        self.watch(lambda: False, "the job to end")
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+def _command(photos: Path, out: Path, weights: Path, cluster: TwoNodeCluster) -> list[str]:
+    return [
+        sys.executable, "-m", "jobs.detect", str(photos), "--output", str(out), "--weights", str(weights),
+        "--ray-address", cluster.address, "--workers", "2", "--batch-size", str(BATCH_SIZE),
+        "--shard-size", str(SHARD_SIZE),
+    ]  # fmt: skip
+
+
+def _markers(out: Path) -> list[Path]:
+    return sorted(out.glob("_runs/*/shards/*.json"))
+
+
+def _frame_keys(out: Path) -> list[tuple[str, int]]:
+    """(input, frame) of every ``frames`` row, sorted, duplicates kept; every row must be ``ok``."""
+    frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table()
+    assert set(frames.column("status").to_pylist()) == {"ok"}
+    return sorted(zip(frames.column("source_uri").to_pylist(), frames.column("frame_index").to_pylist()))
+
+
+def _duckdb_counts(out: Path) -> tuple[int, int]:
+    """(rows, distinct frames) of the ``frames`` table as DuckDB reads it, through the hive partitions."""
+    query = f"""select count(*), count(distinct (source_uri, frame_index))
+                from read_parquet('{out}/frames/**/*.parquet', hive_partitioning=true)"""
+    (rows, frames) = duckdb.sql(query).fetchall()[0]
+    return rows, frames
+
+
+def _detection_rows(out: Path) -> list[tuple]:
+    keys = ("source_uri", "frame_index", "class_id", "score", "x1", "y1", "x2", "y2")
+    table = ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table()
+    return sorted(tuple(r[k] for k in keys) for r in table.to_pylist())
+
+
+def _inputs(photos: Path) -> list[tuple[str, int]]:
+    return sorted(("file://" + str(p), 0) for p in photos.iterdir())
+
+
+@pytest.fixture(scope="module")
+def spread(
+    tmp_path_factory: pytest.TempPathFactory, cluster: TwoNodeCluster, photos: Path, probe_weights: Path
+) -> tuple[Job, Path]:
+    """One run over both nodes, with nothing lost: the job, watched to its end, and its output."""
+    out = tmp_path_factory.mktemp("spread") / "out"
+    with Job(cluster, _command(photos, out, probe_weights, cluster), out.parent / "job.log") as job:
+        job.finish()
+    return job, out
+
+
+def test_the_job_spreads_its_model_actors_over_both_nodes(spread: tuple[Job, Path], photos: Path) -> None:
+    job, out = spread
+    assert job.process.returncode == 0, job.output()
+    assert job.actors["head"] and job.actors["second"], f"model actors per node: {job.actors}"
+    assert _frame_keys(out) == _inputs(photos)
+    assert _duckdb_counts(out) == (PHOTOS, PHOTOS)
+    assert len(_markers(out)) == SHARDS
+
+
+def test_losing_the_second_node_mid_run_ends_with_every_frame_once(
+    spread: tuple[Job, Path], cluster: TwoNodeCluster, photos: Path, probe_weights: Path, tmp_path: Path
+) -> None:
+    """Either Ray restarts the lost model actor on the head and redoes its batch, or the batch's retries are
+    spent while the node is still unreachable rather than declared dead (Ray's health checks take seconds) and the
+    pipeline run fails, and the job's retry of the uncommitted shards (``jobs/execution.py``) runs on the head
+    alone; both happen, by timing. Either way the same command completes the run: exit 0, not the exit 1 and
+    rerun that a failed run would need. It leaves the cluster with its head alone, so it comes last."""
+    _, reference = spread
+    out = tmp_path / "out"
+    with Job(cluster, _command(photos, out, probe_weights, cluster), tmp_path / "job.log") as job:
+        job.watch(
+            lambda: bool(_markers(out)) and bool(_model_actors(cluster.second)),
+            "a committed shard while a model actor runs on the second node",
+        )
+        assert job.process.poll() is None, f"the job ended before the node could be lost:\n{job.output()}"
+        cluster.second.kill()
+        assert len(_markers(out)) < SHARDS, "the node must be lost mid-run"
+        assert job.finish() == 0, job.output()
+
+    assert _frame_keys(out) == _inputs(photos)
+    assert _duckdb_counts(out) == (PHOTOS, PHOTOS)
+    assert _detection_rows(out) == _detection_rows(reference)
+    assert len(_markers(out)) == SHARDS
