@@ -72,7 +72,9 @@ def record_run(store: RunStore, manifest: RunManifest, plan: Plan, stream: TextI
     where = store.index_location(manifest.model_fingerprint)
     try:
         index = AnsweredIndex.read(where)
-        index.with_runs({manifest.run_id: run_answers(plan, committed)}, {manifest.run_id}).write(where)
+        updated = index.with_runs({manifest.run_id: run_answers(plan, committed)}, {manifest.run_id})
+        if not updated.same_as(index):  # a rerun that committed nothing new leaves the index as it is
+            updated.write(where)
     except OSError as exc:  # storage errors, as the storage layer raises them once its retries are spent
         print(
             f"note: answered-inputs index not updated ({one_line(exc, 'first')}); the next --incremental start "
