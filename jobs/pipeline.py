@@ -99,6 +99,9 @@ def with_writes(results: ray.data.Dataset, committer: ShardCommitter, workers: i
     One result block per task (no ``batch_size``), so a redone block is restaged whole under its own name.
     Write tasks reserve no CPU: they mostly wait on storage, and the model and decode stages hold the CPUs;
     Ray Data spreads them over the cluster."""
+    # Ray Data warns, on the user's console, whenever a run has fewer result blocks than write tasks allowed
+    # (every small run): a limit not reached is no problem.
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
     return results.map_batches(
         functools.partial(write_results, committer=committer),
         batch_size=None,
