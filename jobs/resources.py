@@ -17,6 +17,9 @@ from schemas.config import JobConfig
 from schemas.manifest import Layout
 from workers.trace_cache import traced_model
 
+WRITES_PER_ACTOR = 2
+MIN_WRITE_WORKERS = 4
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -29,7 +32,7 @@ class Resources:
     actors_per_gpu: int
     decode_workers: int | None
     """Decode tasks at once at most; None: as many as free CPUs allow."""
-    write_workers: int = 4
+    write_workers: int = MIN_WRITE_WORKERS
     runtime: Runtime = "torch"
     decode_batch_size: int = 8
     block_rows: int = 32
@@ -77,10 +80,6 @@ def fit_to_cluster(resources: Resources) -> Resources:
         return resources
     workers = max(1, min(resources.workers, cluster_cpus() - 1))
     return resources if workers == resources.workers else replace(resources, workers=workers)
-
-
-WRITES_PER_ACTOR = 2
-MIN_WRITE_WORKERS = 4
 
 
 def write_workers_for(model_workers: int) -> int:
