@@ -54,8 +54,8 @@ def main() -> None:
 
 
 def _generate(out: Path, frames: int, boxes: int, shard_size: int) -> dict[str, float]:
-    from jobs.storage import location
-    from tests.exports.synthetic import random_run, run_id
+    from common.storage import location
+    from tests.support.outputs import random_run, run_id
 
     started = time.perf_counter()
     manifest = random_run(location(str(out)), run_id(1), frames, boxes_per_frame=boxes, shard_size=shard_size)

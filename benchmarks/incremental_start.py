@@ -34,11 +34,11 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jobs.incremental import new_or_changed  # noqa: E402
-from jobs.listing import Listing  # noqa: E402
-from jobs.run_store import RunStore  # noqa: E402
-from jobs.storage import Location, location  # noqa: E402
-from tests.support.run_history import FINGERPRINT, MODEL_FINGERPRINT, images, write_run  # noqa: E402
+from common.storage import Location, location  # noqa: E402
+from jobs.planning.incremental import new_or_changed  # noqa: E402
+from jobs.planning.listing import Listing  # noqa: E402
+from jobs.records.run_store import RunStore  # noqa: E402
+from tests.support.outputs import FINGERPRINT, MODEL_FINGERPRINT, history_run, images  # noqa: E402
 
 
 def start(store: RunStore, listed: Listing) -> tuple[float, float, int]:
@@ -85,7 +85,7 @@ def _measure(args: argparse.Namespace, out: Location, requests: Callable[[], int
     began = time.perf_counter()
 
     def earlier_run(hour: int) -> None:
-        write_run(store, images(range(hour * inputs, (hour + 1) * inputs)), hour, args.shard_size)
+        history_run(store, images(range(hour * inputs, (hour + 1) * inputs)), hour, args.shard_size)
 
     with ThreadPoolExecutor(8 if args.s3 else 1) as pool:
         list(pool.map(earlier_run, range(runs)))
@@ -99,7 +99,7 @@ def _measure(args: argparse.Namespace, out: Location, requests: Callable[[], int
         ("nothing new", images(range(old + 2 * new)), new),
     ):
         if label == "one new run":
-            write_run(store, images(range(old, old + new)), runs, args.shard_size)
+            history_run(store, images(range(old, old + new)), runs, args.shard_size)
         before = requests()
         latest_s, answered_s, left = start(store, listed)
         assert left == expected, f"{label}: {left} inputs left, expected {expected}"

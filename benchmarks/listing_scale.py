@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jobs.listing import list_sources  # noqa: E402
-from jobs.planning import Plan  # noqa: E402
+from jobs.planning.listing import list_sources  # noqa: E402
+from jobs.planning.plan import Plan  # noqa: E402
 from tests.support.s3 import FlakyProxy, s3_client, s3_storage_options, start_moto_server  # noqa: E402
 
 

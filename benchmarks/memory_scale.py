@@ -59,7 +59,7 @@ def main() -> None:
 
 def _warm_model_cache(weights: str) -> None:
     """Put the model the job's CPU actors will load (as the job itself chooses it) into the model cache."""
-    from jobs.model_setup import prepare_model
+    from jobs.pipeline.model_setup import prepare_model
     from jobs.runner import cpu_model
     from schemas.config import JobConfig
 

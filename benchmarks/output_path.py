@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "out" / "output_path.json")
     args = parser.parse_args()
 
-    from jobs.ray_session import start_ray
+    from jobs.pipeline.ray_session import start_ray
 
     start_ray(None, num_cpus=8)
     server, endpoint = slow_s3.start(args.latency_ms) if "s3" in args.targets else (None, "")
@@ -134,8 +134,8 @@ def _output(target: str, tmp: str, endpoint: str, name: str) -> tuple[str, dict[
 
 
 def _plan(frames: int, shard_size: int) -> Any:
-    from jobs.listing import Listing
-    from jobs.planning import Plan
+    from jobs.planning.listing import Listing
+    from jobs.planning.plan import Plan
 
     uris = [f"s3://photos/{i:07d}.jpg" for i in range(frames)]
     listing = pa.table(
@@ -156,11 +156,11 @@ def _measure(
 ) -> dict:
     import ray
 
-    from jobs.collector import ShardCollector
-    from jobs.commit import ShardCommitter
-    from jobs.pipeline import run_pipeline, with_writes
-    from jobs.publish import Publisher
-    from jobs.storage import location
+    from common.storage import location
+    from jobs.commit.collector import ShardCollector
+    from jobs.commit.committer import ShardCommitter
+    from jobs.commit.publish import Publisher
+    from jobs.pipeline.dataset import run_pipeline, with_writes
 
     plan = _plan(frames, shard_size)
     table = plan.table

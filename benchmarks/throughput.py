@@ -159,7 +159,7 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
     Then in this process, with Ray up, on the images and on ``REPEAT`` copies of them: steady state is the big
     run's rate from its first result on (the rate its summary prints), not the marginal cost of the extra images
     over the small run, which carries the difference of the two runs' start-ups (seconds, on a shared machine)."""
-    from jobs.ray_session import start_ray
+    from jobs.pipeline.ray_session import start_ray
     from jobs.runner import run_job
     from schemas.config import JobConfig
 

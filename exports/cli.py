@@ -6,22 +6,21 @@ one line and exits 2, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Sequence, get_args
 
 from pydantic import ValidationError
 
+from common.cli import PROG, OneLineParser, config_error, usage_error
+from common.errors import UsageError
+from common.storage import location
 from exports.run import run_export
 from exports.select import parse_classes, parse_split
-from jobs.cli import PROG, OneLineParser, usage_error
-from jobs.errors import EXIT_USAGE, UsageError
-from jobs.storage import location
 from schemas.export_config import ExportConfig, ExportFormat
 
 
-def export_parser(prog: str = f"{PROG} export") -> argparse.ArgumentParser:
+def export_parser(prog: str = f"{PROG} export") -> OneLineParser:
     p = OneLineParser(prog=prog, description="Export a job's detections for annotation tools (pre-labelling).")
     p.add_argument("output", metavar="OUT", help="the job's output folder or s3:// prefix (detect --output)")
     p.add_argument("--format", required=True, choices=get_args(ExportFormat))
@@ -53,10 +52,10 @@ def export_parser(prog: str = f"{PROG} export") -> argparse.ArgumentParser:
 
 def export_main(argv: Sequence[str], prog: str = f"{PROG} export") -> int:
     """Parse, validate and run ``export``; one line and exit 2 for any usage error."""
-    try:
-        args = vars(export_parser(prog).parse_args(argv))
-    except SystemExit as exc:  # argparse's own exits: --help (0), or a usage error it has told in one line (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    parsed = export_parser(prog).parse_or_exit_code(list(argv))
+    if isinstance(parsed, int):
+        return parsed
+    args = vars(parsed)
     try:
         options = args["storage_options"]
         if args["classes"] is not None:
@@ -67,9 +66,7 @@ def export_main(argv: Sequence[str], prog: str = f"{PROG} export") -> int:
     except UsageError as exc:
         return usage_error(prog, str(exc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return usage_error(prog, f"--{where.replace('_', '-')}: {first['msg']}" if where else first["msg"])
+        return config_error(prog, exc)
     try:
         summary = run_export(config)
     except UsageError as exc:

@@ -15,18 +15,17 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-import duckdb
-
+from common.cli import PROG, OneLineParser, usage_error
+from common.errors import UsageError
+from common.storage import location
+from exports.committed import CommittedRows
 from exports.report_html import PageContent, render_page
-from exports.report_stats import BadOutput, OutputTables, Stats
+from exports.report_stats import OutputStats, Stats
 from exports.report_thumbs import Thumbnail, thumbnails
-from jobs.cli import PROG, OneLineParser, usage_error
-from jobs.storage import location
 from workers.errors import one_line
 
 DEFAULT_THUMBNAILS = 24
@@ -39,7 +38,7 @@ class Report:
     thumbnails: list[Thumbnail]
 
 
-def report_parser(prog: str = f"{PROG} report") -> argparse.ArgumentParser:
+def report_parser(prog: str = f"{PROG} report") -> OneLineParser:
     p = OneLineParser(prog=prog, description="Write a job output's statistics and sample frames as one HTML page.")
     p.add_argument("output", metavar="OUT", help="the job's output folder or s3:// prefix (detect --output)")
     p.add_argument("--to", default="report.html", help="the HTML file to write, local or s3:// (default report.html)")
@@ -59,10 +58,9 @@ def report_main(argv: Sequence[str], prog: str = f"{PROG} report") -> int:
     """Parse, build the page, write it; one line and exit 2 for a usage error or an output it cannot report.
 
     Returns the exit code, argparse's own included (``--help`` 0, a bad flag 2), rather than exiting."""
-    try:
-        args = report_parser(prog).parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+    args = report_parser(prog).parse_or_exit_code(list(argv))
+    if isinstance(args, int):
+        return args
     if not isinstance(args.storage_options, dict):
         return usage_error(prog, "--storage-options: expected a JSON object")
     try:
@@ -73,7 +71,7 @@ def report_main(argv: Sequence[str], prog: str = f"{PROG} report") -> int:
         return usage_error(prog, f"--to: cannot write in {os.path.dirname(target.path)}")
     try:
         report = build_report(args.output, args.run_id, args.thumbnails, args.storage_options)
-    except BadOutput as exc:
+    except UsageError as exc:
         return usage_error(prog, str(exc))
     try:
         target.write_bytes_atomic(report.html.encode("utf-8"))
@@ -89,27 +87,24 @@ def report_main(argv: Sequence[str], prog: str = f"{PROG} report") -> int:
 
 
 def build_report(out: str, run_id: str | None, thumbnail_count: int, storage_options: dict[str, Any]) -> Report:
-    """The page for the output at ``out``. Raises ``BadOutput`` (one line) when it cannot be made.
+    """The page for the output at ``out``. Raises ``UsageError`` (one line) when it cannot be made.
 
-    DuckDB works in a scratch folder removed afterwards; its progress bar shows on a terminal for long queries.
-    """
+    DuckDB's progress bar shows on a terminal for long queries."""
     try:
         out_location = location(out, storage_options)
     except (ValueError, ImportError) as exc:
-        raise BadOutput(f"{out}: {one_line(exc, keep='first')}") from None
-    with tempfile.TemporaryDirectory(prefix="yolonas-report-") as scratch:
-        try:
-            with OutputTables(out_location, scratch, run_id, progress=sys.stderr.isatty()) as tables:
-                stats = tables.stats()
-                sampled = tables.sample(thumbnail_count)
-        except duckdb.Error as exc:
-            raise BadOutput(f"cannot read the tables under {out_location.uri}: {one_line(exc, keep='first')}") from None
+        raise UsageError(f"{out}: {one_line(exc, keep='first')}") from None
+    with CommittedRows(out_location, run_id, progress=sys.stderr.isatty()) as rows:
+        manifests = rows.manifests()
+        tables = OutputStats(rows)
+        stats = tables.stats()
+        sampled = tables.sample(thumbnail_count)
     thumbs = thumbnails(sampled, storage_options)
     page = PageContent(
         out_uri=out_location.uri,
         run_filter=run_id,
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        manifests=tables.manifests,
+        manifests=manifests,
         stats=stats,
         thumbnails=thumbs,
         thumbnails_asked=thumbnail_count,

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.storage import location
 from exports.report_stats import SampledFrame
-from jobs.storage import location
 from workers.errors import one_line
 from workers.preprocess import decode_image
 from workers.video import Sampling, VideoError, decode_frames, probe_video

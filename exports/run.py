@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from common.progress import Progress
+from common.storage import location
 from exports import formats
 from exports.reader import open_output
 from exports.target import ExportTarget
-from jobs.progress import Progress
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 
 PROGRESS_EVERY = 1024

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from common.errors import UsageError
 from exports.records import Categories
-from jobs.errors import UsageError
 
 SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 """A split names folders (``images/<split>``, ``instances_<split>.json``), so it is a plain word."""

@@ -17,7 +17,7 @@ import uuid
 import weakref
 from typing import TextIO
 
-from jobs.storage import Location, retrying
+from common.storage import Location, retrying
 
 
 class Spool:

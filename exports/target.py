@@ -17,9 +17,9 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TextIO
 
+from common.errors import UsageError
+from common.storage import Location, retrying
 from exports.spool import Spool
-from jobs.errors import UsageError
-from jobs.storage import Location, retrying
 
 PUT_BATCH_FILES = 256
 PUT_BATCH_BYTES = 16 * 2**20

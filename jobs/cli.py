@@ -1,4 +1,4 @@
-"""Command line: ``yolonas-batch detect SOURCE... --output OUT [options]``.
+"""The detection job's command line: ``yolonas-batch detect SOURCE... --output OUT [options]`` and ``demo``.
 
 Usage errors (a wrong flag, a missing source, unreadable weights, an unwritable output) print one line and
 exit 2, never a traceback; exit 1 means the job failed, 3 that too many inputs were errors.
@@ -6,34 +6,20 @@ exit 2, never a traceback; exit 1 means the job failed, 3 that too many inputs w
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, get_args
+from typing import Any, Sequence, get_args
 
 from pydantic import ValidationError
 
-from jobs.errors import EXIT_USAGE, UsageError
+from common.cli import PROG, OneLineParser, config_error, usage_error
+from common.errors import UsageError
 from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, Precision, RuntimeChoice
 from schemas.config import JobConfig
 
-PROG = "yolonas-batch"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 """Six COCO photos (CC BY) bundled for the demo run."""
-
-
-def usage_error(prog: str, message: str) -> int:
-    """The one way a usage error is told: one line on stderr, exit code 2, never a traceback."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line (exit 2) instead of a usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.exit(usage_error(self.prog, message))
 
 
 def _default(field: str) -> Any:
@@ -41,7 +27,7 @@ def _default(field: str) -> Any:
     return JobConfig.model_fields[field].default
 
 
-def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
+def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
     p = OneLineParser(prog=prog, description="Run YOLO-NAS over images and write detections to partitioned Parquet.")
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="file, folder, glob, s3://bucket/prefix or manifest")
     p.add_argument("--output", required=True, metavar="OUT", help="output folder or s3:// prefix")
@@ -141,34 +127,6 @@ def detect_parser(prog: str = f"{PROG} detect") -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``yolonas-batch`` entry point: dispatch the sub-command and map outcomes to exit codes."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(
-            f"usage: {PROG} detect SOURCE [SOURCE ...] --output OUT [options]\n"
-            f"       {PROG} demo [--output OUT]   (the bundled sample photos, on a local Ray)\n"
-            f"       {PROG} export OUT --format label-studio|coco|yolo|cvat --to DEST [options]\n"
-            f"       {PROG} report OUT --to report.html [options]\n"
-            f"run '{PROG} COMMAND --help' for the options"
-        )
-        return 0 if args else EXIT_USAGE
-    command, rest = args[0], args[1:]
-    if command == "demo":
-        return demo_main(rest)
-    if command == "detect":
-        return detect_main(rest, prog=f"{PROG} detect")
-    if command == "export":
-        from exports.cli import export_main
-
-        return export_main(rest)
-    if command == "report":
-        from exports.report import report_main
-
-        return report_main(rest)
-    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, export or report)")
-
-
 def demo_main(argv: Sequence[str]) -> int:
     """Run ``detect`` on the bundled samples: with the COCO weights when they can be had (cached, or fetched from
     the Hugging Face mirror now), else as a loud smoke run with random weights."""
@@ -205,16 +163,10 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
     try:
         config = JobConfig(**vars(namespace))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        return usage_error(prog, f"--{where.replace('_', '-')}: {first['msg']}" if first["loc"] else first["msg"])
+        return config_error(prog, exc)
     try:
         from jobs.runner import run_job
 
         return run_job(config).exit_code
     except UsageError as exc:
         return usage_error(prog, str(exc))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

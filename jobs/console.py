@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TextIO
 
-from jobs.errors import EXIT_ERROR_RATE
-from jobs.planning import Plan
-from jobs.storage import Location
+from common.errors import EXIT_ERROR_RATE
+from common.storage import Location
+from jobs.planning.plan import Plan
+from schemas import layout
 from schemas.manifest import RunManifest
 
 
@@ -35,7 +36,7 @@ def summary(stream: TextIO, manifest: RunManifest, out: Location, exit_code: int
         f"detections: {c.detections}",
         f"  wall time {attempt.wall_s or 0.0:.1f}s"
         + (f"; {rate:.2f} frames/s once results flowed" if rate > 0 else ""),
-        f"  output: {out.uri}  (manifest: _runs/{manifest.run_id}.json)",
+        f"  output: {out.uri}  (manifest: {layout.manifest(manifest.run_id)})",
     ]
     if manifest.model.license:
         lines.append(f"  weights: {manifest.model.license}")

@@ -18,26 +18,27 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.collector import ShardCollector
-from jobs.commit import ShardCommitter
+from common.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
+from common.progress import Progress
+from common.storage import Location, location
+from jobs.commit.collector import ShardCollector
+from jobs.commit.committer import ShardCommitter
+from jobs.commit.publish import Publisher
 from jobs.console import announce, summary
-from jobs.decode_stage import Decoding
-from jobs.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
-from jobs.execution import MAX_SHARD_ATTEMPTS, execute
-from jobs.failures import describe_failure
-from jobs.incremental import record_run
-from jobs.listing import list_sources
-from jobs.model_setup import ModelSetup, prepare_model
-from jobs.pipeline import build_dataset, run_pipeline
-from jobs.planning import Plan
-from jobs.progress import Progress
-from jobs.publish import Publisher
-from jobs.ray_session import start_ray
-from jobs.resources import Resources, cpu_model, fit_to_cluster, plan_resources
-from jobs.resume import resume_or_plan
-from jobs.run_manifest import finished, now_iso
-from jobs.run_store import RunStore
-from jobs.storage import Location, location
+from jobs.pipeline.dataset import build_dataset, run_pipeline
+from jobs.pipeline.decode_stage import Decoding
+from jobs.pipeline.execution import MAX_SHARD_ATTEMPTS, execute
+from jobs.pipeline.failures import describe_failure
+from jobs.pipeline.model_setup import ModelSetup, prepare_model
+from jobs.pipeline.ray_session import start_ray
+from jobs.pipeline.resources import Resources, cpu_model, fit_to_cluster, plan_resources
+from jobs.planning.incremental import record_run
+from jobs.planning.listing import list_sources
+from jobs.planning.plan import Plan
+from jobs.planning.resume import resume_or_plan
+from jobs.records.run_manifest import finished, now_iso
+from jobs.records.run_store import RunStore
+from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
 from workers.video import Sampling
@@ -233,7 +234,7 @@ def _in_background(fn: Callable[..., T], *args: Any) -> Future[T]:
 def _writable_output(config: JobConfig) -> Location:
     """The output location, proven writable by writing and removing a probe file."""
     out = location(config.output, config.storage_options)
-    probe = out.child("_runs", f".write-probe-{RunStore.new_run_id()}")
+    probe = out.child(layout.write_probe(RunStore.new_run_id()))
     try:
         probe.write_bytes_atomic(b"")
         probe.fs.rm(probe.path)

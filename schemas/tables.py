@@ -2,7 +2,7 @@
 
 ``frames`` has one row per image or sampled video frame, ``ok`` or ``error``; ``detections`` one row per box.
 Both are hive-partitioned by ``run_date`` and ``source`` (``run_date=YYYY-MM-DD/source=<slug>``, made by
-``jobs.planning``): partition values live in the folder names only, as the hive convention wants, so readers
+``jobs.planning.plan``): partition values live in the folder names only, as the hive convention wants, so readers
 add them back as columns.
 """
 
@@ -72,7 +72,7 @@ RECEIPT_SCHEMA = pa.schema(
         pa.field("last_rows", pa.list_(pa.int32()), nullable=False),
     ]
 )
-"""What the write stage hands the driver for each staged file (``jobs.write_stage``) instead of its rows: the
+"""What the write stage hands the driver for each staged file (``jobs.pipeline.write_stage``) instead of its rows: the
 file's name, the keys of its rows (``jobs.write_stage.row_keys``; those of placeholder and error rows again
 apart, for counting) and, for the items whose last row it holds, how many rows each gave. Enough for the driver
 to tell when a shard is complete and to drop a file whose rows it already has, without seeing a box."""
@@ -81,6 +81,13 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_NONE = "none"
 """A placeholder for a work item that gave no frame (a video range past the real end); never written out."""
+
+
+def error_kind(message: str | None) -> str:
+    """The stage of an ``error`` column's message, ``stage: cause`` (``decode: …`` → ``decode``), for counting by
+    kind."""
+    return (message or "unknown").split(":", 1)[0].strip() or "unknown"
+
 
 LISTING_SCHEMA = pa.schema(
     [

@@ -65,7 +65,7 @@ def ray_cluster():
     """One local Ray for the whole session, started the way the job starts it."""
     import ray
 
-    from jobs.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
+    from jobs.pipeline.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
 
     start_ray(None)
     yield ray

@@ -7,8 +7,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Callable
 
+from common.storage import Location
 from exports.records import Categories, FormatWriter
-from jobs.storage import Location
 from schemas.export_config import ExportConfig, ExportFormat
 
 MODULES: dict[ExportFormat, str] = {

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
+from common.storage import Location
 from exports.records import Categories, FrameRecord
 from exports.spool import Spool
 from exports.target import ExportTarget
-from jobs.storage import Location
 from schemas.export_config import ExportConfig
 
 ANNOTATIONS_FILE = "annotations.xml"

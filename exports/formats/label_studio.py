@@ -28,11 +28,11 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+from common.errors import UsageError
+from common.storage import Location
 from exports.records import Box, Categories, FrameRecord
 from exports.spool import Spool
 from exports.target import ExportTarget
-from jobs.errors import UsageError
-from jobs.storage import Location
 from schemas.export_config import ExportConfig
 
 MAX_TASKS_PER_FILE = 10_000

@@ -28,9 +28,9 @@ import posixpath
 import tempfile
 from typing import TextIO
 
+from common.storage import Location
 from exports.records import Categories, FormatWriter, FrameRecord
 from exports.target import ExportTarget, copy_text
-from jobs.storage import Location
 from schemas.export_config import ExportConfig
 
 DEFAULT_SPLIT = "train"

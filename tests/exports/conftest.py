@@ -1,10 +1,11 @@
-"""Job outputs to export, shared by the export tests: one real run of the job, and synthetic outputs.
+"""Job outputs to export and report, shared by the tests of ``exports/``: one real run of the job, and synthetic
+outputs.
 
 ``job_output`` runs the real job once per session (local Ray, probe weights) on inputs that give every kind of
-row an export meets: photos in nested folders with spaces and non-ASCII names, a blank photo (no boxes), a file
-that is not an image (an ``error`` row) and a short H.264 video (frames named ``<video>/frame_NNNNNN.jpg``).
-``synthetic_output`` is an output made without a model (``tests/exports/synthetic.py``, which also makes large
-ones) holding what a real run cannot easily be made to write: two runs over the same inputs, an uncommitted shard.
+row an export or the report meets: photos in nested folders with spaces and non-ASCII names, a blank photo (no
+boxes), a file that is not an image with a hostile name (an ``error`` row) and a short H.264 video (frames named
+``<video>/frame_NNNNNN.jpg``). ``synthetic_output`` is an output made without a model (``tests/support/outputs.py``)
+holding what a real run cannot easily be made to write: two runs over the same inputs, an uncommitted shard.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import duckdb
 import numpy as np
 import pytest
 
-from jobs.storage import location
+from common.storage import location
 from schemas.config import JobConfig
-from tests.exports.synthetic import commit_run, run_id
-from tests.support.job_output import Frame
+from tests.support.outputs import Frame, commit_run, run_id
 from tests.support.videos import encode_h264, photo_frames
 
 PHOTOS = 5
 VIDEO_FRAMES = 6
+HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
+"""Not an image, and markup in its name: an error row whose name must never reach a page unescaped."""
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +42,7 @@ def job_output(tmp_path_factory, coco_images, probe_weights, ray_cluster) -> Sim
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"photo {i}.jpg").write_bytes(photo.read_bytes())
     cv2.imwrite(str(inputs / "blank.png"), np.full((120, 160, 3), 128, np.uint8))
-    (inputs / "broken.jpg").write_bytes(b"this is not a JPEG")
+    (inputs / HOSTILE_FILE).write_bytes(b"this is not an image")
     (inputs / "clips").mkdir()
     encode_h264(inputs / "clips" / "clip.mp4", photo_frames(coco_images[5:], VIDEO_FRAMES, size=(320, 240)), fps=6)
     config = JobConfig(
@@ -54,7 +56,9 @@ def job_output(tmp_path_factory, coco_images, probe_weights, ray_cluster) -> Sim
     log = io.StringIO()
     result = run_job(config, stream=log)
     assert result.exit_code == 0, log.getvalue()
-    return SimpleNamespace(out=root / "out", inputs=inputs, run_id=result.manifest.run_id, log=log.getvalue())
+    return SimpleNamespace(
+        out=root / "out", inputs=inputs, run_id=result.manifest.run_id, manifest=result.manifest, log=log.getvalue()
+    )
 
 
 def output_rows(out: Path | str, query: str) -> list[tuple]:

@@ -13,13 +13,12 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
+from common.storage import location
 from exports.cli import export_main
 from exports.reader import open_output
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 from tests.exports.conftest import DATA, RUN_A
-from tests.exports.synthetic import commit_run, run_id
-from tests.support.job_output import Frame
+from tests.support.outputs import Frame, commit_run, run_id
 from tests.support.s3 import s3_client, s3_storage_options
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from common.storage import location
 from exports.cli import export_main
 from exports.formats import cvat, writer
 from exports.records import FrameRecord
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 from tests.support.frame_records import CATEGORIES, image, sample_frames
-from tests.support.job_output import Frame, write_run
+from tests.support.outputs import Frame, commit_run
 from tests.support.s3 import s3_client
 from tests.support.validators import run_validator
 
@@ -154,7 +154,7 @@ def test_the_export_command_writes_tasks_datumaro_reads(tmp_path: Path, capsys: 
         Frame(f"file:///data/photos/{n:02d}.jpg", [("person", 0.5 + n / 100, n, n, n + 9.5, n + 20)]) for n in range(8)
     ]
     frames += [Frame("file:///data/photos/clip.mp4", index=12), Frame("file:///x/broken.jpg", error="decode: bad")]
-    write_run(out, "20260102T000000Z-aaaaaa", {"00000": frames})
+    commit_run(out, "20260102T000000Z-aaaaaa", {"00000": frames})
 
     code = export_main([str(out), "--format", "cvat", "--to", str(dest), "--split", "train=0.5,val=0.5", "--errors"])
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from common.errors import UsageError
+from common.storage import location
 from exports.cli import export_main
 from exports.formats import label_studio, writer
 from exports.records import Box, Categories, FrameRecord
-from jobs.errors import UsageError
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 from tests.support.frame_records import CATEGORIES, ROOT, image, s3_image, sample_frames, video_frame
-from tests.support.job_output import Frame, write_run
+from tests.support.outputs import Frame, commit_run
 from tests.support.s3 import s3_client
 from tests.support.validators import run_validator
 
@@ -196,7 +196,7 @@ def test_the_export_command_writes_tasks_label_studio_accepts(tmp_path: Path, ca
         Frame("file:///data/photos/clip.mp4", [("car", 0.7, 10, 10, 20, 20)], index=3),
         Frame("file:///data/photos/broken.jpg", error="decode: empty file", width=0, height=0),
     ]
-    write_run(out, "20260102T000000Z-aaaaaa", {"00000": frames})
+    commit_run(out, "20260102T000000Z-aaaaaa", {"00000": frames})
 
     code = export_main(
         [str(out), "--format", "label-studio", "--to", str(dest), "--document-root", "/data", "--errors"]

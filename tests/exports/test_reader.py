@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 
+from common.errors import UsageError
+from common.storage import location
 from exports.naming import frame_name, image_root, relative_name
 from exports.reader import open_output
 from exports.records import FrameRecord
 from exports.select import Splitter, class_map, parse_classes, parse_split
 from exports.target import ExportTarget
-from jobs.errors import UsageError
-from jobs.storage import location
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import DATA, RUN_A, RUN_B, output_rows
-from tests.exports.synthetic import commit_run, run_id
-from tests.support.job_output import Frame
+from tests.exports.conftest import DATA, HOSTILE_FILE, RUN_A, RUN_B, output_rows
+from tests.support.outputs import Frame, commit_run, run_id
 
 
 def read(output: str, **options: Any) -> list[FrameRecord]:
@@ -64,12 +63,12 @@ def test_names_are_paths_below_the_inputs_folder_and_video_frames_are_numbered(j
     assert frames == [f"clips/clip.mp4/frame_{i:06d}.jpg" for i in range(6)]
     assert records["clips/clip.mp4/frame_000003.jpg"].is_video
     assert records["clips/clip.mp4/frame_000003.jpg"].frame_index == 3
-    assert "broken.jpg" not in records
+    assert HOSTILE_FILE not in records
 
 
 def test_error_rows_are_exported_without_boxes_when_asked(job_output):
     records = by_name(read(job_output.out, include_errors=True))
-    broken = records["broken.jpg"]
+    broken = records[HOSTILE_FILE]
     assert broken.error and broken.error.startswith("decode") and broken.boxes == ()
     assert sum(r.error is not None for r in records.values()) == 1
 
@@ -152,7 +151,7 @@ def test_a_score_at_the_threshold_is_kept(synthetic_output):
 
 def test_categories_name_the_model_version(synthetic_output):
     with open_output(ExportConfig(output=synthetic_output.path, format="coco", to="/unused")) as reader:
-        assert reader.categories.model_version == "yolo_nas_s@" + "5e" * 6
+        assert reader.categories.model_version == "yolo_nas_s@abababababab"
 
 
 def test_runs_with_different_classes_are_refused_unless_one_is_named(synthetic_output, tmp_path):

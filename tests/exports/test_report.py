@@ -14,39 +14,25 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
-import duckdb
 import numpy as np
 import pytest
 
+from common.storage import location
+from exports.committed import CommittedRows
 from exports.report import report_main
-from exports.report_stats import OutputTables, SampledFrame
+from exports.report_stats import OutputStats, SampledFrame
 from exports.report_thumbs import THUMB_SIZE, read_frame
-from jobs.storage import location
-from tests.jobs.test_runner import _run
+from tests.exports.conftest import HOSTILE_FILE, PHOTOS, VIDEO_FRAMES, output_rows
 from tests.support.browser import CHROMIUM, visit
-from tests.support.job_output import Frame, write_run
+from tests.support.outputs import Frame, commit_run, run_id
 from tests.support.s3 import s3_storage_options
 from tests.support.videos import decode_all, encode_h264, photo_frames
 
-HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
 HOSTILE_CLASS = '<script>alert("class")</script>'
-VIDEO_STRIDE = 5
-OLD_RUN, NEW_RUN = "20260101T000000Z-aaaaaa", "20260102T000000Z-bbbbbb"
-
-
-@pytest.fixture(scope="module")
-def job_output(tmp_path_factory, coco_images, probe_weights, ray_cluster) -> SimpleNamespace:
-    """One real run: six photos, a 12-frame video (every 5th frame) and a corrupt file with a hostile name."""
-    root = tmp_path_factory.mktemp("report")
-    inputs = root / "in"
-    inputs.mkdir()
-    for photo in coco_images[:6]:
-        shutil.copyfile(photo, inputs / photo.name)
-    (inputs / HOSTILE_FILE).write_bytes(b"not an image")
-    encode_h264(inputs / "clip.mp4", photo_frames(coco_images[6:9], 12), fps=6)
-    run = _run([inputs], root / "out", probe_weights, shard_size=4, max_error_rate=1.0, video_stride=VIDEO_STRIDE)
-    assert run.result.exit_code == 0, run.log
-    return run
+CLASSES = ("cat", "dog", HOSTILE_CLASS)
+OLD_RUN, NEW_RUN = run_id(1), run_id(2, "bbbbbb")
+OK_FRAMES = PHOTOS + 1 + VIDEO_FRAMES
+"""The real run's ``ok`` frames: the photos, the blank one and every frame of the video."""
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +40,6 @@ def page(job_output) -> SimpleNamespace:
     path = job_output.out.parent / "report.html"
     assert report_main([str(job_output.out), "--to", str(path)]) == 0
     return SimpleNamespace(path=path, html=path.read_text(encoding="utf-8"))
-
-
-def _sql(out: Path, query: str) -> list[tuple]:
-    frames = f"read_parquet('{out}/frames/**/*.parquet', hive_partitioning=true)"
-    detections = f"read_parquet('{out}/detections/**/*.parquet', hive_partitioning=true)"
-    return duckdb.sql(query.format(frames=frames, detections=detections)).fetchall()
 
 
 def _counts(html: str) -> dict[str, int]:
@@ -86,15 +66,15 @@ def _thumbs(html: str, state: str = "ok") -> list[str]:
 
 def test_counts_and_charts_equal_duckdb_over_the_tables(page, job_output):
     out, manifest = job_output.out, job_output.manifest
-    [(frames, ok, error)] = _sql(
+    [(frames, ok, error)] = output_rows(
         out, "select count(*), count(*) filter (status = 'ok'), count(*) filter (status = 'error') from {frames}"
     )
-    [(detections,)] = _sql(out, "select count(*) from {detections}")
-    assert (frames, ok, error) == (6 + 12 // VIDEO_STRIDE + 1 + 1, 6 + 3, 1)
+    [(detections,)] = output_rows(out, "select count(*) from {detections}")
+    assert (frames, ok, error) == (PHOTOS + 1 + VIDEO_FRAMES + 1, PHOTOS + 1 + VIDEO_FRAMES, 1)
     assert _counts(page.html) == {"frames": frames, "ok": ok, "error": error, "detections": detections}
     assert detections == manifest.counts.detections > 0
     assert 'data-error-kind="decode">1<' in page.html
-    classes = dict(_sql(out, "select class_name, count(*) from {detections} group by 1"))
+    classes = dict(output_rows(out, "select class_name, count(*) from {detections} group by 1"))
     assert _bars(_section(page.html, "Detections per class")) == classes
     assert sum(_bars(_section(page.html, "Score histogram")).values()) == detections
     assert sum(_bars(_section(page.html, "Boxes per frame")).values()) == ok
@@ -137,8 +117,8 @@ def test_page_is_self_contained_and_escapes_the_data(page):
 
 def test_one_thumbnail_per_ok_frame_when_fewer_than_asked(page, job_output):
     tiles = _thumbs(page.html)
-    assert len(tiles) == 9 and _thumbs(page.html, "missing") == []
-    assert sum("clip.mp4</span>, frame " in tile for tile in tiles) == 3
+    assert len(tiles) == OK_FRAMES and _thumbs(page.html, "missing") == []
+    assert sum("clip.mp4</span>, frame " in tile for tile in tiles) == VIDEO_FRAMES
     encoded = re.search(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", tiles[0])
     assert encoded
     image = cv2.imdecode(np.frombuffer(base64.b64decode(encoded.group(1)), np.uint8), cv2.IMREAD_COLOR)
@@ -146,13 +126,12 @@ def test_one_thumbnail_per_ok_frame_when_fewer_than_asked(page, job_output):
 
 
 def test_sample_is_deterministic_and_prefers_frames_with_boxes(job_output, tmp_path):
-    def keys(n: int, scratch: Path) -> list[tuple[str, int, int]]:
-        scratch.mkdir()
-        with OutputTables(location(str(job_output.out)), str(scratch)) as tables:
-            return [(f.source_uri, f.frame_index, f.num_detections) for f in tables.sample(n)]
+    def keys(n: int) -> list[tuple[str, int, int]]:
+        with CommittedRows(location(str(job_output.out))) as committed:
+            return [(f.source_uri, f.frame_index, f.num_detections) for f in OutputStats(committed).sample(n)]
 
-    few, again, every = keys(3, tmp_path / "a"), keys(3, tmp_path / "b"), keys(100, tmp_path / "c")
-    assert few == again and len(few) == 3 and set(few) <= set(every) and len(every) == 9
+    few, again, every = keys(3), keys(3), keys(100)
+    assert few == again and len(few) == 3 and set(few) <= set(every) and len(every) == OK_FRAMES
     assert min(boxes for *_, boxes in few) >= min(boxes for *_, boxes in every if boxes > 0)
 
 
@@ -161,7 +140,7 @@ def test_page_renders_offline_in_headless_chromium(page):
     seen = visit(page.path)
     assert seen.console_errors == [] and seen.page_errors == []
     assert seen.remote_requests == [] and seen.requests
-    assert len(seen.images) == 9 and all(seen.images), "every thumbnail decodes"
+    assert len(seen.images) == OK_FRAMES and all(seen.images), "every thumbnail decodes"
     (page.path.parent / "report.png").write_bytes(seen.screenshot)
     shot = cv2.imdecode(np.frombuffer(seen.screenshot, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert shot.shape[0] > 1500, "the whole page, thumbnails included"
@@ -174,7 +153,7 @@ def hand_made(tmp_path, coco_images) -> SimpleNamespace:
     frame whose input is gone and a shard it never committed."""
     out = tmp_path / "out"
     photo, gone, never = (f"file://{coco_images[0]}", f"file://{tmp_path}/gone.jpg", f"file://{tmp_path}/never.jpg")
-    write_run(
+    commit_run(
         out,
         OLD_RUN,
         {
@@ -184,9 +163,10 @@ def hand_made(tmp_path, coco_images) -> SimpleNamespace:
             ],
             "00001": [Frame(never, [("dog", 0.99, 1, 1, 30, 30)])],
         },
+        class_names=CLASSES,
         uncommitted=frozenset({"00001"}),
     )
-    write_run(
+    commit_run(
         out,
         NEW_RUN,
         {
@@ -195,6 +175,7 @@ def hand_made(tmp_path, coco_images) -> SimpleNamespace:
                 Frame(f"file://{tmp_path}/bad.jpg", error="read: file not found"),
             ]
         },
+        class_names=CLASSES,
     )
     return SimpleNamespace(out=out, report=tmp_path / "report.html")
 
@@ -226,7 +207,7 @@ def test_s3_output_and_images(hand_made, s3_endpoint, s3_bucket, coco_images):
     options = s3_storage_options(s3_endpoint)
     fs = location(f"s3://{s3_bucket}", options).fs
     fs.put_file(str(coco_images[1]), f"{s3_bucket}/images/photo.jpg")
-    write_run(hand_made.out, "20260103T000000Z-cccccc", {"00000": [Frame(f"s3://{s3_bucket}/images/photo.jpg")]})
+    commit_run(hand_made.out, run_id(3, "cccccc"), {"00000": [Frame(f"s3://{s3_bucket}/images/photo.jpg")]})
     fs.put(f"{hand_made.out}/", f"{s3_bucket}/out/", recursive=True)
     target = f"s3://{s3_bucket}/reports/report.html"
     assert report_main([f"s3://{s3_bucket}/out", "--to", target, "--storage-options", json.dumps(options)]) == 0
@@ -256,11 +237,11 @@ def _corrupt_parquet(out: Path) -> None:
     ("damage", "options", "message"),
     [
         (lambda out: shutil.rmtree(out / "_runs"), [], "is not a job output: no run manifest"),
-        (_break_manifest, [], "cannot read the run manifests"),
+        (_break_manifest, [], "cannot read run manifest"),
         (_uncommit_all, [], "has no committed frames"),
-        (_drop_tables, [], "has no frames table"),
-        (_corrupt_parquet, [], "cannot read the tables"),
-        (None, ["--run-id", "nope"], "no run 'nope'"),
+        (_drop_tables, [], "has no committed frames"),
+        (_corrupt_parquet, [], "cannot read"),
+        (None, ["--run-id", "nope"], "--run-id nope: no such run"),
         (None, ["--thumbnails", "-1"], "--thumbnails: expected a whole number"),
         (None, ["--storage-options", "[1]"], "--storage-options: expected a JSON object"),
     ],

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from common.storage import location
 from exports.run import run_export
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 from tests.exports.conftest import DATA, output_rows
-from tests.exports.synthetic import commit_run, run_id
-from tests.support.job_output import Frame
+from tests.support.outputs import Frame, commit_run, run_id
 
 PIXEL_TOLERANCE = 0.01
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from common.storage import location
 from exports.records import FrameRecord
-from jobs.storage import location
 from schemas.export_config import ExportConfig
 from tests.support.frame_records import CATEGORIES, image, sample_frames
 from tests.support.validators import run_validator

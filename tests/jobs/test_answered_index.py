@@ -9,15 +9,15 @@ import os
 import pyarrow as pa
 import pytest
 
-from jobs.answered_index import AnsweredIndex
-from jobs.incremental import new_or_changed, record_run
-from jobs.listing import Listing
-from jobs.planning import Plan
-from jobs.run_store import RunStore
-from jobs.segments import Segment
-from jobs.storage import location
+from common.storage import location
+from jobs.planning.answered_index import AnsweredIndex
+from jobs.planning.incremental import new_or_changed, record_run
+from jobs.planning.listing import Listing
+from jobs.planning.plan import Plan
+from jobs.planning.segments import Segment
+from jobs.records.run_store import RunStore
 from schemas.manifest import RunManifest
-from tests.support.run_history import FINGERPRINT, MODEL_FINGERPRINT, commit_shard, images, write_run
+from tests.support.outputs import FINGERPRINT, MODEL_FINGERPRINT, commit_shard, history_run, images
 from tests.support.s3 import FlakyProxy, s3_storage_options
 
 
@@ -51,8 +51,8 @@ def _commit(store: RunStore, manifest: RunManifest, shard_id: str) -> RunManifes
 
 
 def test_a_start_folds_the_earlier_runs_into_the_index_and_then_reads_only_the_index(store):
-    first, _ = write_run(store, images(range(0, 10)), hour=0)
-    second, _ = write_run(store, images(range(10, 20)), hour=1)
+    first, _ = history_run(store, images(range(0, 10)), hour=0)
+    second, _ = history_run(store, images(range(10, 20)), hour=1)
 
     assert _left(store, images(range(25))) == _uris(images(range(20, 25)))
     index = _index(store)
@@ -64,7 +64,7 @@ def test_a_start_folds_the_earlier_runs_into_the_index_and_then_reads_only_the_i
 
 
 def test_a_run_is_folded_in_when_it_closes_and_again_when_a_resumed_attempt_closes(store):
-    manifest, plan = write_run(store, images(range(10)), hour=0, shard_size=5, uncommitted={"00001"})
+    manifest, plan = history_run(store, images(range(10)), hour=0, shard_size=5, uncommitted={"00001"})
     manifest = manifest.model_copy(update={"status": "failed"})
     closing = io.StringIO()
     record_run(store, manifest, plan, closing)
@@ -77,7 +77,7 @@ def test_a_run_is_folded_in_when_it_closes_and_again_when_a_resumed_attempt_clos
 
 
 def test_a_run_that_never_closed_is_read_at_every_start_until_it_closes(store):
-    killed, plan = write_run(store, images(range(10)), hour=0, shard_size=5, status="running", uncommitted={"00001"})
+    killed, plan = history_run(store, images(range(10)), hour=0, shard_size=5, status="running", uncommitted={"00001"})
 
     assert _left(store, images(range(10))) == _uris(images(range(5, 10)))
     assert killed.run_id not in _index(store).covers and _index(store).answers.num_rows == 5
@@ -90,7 +90,7 @@ def test_a_run_that_never_closed_is_read_at_every_start_until_it_closes(store):
 
 
 def test_a_changed_file_is_not_answered(store):
-    write_run(store, images(range(6)), hour=0)
+    history_run(store, images(range(6)), hour=0)
     rewritten = images(range(2), edition=1)  # size and version changed
     same_size = images(range(2, 4)).table.set_column(4, "version", pa.array(['"other"', '"other2"']))
     same_version = images(range(4, 5)).table.set_column(1, "size", pa.array([1], pa.int64()))
@@ -104,13 +104,13 @@ def test_inputs_listed_without_size_or_version_are_matched_by_uri(store):
     for column in ("size", "version"):
         index = unversioned.schema.get_field_index(column)
         unversioned = unversioned.set_column(index, column, pa.nulls(4, unversioned.schema.field(column).type))
-    write_run(store, Listing(unversioned.slice(0, 2)), hour=0)
+    history_run(store, Listing(unversioned.slice(0, 2)), hour=0)
 
     assert _left(store, Listing(unversioned)) == _uris(images(range(2, 4)))
 
 
 def test_runs_of_another_model_answer_nothing_and_are_read_once(store):
-    other, _ = write_run(store, images(range(10)), hour=0, model_fingerprint="another-model000")
+    other, _ = history_run(store, images(range(10)), hour=0, model_fingerprint="another-model000")
 
     assert _left(store, images(range(10))) == _uris(images(range(10)))
     assert _index(store).covers == {other.run_id} and _index(store).answers.num_rows == 0
@@ -122,10 +122,10 @@ def test_runs_of_another_model_answer_nothing_and_are_read_once(store):
 
 def test_an_input_one_run_failed_and_another_committed_is_answered(store):
     """The answer of one run is not undone by another run's failure on the same input, before or after it."""
-    write_run(store, images(range(10)), hour=0, shard_size=5, status="failed", uncommitted={"00001"})
-    write_run(store, images(range(5, 10)), hour=1, shard_size=5)
-    write_run(store, images(range(10, 15)), hour=2, shard_size=5)
-    write_run(store, images(range(10, 15)), hour=3, shard_size=5, status="failed", uncommitted={"00000"})
+    history_run(store, images(range(10)), hour=0, shard_size=5, status="failed", uncommitted={"00001"})
+    history_run(store, images(range(5, 10)), hour=1, shard_size=5)
+    history_run(store, images(range(10, 15)), hour=2, shard_size=5)
+    history_run(store, images(range(10, 15)), hour=3, shard_size=5, status="failed", uncommitted={"00000"})
 
     assert _left(store, images(range(20))) == _uris(images(range(15, 20)))
 
@@ -133,17 +133,17 @@ def test_an_input_one_run_failed_and_another_committed_is_answered(store):
 def test_a_video_is_answered_only_by_a_run_that_committed_every_range_of_it(store):
     video = images(range(1), kind="video")
     ranges = {_uris(video)[0]: [Segment(0, 100, 100, None), Segment(100, None, 100, None)]}
-    half, _ = write_run(store, video, hour=0, shard_size=100, videos=ranges, uncommitted={"00001"})
+    half, _ = history_run(store, video, hour=0, shard_size=100, videos=ranges, uncommitted={"00001"})
     assert Plan.load(store.plan_location(half.run_id)).shard_sizes == {"00000": 1, "00001": 1}
 
     assert _left(store, video) == _uris(video)
-    write_run(store, video, hour=1, shard_size=100, videos=ranges)
+    history_run(store, video, hour=1, shard_size=100, videos=ranges)
     assert _left(store, video) == []
 
 
 def test_a_run_whose_manifest_was_deleted_answers_nothing(store):
-    gone, _ = write_run(store, images(range(5)), hour=0)
-    write_run(store, images(range(5, 10)), hour=1)
+    gone, _ = history_run(store, images(range(5)), hour=0)
+    history_run(store, images(range(5, 10)), hour=1)
     assert _left(store, images(range(10))) == []
 
     store.manifest_location(gone.run_id).fs.rm(store.manifest_location(gone.run_id).path)
@@ -152,7 +152,7 @@ def test_a_run_whose_manifest_was_deleted_answers_nothing(store):
 
 
 def test_an_unreadable_index_is_rebuilt_from_the_runs(store):
-    write_run(store, images(range(5)), hour=0)
+    history_run(store, images(range(5)), hour=0)
     assert _left(store, images(range(10))) == _uris(images(range(5, 10)))
     store.index_location(MODEL_FINGERPRINT).write_bytes_atomic(b"not parquet")
 
@@ -161,8 +161,8 @@ def test_an_unreadable_index_is_rebuilt_from_the_runs(store):
 
 
 def test_a_start_rewrites_the_index_only_when_it_changed(store):
-    write_run(store, images(range(5)), hour=0)
-    write_run(store, images(range(5, 10)), hour=1, shard_size=3, status="running", uncommitted={"00001"})
+    history_run(store, images(range(5)), hour=0)
+    history_run(store, images(range(5, 10)), hour=1, shard_size=3, status="running", uncommitted={"00001"})
     _left(store, images(range(10)))
     path = store.index_location(MODEL_FINGERPRINT).path
     os.utime(path, ns=(1, 1))
@@ -172,7 +172,7 @@ def test_a_start_rewrites_the_index_only_when_it_changed(store):
 
 
 def test_a_failed_update_at_close_is_reported_not_raised(store):
-    manifest, plan = write_run(store, images(range(5)), hour=0)
+    manifest, plan = history_run(store, images(range(5)), hour=0)
     os.makedirs(store.index_location(MODEL_FINGERPRINT).path)  # a folder where the index goes
     closing = io.StringIO()
 
@@ -181,9 +181,9 @@ def test_a_failed_update_at_close_is_reported_not_raised(store):
 
 
 def test_latest_with_reads_manifests_newest_first_until_one_matches(store):
-    old, _ = write_run(store, images(range(5)), hour=0)
-    newest_of_job, _ = write_run(store, images(range(5)), hour=1)
-    other = write_run(store, images(range(5)), hour=2)[0].model_copy(update={"fingerprint": "another-job00000"})
+    old, _ = history_run(store, images(range(5)), hour=0)
+    newest_of_job, _ = history_run(store, images(range(5)), hour=1)
+    other = history_run(store, images(range(5)), hour=2)[0].model_copy(update={"fingerprint": "another-job00000"})
     store.save(other)
     store.manifest_location(old.run_id).write_bytes_atomic(b"{not a manifest")
 
@@ -196,7 +196,7 @@ def test_on_s3_a_start_with_nothing_new_reads_the_index_and_lists_the_runs(s3_bu
     store = RunStore(location(f"s3://{s3_bucket}/out", s3_storage_options(flaky_proxy.url)))
     assert _left(store, images(range(5))) == _uris(images(range(5)))  # no run yet
     for hour in range(5):
-        write_run(store, images(range(hour * 10, hour * 10 + 10)), hour=hour, shard_size=5)
+        history_run(store, images(range(hour * 10, hour * 10 + 10)), hour=hour, shard_size=5)
     assert _left(store, images(range(55))) == _uris(images(range(50, 55)))
 
     before = flaky_proxy.requests

@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from jobs import decode_stage
-from jobs.collector import ShardCollector
-from jobs.commit import IncompleteShardError, ShardCommitter
-from jobs.decode_stage import Decoding, decode_batch
-from jobs.storage import location
-from jobs.write_stage import write_results
+from common.storage import location
+from jobs.commit.collector import ShardCollector
+from jobs.commit.committer import IncompleteShardError, ShardCommitter
+from jobs.pipeline import decode_stage
+from jobs.pipeline.decode_stage import Decoding, decode_batch
+from jobs.pipeline.write_stage import write_results
 from schemas.manifest import ShardCommit
 from schemas.tables import RESULTS_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
 from tests.support.videos import encode_h264, photo_frames
@@ -103,7 +103,7 @@ def _video(shard: str, item: int, frames: list[int], partition: str = PARTITION)
 
 
 def _placeholder(shard: str, item: int) -> dict:
-    """What a video range that held no frame gives (``jobs/decode_stage.py``): one ``none`` row at frame 0."""
+    """What a video range that held no frame gives (``jobs/pipeline/decode_stage.py``): one ``none`` row at frame 0."""
     return _row(shard, item, 0, item_rows=1, status=STATUS_NONE, video=True)
 
 

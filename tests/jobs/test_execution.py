@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobs.execution import execute
+from jobs.pipeline.execution import execute
 
 
 class FakeRuns:

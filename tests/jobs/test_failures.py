@@ -1,8 +1,8 @@
-"""jobs/failures.py: a failed pipeline run is told by its root cause, not by Ray's wrappers."""
+"""jobs/pipeline/failures.py: a failed pipeline run is told by its root cause, not by Ray's wrappers."""
 
 from __future__ import annotations
 
-from jobs.failures import describe_failure
+from jobs.pipeline.failures import describe_failure
 
 
 def test_the_cause_inside_a_ray_traceback_is_named():

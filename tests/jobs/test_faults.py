@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from jobs import pipeline
-from jobs.detect_stage import DetectStage
-from jobs.execution import MAX_SHARD_ATTEMPTS
+from jobs.pipeline import dataset as pipeline
+from jobs.pipeline.detect_stage import DetectStage
+from jobs.pipeline.execution import MAX_SHARD_ATTEMPTS
 from tests.conftest import REPO
 from tests.jobs.test_runner import _run
 from tests.support.parity import mismatches

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from jobs.answered_index import AnsweredIndex
-from jobs.run_store import RunStore
-from jobs.storage import location
+from common.storage import location
+from jobs.planning.answered_index import AnsweredIndex
+from jobs.records.run_store import RunStore
 from schemas.manifest import RunManifest
 from tests.jobs.test_runner import _run
 

@@ -4,10 +4,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import jobs.listing as listing_module
-from jobs.errors import UsageError
-from jobs.listing import Listing, list_sources, partition_slug
-from jobs.storage import location
+import jobs.planning.listing as listing_module
+from common.errors import UsageError
+from common.storage import location
+from jobs.planning.listing import Listing, list_sources, partition_slug
 from tests.support.s3 import FlakyProxy, s3_client, s3_storage_options
 
 

@@ -12,8 +12,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from jobs.errors import UsageError
-from jobs.model_setup import prepare_model
+from common.errors import UsageError
+from jobs.pipeline.model_setup import prepare_model
 from schemas.config import JobConfig
 from tests.support.s3 import s3_client, s3_storage_options
 from workers.weights import YOLONAS_LICENSE, coco_mirror_cache_path

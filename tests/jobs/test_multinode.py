@@ -175,7 +175,7 @@ def test_losing_the_second_node_mid_run_ends_with_every_frame_once(
 ) -> None:
     """Either Ray restarts the lost model actor on the head and redoes its batch, or the batch's retries are
     spent while the node is still unreachable rather than declared dead (Ray's health checks take seconds) and the
-    pipeline run fails, and the job's retry of the uncommitted shards (``jobs/execution.py``) runs on the head
+    pipeline run fails, and the job's retry of the uncommitted shards (``jobs/pipeline/execution.py``) runs on the head
     alone; both happen, by timing. Either way the same command completes the run: exit 0, not the exit 1 and
     rerun that a failed run would need. It leaves the cluster with its head alone, so it comes last."""
     _, reference = spread

@@ -1,4 +1,4 @@
-"""The driver's side of the Ray Data pipeline (``jobs/pipeline.py``), on the suite's real Ray."""
+"""The driver's side of the Ray Data pipeline (``jobs/pipeline/dataset.py``), on the suite's real Ray."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jobs.pipeline import run_pipeline
+from jobs.pipeline.dataset import run_pipeline
 
 WAIT_S = 20
 

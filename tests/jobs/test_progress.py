@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-from jobs.progress import Progress
+from common.progress import Progress
 
 
 def test_lines_give_rate_and_eta_once_measurable_and_say_done_at_the_end():

@@ -1,11 +1,11 @@
-"""jobs/resources.py: the layout a run gets follows the cluster it finds and the knobs it is given."""
+"""jobs/pipeline/resources.py: the layout a run gets follows the cluster it finds and the knobs it is given."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs import resources
-from jobs.errors import UsageError
+from common.errors import UsageError
+from jobs.pipeline import resources
 from schemas.config import JobConfig
 
 

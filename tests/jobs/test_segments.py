@@ -1,4 +1,4 @@
-from jobs.segments import Segment, segments_for
+from jobs.planning.segments import Segment, segments_for
 from workers.video import Sampling, VideoInfo
 
 CFR = VideoInfo(fps=12.0, frames=48, exact_count=True, splittable=True)

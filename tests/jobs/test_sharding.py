@@ -1,6 +1,6 @@
 import pytest
 
-from jobs.sharding import shard_ids
+from jobs.planning.sharding import shard_ids
 
 
 def test_shards_are_consecutive_runs_of_the_sorted_listing():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from jobs.storage import INPUT_BLOCK_SIZE, S3_CONFIG, location, retrying, with_default_options
+from common.storage import INPUT_BLOCK_SIZE, S3_CONFIG, location, retrying, with_default_options
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, FlakyProxy, s3_client, s3_storage_options
 
 # a secret no message could contain by chance: it must not appear in any error or repr

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 
-from jobs.detect_stage import DetectStage
+from jobs.pipeline.detect_stage import DetectStage
 
 POISON = "poison"
 

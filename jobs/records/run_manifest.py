@@ -7,8 +7,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from importlib import metadata
 
-from jobs.model_setup import ModelSetup
-from jobs.planning import Plan
+from jobs.pipeline.model_setup import ModelSetup
+from jobs.planning.plan import Plan
+from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Counts, ModelInfo, PlanInfo, RunManifest, ShardCommit
 
@@ -41,7 +42,7 @@ def new_manifest(
             items=plan.table.num_rows,
             shards=len(plan.shard_sizes),
             shard_size=config.shard_size,
-            plan_file=f"_runs/{run_id}/plan.parquet",
+            plan_file=layout.plan(run_id),
             skipped=dict(skipped),
         ),
         timings={"created_at": now.isoformat(timespec="seconds")},

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.errors import UsageError
-from jobs.storage import location
+from common.errors import UsageError
+from common.storage import location
 from schemas.choices import Precision
 from schemas.config import JobConfig
 from workers.classes import ClassNamesError, resolve_class_names

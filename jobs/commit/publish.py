@@ -12,8 +12,8 @@ import time
 
 import ray
 
-from jobs.commit import ShardCommitter
-from jobs.failures import describe_failure
+from jobs.commit.committer import ShardCommitter
+from jobs.pipeline.failures import describe_failure
 from schemas.manifest import ShardCommit
 
 PUBLISH_RETRIES = 3

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from jobs.errors import UsageError
-from jobs.model_setup import ModelSetup
-from jobs.ray_session import cluster_cpus, cluster_gpus
+from common.errors import UsageError
+from jobs.pipeline.model_setup import ModelSetup
+from jobs.pipeline.ray_session import cluster_cpus, cluster_gpus
 from schemas.choices import DEFAULT_BATCH_SIZE, Runtime
 from schemas.config import JobConfig
 from schemas.manifest import Layout

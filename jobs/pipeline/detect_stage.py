@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from jobs.decode_stage import PASSTHROUGH
+from jobs.pipeline.decode_stage import PASSTHROUGH
 from schemas.choices import Precision, Runtime
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
 from workers.detector import Detector, Thresholds

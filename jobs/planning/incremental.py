@@ -5,10 +5,10 @@ sampling) planned it with the same size and version (ETag or mtime) and committe
 may be cut into ranges across shards). A changed file, a new model or an input no single run committed whole is
 processed again; nothing else is.
 
-What the runs answered is kept per model fingerprint in ``jobs.answered_index``, so that a start costs the index
-and the runs added since, not the whole history: a run is folded in when it closes (``record_run``), and a start
-reads the index, lists the names of the run manifests, and reads the files of only the runs the index does not
-cover (runs that never closed, runs whose fold a concurrent writer overwrote, all the runs of an output from
+What the runs answered is kept per model fingerprint in ``jobs.planning.answered_index``, so that a start costs the
+index and the runs added since, not the whole history: a run is folded in when it closes (``record_run``), and a
+start reads the index, lists the names of the run manifests, and reads the files of only the runs the index does
+not cover (runs that never closed, runs whose fold a concurrent writer overwrote, all the runs of an output from
 before the index), folding them in for the next start.
 """
 
@@ -20,11 +20,11 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.answered_index import AnsweredIndex
-from jobs.commit import ShardCommitter
-from jobs.listing import Listing
-from jobs.planning import Plan
-from jobs.run_store import RunStore
+from jobs.commit.committer import ShardCommitter
+from jobs.planning.answered_index import AnsweredIndex
+from jobs.planning.listing import Listing
+from jobs.planning.plan import Plan
+from jobs.records.run_store import RunStore
 from schemas.answered_index import ANSWERED_SCHEMA
 from schemas.manifest import RunManifest
 from workers.errors import one_line

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from jobs.storage import location
+from common.storage import location
 from workers.video import Sampling, VideoError, VideoInfo, probe_video
 
 PROBE_THREADS = 16

@@ -22,15 +22,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsspec.asyn import sync
 
-from jobs.errors import UsageError
-from jobs.storage import Location, is_s3, location, retrying, uri_of
+from common.errors import UsageError
+from common.storage import Location, is_s3, location, retrying, uri_of
+from schemas.media import media_kind
 from schemas.tables import LISTING_SCHEMA
 
 if TYPE_CHECKING:
     from s3fs import S3FileSystem
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm"})
 MANIFEST_EXTENSIONS = frozenset({".txt", ".csv", ".parquet"})
 PLANNED_KINDS = frozenset({"image", "video"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -77,16 +76,6 @@ def list_sources(sources: Iterable[str], storage_options: dict[str, Any] | None 
             else:
                 skipped[kind] += 1
     return Listing(table=_sorted_unique(rows.table()), skipped=skipped)
-
-
-def media_kind(uri: str) -> str:
-    """``image``, ``video``, or the reason a file is not planned (``not media``)."""
-    ext = posixpath.splitext(uri)[1].lower()
-    if ext in IMAGE_EXTENSIONS:
-        return "image"
-    if ext in VIDEO_EXTENSIONS:
-        return "video"
-    return "not media"
 
 
 def partition_slug(name: str, max_length: int = 64) -> str:

@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.storage import Location, retrying
+from common.storage import Location, retrying
+from schemas import layout
 from schemas.manifest import ShardCommit
-from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK
+from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK, error_kind
 
 FRAME_BITS = 32
 """``row_keys`` packs (item, frame index) into one int64: frame indices stay below 2**32, items below 2**31."""
@@ -42,11 +43,6 @@ def row_keys(results: pa.Table) -> np.ndarray:
     return (items << FRAME_BITS) | results.column("frame_index").to_numpy().astype(np.int64)
 
 
-def error_kind(message: str | None) -> str:
-    """The stage of an error message (``decode: …`` → ``decode``), for counting by kind."""
-    return (message or "unknown").split(":", 1)[0].strip() or "unknown"
-
-
 class ShardCommitter:
     """Writes finished shards of one run under ``out`` and tells which shards are already committed."""
 
@@ -56,19 +52,18 @@ class ShardCommitter:
         self._class_names = pa.array(class_names, pa.string())
 
     def marker(self, shard_id: str) -> Location:
-        return self.out.child("_runs", self.run_id, "shards", f"{shard_id}.json")
+        return self.out.child(layout.marker(self.run_id, shard_id))
 
     def staging(self, shard_id: str | None = None) -> Location:
         """Where the write stage stages rows of ``shard_id`` (of every shard, when None)."""
-        folder = self.out.child("_runs", self.run_id, "staging")
-        return folder if shard_id is None else folder.child(shard_id)
+        return self.out.child(layout.staging(self.run_id, shard_id))
 
     def staged(self, shard_id: str, name: str) -> Location:
         return self.staging(shard_id).child(name)
 
     def committed(self) -> dict[str, ShardCommit]:
         """Markers already present for this run (read once at start: what a resumed run skips)."""
-        folder = self.out.child("_runs", self.run_id, "shards")
+        folder = self.out.child(layout.markers(self.run_id))
         if not folder.fs.exists(folder.path):
             return {}
         found = {}
@@ -79,36 +74,33 @@ class ShardCommitter:
 
     def committed_ids(self) -> set[str]:
         """Shard ids with a marker, from the folder listing alone (markers are not read)."""
-        folder = self.out.child("_runs", self.run_id, "shards")
+        folder = self.out.child(layout.markers(self.run_id))
         folder.fs.invalidate_cache(folder.path)
         if not folder.fs.exists(folder.path):
             return set()
-        return {posixpath.basename(p)[: -len(".json")] for p in folder.fs.glob(folder.path.rstrip("/") + "/*.json")}
+        runs = self.out.child(layout.RUNS).path
+        found = (layout.parse_marker(posixpath.relpath(p, runs)) for p in folder.fs.find(folder.path))
+        return {shard for run, shard in filter(None, found) if run == self.run_id}
 
     def clean_uncommitted(self, committed: set[str]) -> int:
         """Delete what a killed attempt of this run left: part files of shards without a marker (readers would
         otherwise see rows the rerun writes again) and partial ``.tmp`` files. Returns how many were removed."""
         fs = self.out.fs
         leftovers = []
-        for table in ("frames", "detections"):
+        for table in layout.TABLES:
             root = self.out.child(table)
             fs.invalidate_cache(root.path)
             if not fs.exists(root.path):
                 continue
             for path in fs.find(root.path):
-                name = posixpath.basename(path)
-                shard = (
-                    name[len(f"part-{self.run_id}-") : -len(".parquet")]
-                    if name.startswith(f"part-{self.run_id}-")
-                    else None
-                )
-                if name.endswith(".tmp") or (
-                    shard is not None and name.endswith(".parquet") and shard not in committed
+                part = layout.parse_part_file(path)
+                if path.endswith(layout.PARTIAL_SUFFIX) or (
+                    part is not None and part[0] == self.run_id and part[1] not in committed
                 ):
                     leftovers.append(path)
-        markers = self.out.child("_runs", self.run_id, "shards")
+        markers = self.out.child(layout.markers(self.run_id))
         if fs.exists(markers.path):
-            leftovers += [p for p in fs.find(markers.path) if p.endswith(".tmp")]
+            leftovers += [p for p in fs.find(markers.path) if p.endswith(layout.PARTIAL_SUFFIX)]
         for path in leftovers:
             fs.rm_file(path)
         return len(leftovers) + self.remove_staging()
@@ -153,11 +145,11 @@ class ShardCommitter:
         frames, detections = self._tables(results)
         files = []
         for partition in sorted(set(results.column("partition").to_pylist())):
-            for table_name, table in (("frames", frames), ("detections", detections)):
+            for table_name, table in zip(layout.TABLES, (frames, detections)):
                 part = table.filter(pc.equal(table.column("partition"), partition)).drop_columns(["partition"])
-                target = self.out.child(table_name, partition, f"part-{self.run_id}-{shard_id}.parquet")
-                target.write_bytes_atomic(_parquet_bytes(part))
-                files.append(f"{table_name}/{partition}/{target.path.rsplit('/', 1)[-1]}")
+                relative = layout.part_file(table_name, partition, self.run_id, shard_id)
+                self.out.child(relative).write_bytes_atomic(_parquet_bytes(part))
+                files.append(relative)
         status = frames.column("status")
         error_kinds = Counter(error_kind(e) for e in frames.column("error").to_pylist() if e is not None)
         commit = ShardCommit(

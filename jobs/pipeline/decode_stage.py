@@ -1,7 +1,7 @@
 """The decode stage of the Ray Data pipeline: read, decode and letterbox on CPU tasks.
 
 It takes and returns column batches and imports no torch, so decode workers start in a fraction of a model
-actor's time (``jobs/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a
+actor's time (``jobs/pipeline/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a
 video that breaks) becomes an ``error`` row right here, so every planned frame leaves the pipeline as exactly
 one row; only infrastructure failures (a dead actor, a lost node) surface as exceptions, which Ray retries.
 
@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from jobs.storage import location
+from common.storage import location
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.errors import one_line
 from workers.frames import FrameBatchBuilder

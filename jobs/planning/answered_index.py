@@ -1,6 +1,6 @@
 """The answered-inputs index: per model fingerprint, one Parquet file of every input earlier runs answered, and
 the run ids whose answers it holds, so that ``--incremental`` starts by reading one file instead of every earlier
-run's manifest, plan and markers (``jobs.incremental`` keeps it up to date).
+run's manifest, plan and markers (``jobs.planning.incremental`` keeps it up to date).
 
 It is a cache of what the runs' own files say, never the truth: written whole (a rename locally, one PUT on an
 object store), and by concurrent writers with the last one winning. Each writer writes the rows and ``covers`` it
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.storage import Location
+from common.storage import Location
 from schemas.answered_index import ANSWERED_SCHEMA, COVERS_KEY
 
 

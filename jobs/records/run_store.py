@@ -7,17 +7,17 @@ import posixpath
 import secrets
 from datetime import datetime, timezone
 
-from jobs.storage import Location
+from common.storage import Location
+from schemas import layout
 from schemas.manifest import RunManifest
 
 
 class RunStore:
-    """Reads and writes ``OUT/_runs/<run_id>.json``, ``OUT/_runs/<run_id>/`` and ``OUT/_runs/_index/`` (no run id
-    starts with ``_``)."""
+    """Reads and writes the run manifests, the saved plans and the answered-inputs index (``schemas.layout``)."""
 
     def __init__(self, out: Location) -> None:
         self.out = out
-        self.folder = out.child("_runs")
+        self.folder = out.child(layout.RUNS)
 
     @staticmethod
     def new_run_id(now: datetime | None = None) -> str:
@@ -25,15 +25,14 @@ class RunStore:
         return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
     def manifest_location(self, run_id: str) -> Location:
-        return self.folder.child(f"{run_id}.json")
+        return self.out.child(layout.manifest(run_id))
 
     def plan_location(self, run_id: str) -> Location:
-        return self.folder.child(run_id, "plan.parquet")
+        return self.out.child(layout.plan(run_id))
 
     def index_location(self, model_fingerprint: str) -> Location:
-        """The answered-inputs index of one model (``jobs.answered_index``), in a folder of its own: apart from the
-        manifests (``*.json``) and never taken for a run's folder."""
-        return self.folder.child("_index", f"{model_fingerprint}.parquet")
+        """The answered-inputs index of one model (``jobs.planning.answered_index``)."""
+        return self.out.child(layout.answered_index(model_fingerprint))
 
     def save(self, manifest: RunManifest) -> None:
         self.manifest_location(manifest.run_id).write_bytes_atomic(manifest.model_dump_json(indent=2).encode())
@@ -46,7 +45,7 @@ class RunStore:
             names = [posixpath.basename(path) for path in fs.ls(self.folder.path, detail=False)]
         except FileNotFoundError:  # no run yet
             return []
-        return sorted(name[: -len(".json")] for name in names if name.endswith(".json"))
+        return sorted(filter(None, map(layout.parse_manifest, names)))
 
     def manifest(self, run_id: str) -> RunManifest:
         return RunManifest.model_validate_json(self.manifest_location(run_id).read_bytes())
@@ -66,7 +65,7 @@ class RunStore:
 
     def clear(self) -> None:
         """``--overwrite``: remove everything the job owns under the output."""
-        for name in ("frames", "detections", "_runs"):
+        for name in layout.OWNED:
             target = self.out.child(name)
             if target.fs.exists(target.path):
                 target.fs.rm(target.path, recursive=True)

@@ -3,7 +3,7 @@ for each staged file sent on to the driver.
 
 Writing here, on as many tasks as ``--write-workers`` allows, rather than on the driver, is what lets output
 throughput grow with the cluster: the driver never sees a box, only receipts (``schemas.tables.RECEIPT_SCHEMA``),
-and publishing a complete shard is a task too (``jobs.publish``).
+and publishing a complete shard is a task too (``jobs.commit.publish``).
 
 A staged file holds one shard's rows of one result block, under ``_runs/<run_id>/staging/<shard>/``, outside the
 tables' folders, so no reader ever sees it. Its name is a digest of the rows' keys: Ray redoes a failed task
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.commit import ShardCommitter, row_keys, staged_bytes
+from jobs.commit.committer import ShardCommitter, row_keys, staged_bytes
 from schemas.tables import RECEIPT_SCHEMA, STATUS_ERROR, STATUS_NONE
 
 

@@ -9,13 +9,13 @@ from typing import TextIO
 
 import pyarrow.compute as pc
 
-from jobs.incremental import new_or_changed
-from jobs.listing import Listing
-from jobs.model_setup import ModelSetup
-from jobs.planning import Plan
-from jobs.run_manifest import new_manifest
-from jobs.run_store import RunStore
-from jobs.segments import plan_videos
+from jobs.pipeline.model_setup import ModelSetup
+from jobs.planning.incremental import new_or_changed
+from jobs.planning.listing import Listing
+from jobs.planning.plan import Plan
+from jobs.planning.segments import plan_videos
+from jobs.records.run_manifest import new_manifest
+from jobs.records.run_store import RunStore
 from schemas.config import JobConfig
 from schemas.manifest import RunManifest
 from workers.video import Sampling

@@ -18,13 +18,13 @@ import ray
 from ray.data import DataContext
 from ray.util.annotations import RayDeprecationWarning
 
-from jobs.collector import ShardCollector
-from jobs.commit import ShardCommitter
-from jobs.decode_stage import Decoding, decode_batch
-from jobs.detect_stage import DetectStage
-from jobs.model_setup import ModelSetup
-from jobs.resources import Resources
-from jobs.write_stage import write_results
+from jobs.commit.collector import ShardCollector
+from jobs.commit.committer import ShardCommitter
+from jobs.pipeline.decode_stage import Decoding, decode_batch
+from jobs.pipeline.detect_stage import DetectStage
+from jobs.pipeline.model_setup import ModelSetup
+from jobs.pipeline.resources import Resources
+from jobs.pipeline.write_stage import write_results
 
 READY_BATCHES_PER_ACTOR = 4
 """Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for
@@ -35,7 +35,7 @@ MIN_OBJECT_STORE_BUDGET = 64 * 1024 * 1024
 MODEL_TASK_RETRIES = 3
 """Times Ray redoes a model batch whose actor died (the actor itself is always restarted). Ray Data's default
 is unbounded, which turns an input that kills every actor it meets into a job that never ends; bounded, the
-run fails and ``jobs.execution`` isolates the shard."""
+run fails and ``jobs.pipeline.execution`` isolates the shard."""
 
 
 def build_dataset(

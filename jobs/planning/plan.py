@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from jobs.listing import Listing
-from jobs.segments import Segment
-from jobs.sharding import shard_ids
-from jobs.storage import Location
+from common.storage import Location
+from jobs.planning.listing import Listing
+from jobs.planning.segments import Segment
+from jobs.planning.sharding import shard_ids
+from schemas import layout
 from schemas.tables import PLAN_SCHEMA
 
 
@@ -46,7 +47,7 @@ class Plan:
                 columns["fps"].append(info.fps if info else None)
                 columns["video_frames"].append(info.frames if info and info.exact_count else None)
                 columns["expected_frames"].append(segment.expected if segment else 1)
-                columns["partition"].append(f"run_date={run_date}/source={source}")
+                columns["partition"].append(layout.partition(run_date, source))
         items = len(columns["source_uri"])
         columns["item"] = list(range(items))
         columns["shard_id"] = shard_ids(columns["expected_frames"], shard_size)

@@ -1,0 +1,101 @@
+"""Where everything lives under a job's output ``OUT``: the one definition the job's writers and every reader use.
+
+```
+OUT/frames/<partition>/part-<run_id>-<shard>.parquet       one row per frame
+OUT/detections/<partition>/part-<run_id>-<shard>.parquet   one row per box
+OUT/_runs/<run_id>.json                                    run manifest
+OUT/_runs/<run_id>/plan.parquet                            the saved plan
+OUT/_runs/<run_id>/shards/<shard>.json                     commit marker, written last
+OUT/_runs/<run_id>/staging/<shard>/                        rows staged until their shard is published
+OUT/_runs/_index/<model_fingerprint>.parquet               inputs earlier runs answered (``--incremental``)
+```
+
+Every path here is relative to ``OUT``, in ``/`` form, for ``Location.child``. A partition is
+``run_date=<YYYY-MM-DD>/source=<slug>``. Run ids never start with ``_`` and shard ids are zero-padded digits, so
+a name read back from a listing parses one way only.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+FRAMES, DETECTIONS = "frames", "detections"
+TABLES = (FRAMES, DETECTIONS)
+"""The two tables, each a folder of hive-partitioned Parquet under ``OUT``."""
+RUNS = "_runs"
+"""Everything about runs: manifests, plans, markers, staging, the answered-inputs index."""
+OWNED = (*TABLES, RUNS)
+"""What the job owns under ``OUT`` (and ``--overwrite`` removes)."""
+PARTIAL_SUFFIX = ".tmp"
+"""A file published atomically is written under this suffix first (``workers.files.write_atomic``): one left
+behind is a crash's leftover."""
+
+_PART_FILE = re.compile(r"part-(?P<run>.+)-(?P<shard>[0-9]+)\.parquet")
+_MARKER = re.compile(r"(?P<run>[^/_][^/]*)/shards/(?P<shard>[0-9]+)\.json")
+_MANIFEST = re.compile(r"(?P<run>[^/_][^/]*)\.json")
+
+
+def partition(run_date: str, source: str) -> str:
+    """The hive partition of a frame: the day its run was planned and the slug of the SOURCE it came from."""
+    return f"run_date={run_date}/source={source}"
+
+
+def part_file(table: str, partition: str, run_id: str, shard_id: str) -> str:
+    """The file of ``table`` holding one shard's rows of one partition: fixed by run and shard, so a shard
+    published again overwrites its own files."""
+    return posixpath.join(table, partition, f"part-{run_id}-{shard_id}.parquet")
+
+
+def parse_part_file(name: str) -> tuple[str, str] | None:
+    """(run id, shard id) of a part file's name (its basename or any path ending in it); None for another file."""
+    match = _PART_FILE.fullmatch(posixpath.basename(name))
+    return (match["run"], match["shard"]) if match else None
+
+
+def manifest(run_id: str) -> str:
+    return posixpath.join(RUNS, f"{run_id}.json")
+
+
+def parse_manifest(relative: str) -> str | None:
+    """The run id of a manifest's path relative to ``_runs``; None for anything else there."""
+    match = _MANIFEST.fullmatch(relative)
+    return match["run"] if match else None
+
+
+def plan(run_id: str) -> str:
+    return posixpath.join(RUNS, run_id, "plan.parquet")
+
+
+def markers(run_id: str) -> str:
+    """The folder of a run's commit markers."""
+    return posixpath.join(RUNS, run_id, "shards")
+
+
+def marker(run_id: str, shard_id: str) -> str:
+    """A shard's commit marker: its presence means the shard is done."""
+    return posixpath.join(markers(run_id), f"{shard_id}.json")
+
+
+def parse_marker(relative: str) -> tuple[str, str] | None:
+    """(run id, shard id) of a marker's path relative to ``_runs``; None for anything else there."""
+    match = _MARKER.fullmatch(relative)
+    return (match["run"], match["shard"]) if match else None
+
+
+def staging(run_id: str, shard_id: str | None = None) -> str:
+    """Where the write stage stages rows of ``shard_id`` (of every shard of the run, when None): outside the
+    tables' folders, so no reader's glob ever sees them."""
+    folder = posixpath.join(RUNS, run_id, "staging")
+    return folder if shard_id is None else posixpath.join(folder, shard_id)
+
+
+def answered_index(model_fingerprint: str) -> str:
+    """The answered-inputs index of one model, in a folder of its own: apart from the manifests and never taken
+    for a run's folder (no run id starts with ``_``)."""
+    return posixpath.join(RUNS, "_index", f"{model_fingerprint}.parquet")
+
+
+def write_probe(token: str) -> str:
+    """A file written and removed at start to prove the output writable (not a manifest: it starts with a dot)."""
+    return posixpath.join(RUNS, f".write-probe-{token}")
