@@ -3,7 +3,7 @@
     python -m uv run --frozen python benchmarks/export_scale.py [--frames 100000[,20000]] [--boxes 20]
                                                                [--formats coco,yolo] [--json out/export.json]
 
-The output is written by the job's own commit code (``tests/exports/synthetic.py``: shards with markers, a
+The output is written by the job's own commit code (``tests/support/outputs.py``: shards with markers, a
 manifest, ``--boxes`` boxes per frame on average, one frame in 200 an error). Each export runs in its own Python
 process, so its peak RSS (``ru_maxrss``, DuckDB's memory included) is its own; memory is bounded when the peak
 stays flat while the number of frames grows. Prints a table and writes JSON.
@@ -71,18 +71,18 @@ def _generate(out: Path, frames: int, boxes: int, shard_size: int) -> dict[str, 
 
 def _export(out: str, fmt: str, to: str, memory_limit: str | None) -> dict[str, float | str]:
     """One export in this process: its wall time, peak RSS, and what it wrote."""
-    from exports import reader
+    from exports import committed
     from exports.run import run_export
     from schemas.export_config import ExportConfig
 
-    reader.MEMORY_LIMIT = memory_limit or reader.MEMORY_LIMIT
+    committed.MEMORY_LIMIT = memory_limit or committed.MEMORY_LIMIT
     started = time.perf_counter()
     summary = run_export(ExportConfig(output=out, format=fmt, to=to), stream=io.StringIO())
     wall = time.perf_counter() - started
     written = [p for p in Path(to).rglob("*") if p.is_file()]
     return {
         "format": fmt,
-        "memory_limit": reader.MEMORY_LIMIT,
+        "memory_limit": committed.MEMORY_LIMIT,
         "exported_frames": summary.frames,
         "boxes": summary.boxes,
         "wall_s": round(wall, 1),

@@ -17,8 +17,8 @@ new ones: finding the run to resume (``RunStore.latest_with``) and dropping the 
 
 Each start checks that exactly the new inputs are left. ``--s3`` writes the output to a local S3 API (moto,
 reached through the test suite's relaying proxy) instead of a local folder and counts the requests each start
-makes. On a shared 2-core machine the defaults take about 25 s locally and 2 to 3 minutes with ``--s3`` (writing
-the history, and the first start, which reads all of it). Results: docs/performance.md#incremental-start.
+makes. Writing the history and the first start (which reads all of it) take most of the time. Results:
+docs/performance.md#incremental-start.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
     python -m uv run --frozen python benchmarks/throughput.py [--images DIR] [--weights PATH|random] [--json OUT]
         [--skip-job]
 
-Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS
-today; (b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
+Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS;
+(b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
 letterbox, model, NMS, no Ray), one batch after another, and pipelined (decoding in a pool of processes while
 the model runs, as the job's stages run); (d) the full job on a local Ray, end to end from a fresh command and at
 steady state, with its start-up. Prints a table of frames/s with ratios and writes the numbers as JSON. CPU or
-GPU is detected; without Ray installed (the GPU machine) (d) is left out.
+GPU is detected; without Ray installed (d) is left out.
 """
 
 from __future__ import annotations

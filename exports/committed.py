@@ -36,8 +36,8 @@ from schemas.tables import DETECTIONS_SCHEMA, STATUS_OK
 from workers.errors import one_line
 
 MEMORY_LIMIT = "256MB"
-"""DuckDB's budget: past it, the dedupe, joins and sorts spill to the scratch folder. DuckDB itself takes about
-200 MB more; a larger budget made exports of 8 M boxes no faster (benchmarks/export_scale.py)."""
+"""DuckDB's budget: past it, the dedupe, joins and sorts spill to the scratch folder (DuckDB itself takes more on
+top). What a larger budget is worth is measured by benchmarks/export_scale.py (docs/performance.md)."""
 BATCH_ROWS = 8192
 """Rows per Arrow batch taken from DuckDB: what Python holds of a stream at a time."""
 
@@ -100,7 +100,8 @@ class CommittedRows:
     ``chosen_detections`` view, for the caller's queries.
 
     DuckDB's database and spill files go to a new folder in ``temp_dir`` (the system's when None), removed at
-    close. ``progress``: DuckDB's own progress bar for long queries (on a terminal)."""
+    close; ``memory_limit`` is DuckDB's budget (``MEMORY_LIMIT`` when None); ``progress`` shows DuckDB's own
+    progress bar for long queries (on a terminal)."""
 
     def __init__(
         self,
@@ -108,7 +109,7 @@ class CommittedRows:
         run_id: str | None = None,
         *,
         temp_dir: str | None = None,
-        memory_limit: str = MEMORY_LIMIT,
+        memory_limit: str | None = None,
         progress: bool = False,
     ) -> None:
         self.out = out
@@ -119,7 +120,7 @@ class CommittedRows:
         self._scratch = tempfile.mkdtemp(prefix="yolonas-output-", dir=temp_dir)
         self._manifests: dict[str, RunManifest] = {}
         try:
-            self.db = _connect(self._scratch, memory_limit, progress, out)
+            self.db = _connect(self._scratch, memory_limit or MEMORY_LIMIT, progress, out)
             self._choose_frames()
             self._choose_detections()
         except BaseException:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from common.errors import UsageError
 from common.storage import location
-from exports.committed import DETECTIONS, FRAMES, MEMORY_LIMIT, CommittedRows
+from exports.committed import DETECTIONS, FRAMES, CommittedRows
 from exports.naming import frame_name, image_root
 from exports.records import Box, Categories, FrameRecord, model_version
 from exports.select import ClassMap, Splitter, class_map
@@ -48,7 +48,7 @@ class OutputReader:
 
     Use as a context manager (it owns the DuckDB session of ``CommittedRows``); iterate once."""
 
-    def __init__(self, config: ExportConfig, *, memory_limit: str = MEMORY_LIMIT, temp_dir: str | None = None):
+    def __init__(self, config: ExportConfig, *, memory_limit: str | None = None, temp_dir: str | None = None):
         self.config = config
         self.out = location(config.output, config.storage_options)
         self.splitter = Splitter(config.split)

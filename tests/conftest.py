@@ -24,7 +24,7 @@ CACHE = REPO / ".cache" / "test-weights"
 os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
 """Traced models the jobs under test keep between runs (``workers/trace_cache.py``): here, not in ``~/.cache``."""
 
-SLOW_FIXTURES = frozenset({"ray_cluster", "ray_head", "reference_predictions"})
+SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions"})
 """A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
 
 

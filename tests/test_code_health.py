@@ -19,11 +19,10 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "."],
-        ["ruff", "format", "--check", "."],
-        ["mypy"],
+        pytest.param(["ruff", "check", "."], id="ruff-lint"),
+        pytest.param(["ruff", "format", "--check", "."], id="ruff-format"),
+        pytest.param(["mypy"], id="mypy", marks=pytest.mark.slow),  # half a minute: a full check, no cache in CI
     ],
-    ids=["ruff-lint", "ruff-format", "mypy"],
 )
 def test_tool_is_clean(command: list[str]) -> None:
     result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=REPO, capture_output=True, text=True)

@@ -18,8 +18,8 @@ from schemas.manifest import ShardCommit
 
 PUBLISH_RETRIES = 3
 POLL_INTERVAL_S = 0.25
-"""How often ``finished`` asks Ray about running tasks: each asking costs the driver about as much as handling
-a dozen receipts, and a shard's commit being noticed a quarter second late changes nothing."""
+"""How often ``finished`` asks Ray about running tasks: each asking costs the driver more than handling a receipt,
+and a shard's commit being noticed a quarter second late changes nothing."""
 
 
 @ray.remote(num_cpus=0, scheduling_strategy="SPREAD", max_retries=PUBLISH_RETRIES)

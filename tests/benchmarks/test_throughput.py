@@ -1,4 +1,4 @@
-"""``benchmarks/throughput.py`` runs to its table: a GPU session, lent a machine for minutes, runs it as is."""
+"""``benchmarks/throughput.py`` runs to its table, so that it runs as is on a GPU machine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def test_the_benchmark_measures_every_path_it_reports(two_photos: Path, run_benchmark, tmp_path: Path) -> None:
-    """The Ray-free part (what the GPU machine, which has no Ray, runs): every rate is measured."""
+    """The Ray-free part (what a machine without Ray runs): every rate is measured."""
     report = tmp_path / "benchmark.json"
     finished = run_benchmark("throughput", "--images", str(two_photos), "--json", str(report), "--skip-job")
     results = json.loads(report.read_text())

@@ -14,12 +14,11 @@ import pytest
 from PIL import Image
 
 from common.storage import location
+from exports.formats import writer
 from exports.records import FrameRecord
 from schemas.export_config import ExportConfig
 from tests.support.frame_records import CATEGORIES, image, sample_frames
 from tests.support.validators import run_validator
-
-pytest.importorskip("exports.formats.yolo", reason="exports/formats/yolo.py (the YOLO writer) is not written yet")
 
 PIXEL_TOLERANCE = 0.01
 
@@ -50,8 +49,6 @@ def lay_out_images(folder: Path, exported: list[FrameRecord]) -> None:
 
 
 def test_datumaro_reads_back_the_same_classes_and_boxes(tmp_path: Path) -> None:
-    from exports.formats import writer
-
     exported = frames()
     config = ExportConfig(output="/unused", format="yolo", to=str(tmp_path))
     out = writer(config, CATEGORIES, location(str(tmp_path)))

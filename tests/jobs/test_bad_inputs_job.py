@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from tests.jobs.test_runner import _run
 from tests.support.awkward_images import make_corpus
+from tests.support.job_runs import run_detect
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def corpus_run(tmp_path_factory, coco_images, probe_weights, ray_cluster):
     (folder / "undecodable.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     (folder / "readme.md").write_text("not media")
     (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    run = _run([folder], tmp_path_factory.mktemp("corpus-out") / "out", probe_weights, shard_size=8)
+    run = run_detect([folder], tmp_path_factory.mktemp("corpus-out") / "out", probe_weights, shard_size=8)
     rows = ds.dataset(run.out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
     return run, expected, {Path(r["source_uri"]).name: r for r in rows}, rows
 

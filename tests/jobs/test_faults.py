@@ -12,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
@@ -20,7 +19,7 @@ from jobs.pipeline import dataset as pipeline
 from jobs.pipeline.detect_stage import DetectStage
 from jobs.pipeline.execution import MAX_SHARD_ATTEMPTS
 from tests.conftest import REPO
-from tests.jobs.test_runner import _run
+from tests.support.job_runs import expected_boxes, output_boxes, run_detect
 from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
 from tests.support.poison import POISON, FailingDetectStage, log_records_keep_no_exceptions
@@ -33,13 +32,6 @@ can land between commits."""
 
 def _frames(out: Path) -> list[dict]:
     return ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
-
-
-def _boxes(out: Path) -> dict[str, np.ndarray]:
-    ours: dict[str, list] = {}
-    for row in ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table().to_pylist():
-        ours.setdefault(row["source_uri"], []).append([row[k] for k in ("x1", "y1", "x2", "y2", "score", "class_id")])
-    return {k: np.array(v) for k, v in ours.items()}
 
 
 def _markers(out: Path) -> list[Path]:
@@ -57,14 +49,6 @@ def _wait_for(condition, timeout_s: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory, coco_images) -> Path:
     return numbered_photos(tmp_path_factory.mktemp("fault-input") / "photos", coco_images, PHOTOS)
-
-
-def _expected(
-    photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]
-) -> dict[str, np.ndarray]:
-    by_name = {p.name: "file://" + str(p.resolve()) for p in coco_images}
-    expected = {"file://" + str(p): reference_predictions[by_name[p.name[3:]]] for p in sorted(photos.iterdir())}
-    return {k: v for k, v in expected.items() if len(v)}
 
 
 def _model_actor_pids() -> list[int]:
@@ -87,9 +71,8 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     ONNX Runtime."""
     out = tmp_path / "out"
     result = {}
-    job = threading.Thread(
-        target=lambda: result.update(run=_run([photos], out, probe_weights, shard_size=SHARD_SIZE, runtime="torch"))
-    )
+    options = {"shard_size": SHARD_SIZE, "runtime": "torch"}
+    job = threading.Thread(target=lambda: result.update(run=run_detect([photos], out, probe_weights, **options)))
     job.start()
     _wait_for(lambda: len(_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
     killed = _model_actor_pids()
@@ -104,14 +87,8 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     frames = _frames(out)
     assert sorted(r["source_uri"] for r in frames) == sorted("file://" + str(p) for p in photos.iterdir())
     assert {r["status"] for r in frames} == {"ok"}
-    assert mismatches(_boxes(out), _expected(photos, reference_predictions, coco_images)) == []
+    assert mismatches(output_boxes(out), expected_boxes(photos, reference_predictions, coco_images)) == []
     assert all(pid not in _model_actor_pids() for pid in killed)
-
-
-def _detection_rows(out: Path) -> list[tuple]:
-    keys = ("source_uri", "frame_index", "class_id", "score", "x1", "y1", "x2", "y2")
-    table = ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table()
-    return sorted(tuple(r[k] for k in keys) for r in table.to_pylist())
 
 
 def _detect_command(photos: Path, out: Path, weights: Path) -> list[str]:
@@ -129,11 +106,11 @@ def _detect_command(photos: Path, out: Path, weights: Path) -> list[str]:
     ]
 
 
-def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_output(
-    tmp_path, photos, probe_weights, ray_cluster
+def test_driver_killed_with_its_process_group_resumes_to_the_boxes_of_predict(
+    tmp_path, photos, probe_weights, ray_cluster, reference_predictions, coco_images
 ):
-    reference = _run([photos], tmp_path / "uninterrupted", probe_weights, shard_size=SHARD_SIZE)
-    assert reference.result.exit_code == 0
+    """Every frame once, and for each the boxes super-gradients' ``predict()`` gives: what an uninterrupted run
+    gives (``test_killed_model_actor_…``), without running one."""
     out = tmp_path / "out"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
     driver = subprocess.Popen(
@@ -163,11 +140,9 @@ def test_driver_killed_with_its_process_group_resumes_to_the_uninterrupted_outpu
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"{PHOTOS - SHARD_SIZE * committed_at_kill} items to process" in rerun.stdout  # committed work not redone
     assert not stray.exists()
-    frames = _frames(out)
-    keys = sorted((r["source_uri"], r["frame_index"]) for r in frames)
-    assert keys == sorted((r["source_uri"], r["frame_index"]) for r in _frames(reference.out))
-    assert len(set(keys)) == len(keys) == PHOTOS
-    assert _detection_rows(out) == _detection_rows(reference.out)
+    keys = sorted((r["source_uri"], r["frame_index"]) for r in _frames(out))
+    assert keys == sorted(("file://" + str(p), 0) for p in photos.iterdir())
+    assert mismatches(output_boxes(out), expected_boxes(photos, reference_predictions, coco_images)) == []
     runs = {p.name for p in (out / "_runs").iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert runs == {run_folder.name}  # resumed, not replanned
 
@@ -186,7 +161,7 @@ def test_a_poison_input_fails_its_shard_alone_and_the_rest_commits(
     out = tmp_path / "out"
     monkeypatch.setattr(pipeline, "DetectStage", FailingDetectStage)
     with log_records_keep_no_exceptions():
-        run = _run([folder], out, probe_weights, shard_size=1, decode_workers=1)
+        run = run_detect([folder], out, probe_weights, shard_size=1, decode_workers=1)
 
     assert run.result.exit_code == 1, run.log
     manifest = run.manifest
@@ -203,7 +178,7 @@ def test_a_poison_input_fails_its_shard_alone_and_the_rest_commits(
     assert (saved["status"], saved["failed_shards"]) == ("failed", {"00000": cause})
 
     monkeypatch.setattr(pipeline, "DetectStage", DetectStage)
-    rerun = _run([folder], out, probe_weights, shard_size=1, decode_workers=1)
+    rerun = run_detect([folder], out, probe_weights, shard_size=1, decode_workers=1)
     assert rerun.result.exit_code == 0, rerun.log
     assert rerun.manifest.run_id == manifest.run_id and "1 items to process" in rerun.log
     assert (rerun.manifest.status, rerun.manifest.failed_shards) == ("completed", {})

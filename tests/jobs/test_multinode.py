@@ -1,7 +1,7 @@
 """The job on a real two-node Ray cluster on this machine (``tests/support/two_node.py``), run as users run it
 against a cluster (``python -m jobs.detect … --ray-address``): its model actors spread over both nodes, and
 losing the second node mid-run (raylet, workers and agents killed at once) ends, without a hang, with every frame
-exactly once and the detections of the run that lost nothing.
+exactly once and the boxes of super-gradients' ``predict()``.
 
 Where actors run is read from the processes themselves rather than from the job, so the check does not depend
 on how the pipeline reports placement."""
@@ -13,18 +13,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import psutil
 import pyarrow.dataset as ds
 import pytest
 
 from tests.conftest import REPO
+from tests.support.job_runs import expected_boxes, output_boxes
+from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
-from tests.support.two_node import Node, TwoNodeCluster, two_node_cluster
+from tests.support.two_node import Node, TwoNodeCluster
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +36,8 @@ SHARD_SIZE = 4
 SHARDS = PHOTOS // SHARD_SIZE
 BATCH_SIZE = 4
 """Small batches, so that shards commit one after another and the node can be lost between commits."""
-HEAD_CPUS = 4
-"""Enough for the whole job once the second node is gone: two model actors and two decode tasks (the driver and
-the write and publish tasks reserve no CPU)."""
-SECOND_CPUS = 2
 JOB_TIMEOUT_S = 300
 """Per command: a hang fails the test instead of the suite. Most of a run on a busy two-core machine is start-up."""
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodeCluster]:
-    with two_node_cluster(tmp_path_factory.mktemp("ray"), HEAD_CPUS, SECOND_CPUS) as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
@@ -140,57 +133,35 @@ def _duckdb_counts(out: Path) -> tuple[int, int]:
     return rows, frames
 
 
-def _detection_rows(out: Path) -> list[tuple]:
-    keys = ("source_uri", "frame_index", "class_id", "score", "x1", "y1", "x2", "y2")
-    table = ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table()
-    return sorted(tuple(r[k] for k in keys) for r in table.to_pylist())
-
-
 def _inputs(photos: Path) -> list[tuple[str, int]]:
     return sorted(("file://" + str(p), 0) for p in photos.iterdir())
 
 
-@pytest.fixture(scope="module")
-def spread(
-    tmp_path_factory: pytest.TempPathFactory, cluster: TwoNodeCluster, photos: Path, probe_weights: Path
-) -> tuple[Job, Path]:
-    """One run over both nodes, with nothing lost: the job, watched to its end, and its output."""
-    out = tmp_path_factory.mktemp("spread") / "out"
-    with Job(cluster, _command(photos, out, probe_weights, cluster), out.parent / "job.log") as job:
-        job.finish()
-    return job, out
-
-
-def test_the_job_spreads_its_model_actors_over_both_nodes(spread: tuple[Job, Path], photos: Path) -> None:
-    job, out = spread
-    assert job.process.returncode == 0, job.output()
-    assert job.actors["head"] and job.actors["second"], f"model actors per node: {job.actors}"
-    assert _frame_keys(out) == _inputs(photos)
-    assert _duckdb_counts(out) == (PHOTOS, PHOTOS)
-    assert len(_markers(out)) == SHARDS
-
-
-def test_losing_the_second_node_mid_run_ends_with_every_frame_once(
-    spread: tuple[Job, Path], cluster: TwoNodeCluster, photos: Path, probe_weights: Path, tmp_path: Path
+def test_actors_spread_over_both_nodes_and_losing_one_mid_run_ends_with_every_frame_once(
+    two_node: TwoNodeCluster,
+    photos: Path,
+    probe_weights: Path,
+    tmp_path: Path,
+    reference_predictions: dict[str, np.ndarray],
+    coco_images: list[Path],
 ) -> None:
-    """Either Ray restarts the lost model actor on the head and redoes its batch, or the batch's retries are
-    spent while the node is still unreachable rather than declared dead (Ray's health checks take seconds) and the
-    pipeline run fails, and the job's retry of the uncommitted shards (``jobs/pipeline/execution.py``) runs on the head
-    alone; both happen, by timing. Either way the same command completes the run: exit 0, not the exit 1 and
-    rerun that a failed run would need. It leaves the cluster with its head alone, so it comes last."""
-    _, reference = spread
+    """Model actors run on both nodes; then the second node is lost. Either Ray restarts the lost model actor on
+    the head and redoes its batch, or the batch's retries are spent while the node is still unreachable rather
+    than declared dead (Ray's health checks take seconds) and the pipeline run fails, and the job's retry of the
+    uncommitted shards (``jobs/pipeline/execution.py``) runs on the head alone; both happen, by timing. Either way
+    the same command completes the run: exit 0, not the exit 1 and rerun that a failed run would need."""
     out = tmp_path / "out"
-    with Job(cluster, _command(photos, out, probe_weights, cluster), tmp_path / "job.log") as job:
+    with Job(two_node, _command(photos, out, probe_weights, two_node), tmp_path / "job.log") as job:
         job.watch(
-            lambda: bool(_markers(out)) and bool(_model_actors(cluster.second)),
-            "a committed shard while a model actor runs on the second node",
+            lambda: bool(_markers(out)) and bool(_model_actors(two_node.head)) and bool(_model_actors(two_node.second)),
+            "a committed shard while model actors run on both nodes",
         )
         assert job.process.poll() is None, f"the job ended before the node could be lost:\n{job.output()}"
-        cluster.second.kill()
+        two_node.second.kill()
         assert len(_markers(out)) < SHARDS, "the node must be lost mid-run"
         assert job.finish() == 0, job.output()
 
     assert _frame_keys(out) == _inputs(photos)
     assert _duckdb_counts(out) == (PHOTOS, PHOTOS)
-    assert _detection_rows(out) == _detection_rows(reference)
+    assert mismatches(output_boxes(out), expected_boxes(photos, reference_predictions, coco_images)) == []
     assert len(_markers(out)) == SHARDS

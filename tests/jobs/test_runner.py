@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import duckdb
@@ -14,24 +12,16 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
-from jobs.runner import run_job
-from schemas.config import JobConfig
 from tests.conftest import copy_tree_with_awkward_names
+from tests.support.job_runs import run_detect
 from tests.support.parity import mismatches
-
-
-def _run(sources: list[Path], out: Path, weights: Path, **options) -> SimpleNamespace:
-    config = JobConfig(sources=[str(s) for s in sources], output=str(out), weights=str(weights), **options)
-    stream = io.StringIO()
-    result = run_job(config, stream=stream)
-    return SimpleNamespace(result=result, manifest=result.manifest, out=out, log=stream.getvalue(), config=config)
 
 
 @pytest.fixture(scope="module")
 def coco_run(tmp_path_factory, coco_images, probe_weights, ray_cluster):
     root = tmp_path_factory.mktemp("coco")
     mapping = copy_tree_with_awkward_names(coco_images, root / "input")
-    run = _run([root / "input"], root / "out", probe_weights, shard_size=10, decode_workers=1)
+    run = run_detect([root / "input"], root / "out", probe_weights, shard_size=10, decode_workers=1)
     run.mapping = mapping
     return run
 
@@ -97,7 +87,15 @@ def test_same_boxes_as_super_gradients_predict(coco_run, reference_predictions):
     )
 
 
-def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weights):
+def _default_layout(gpus: int) -> dict:
+    """What a run without layout options gets: on CPUs one model actor, batches of 8, ONNX Runtime; on GPUs two
+    actors per GPU, batches of 64, torch; two write tasks per actor, at least four."""
+    if not gpus:
+        return {"device": "cpu", "batch_size": 8, "workers": 1, "runtime": "onnxruntime", "write_workers": 4}
+    return {"device": "cuda", "batch_size": 64, "workers": 2 * gpus, "runtime": "torch", "write_workers": 4 * gpus}
+
+
+def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weights, ray_cluster):
     manifest = json.loads((coco_run.out / "_runs" / f"{coco_run.manifest.run_id}.json").read_text())
     assert manifest["status"] == "completed"
     assert manifest["model"]["weights_sha256"] == hashlib.sha256(probe_weights.read_bytes()).hexdigest()
@@ -108,13 +106,7 @@ def test_manifest_records_config_model_counts_and_versions(coco_run, probe_weigh
     assert {"python", "torch", "ray", "super-gradients"} <= set(manifest["versions"])
     assert manifest["config"]["shard_size"] == 10 and manifest["config"]["decode_workers"] == 1
     attempt = manifest["attempts"][-1]
-    assert attempt["layout"] == {
-        "device": "cpu",
-        "batch_size": 8,
-        "workers": 1,
-        "runtime": "onnxruntime",
-        "write_workers": 4,
-    }
+    assert attempt["layout"] == _default_layout(int(ray_cluster.cluster_resources().get("GPU", 0)))
     # Start-up from the job's start, and from the process's (the test session's, so minutes earlier).
     assert 0 < attempt["startup_s"] < attempt["wall_s"] < attempt["process_startup_s"]
 
@@ -127,7 +119,7 @@ def test_summary_names_counts_and_output(coco_run):
 
 def test_rerun_resumes_and_redoes_nothing(coco_run, probe_weights):
     before = {p: p.stat().st_mtime_ns for p in coco_run.out.rglob("*.parquet")}
-    again = _run([Path(s) for s in coco_run.config.sources], coco_run.out, probe_weights, shard_size=10)
+    again = run_detect([Path(s) for s in coco_run.config.sources], coco_run.out, probe_weights, shard_size=10)
     assert again.result.exit_code == 0
     assert again.manifest.run_id == coco_run.manifest.run_id
     assert "0 items to process" in again.log
@@ -142,7 +134,7 @@ def test_bad_files_become_error_rows(tmp_path, coco_images, probe_weights, ray_c
     (folder / "truncated.jpg").write_bytes(coco_images[1].read_bytes()[:200])
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.txt").write_text("not media")
-    run = _run([folder], tmp_path / "out", probe_weights)
+    run = run_detect([folder], tmp_path / "out", probe_weights)
     frames = ds.dataset(tmp_path / "out" / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
     by_name = {Path(r["source_uri"]).name: r for r in frames}
     assert set(by_name) == {"good.jpg", "truncated.jpg", "empty.png"}
@@ -165,14 +157,14 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
     for image in coco_images[:3]:
         (folder / image.name).write_bytes(image.read_bytes())
     out = tmp_path / "out"
-    first = _run([folder], out, probe_weights, shard_size=2, decode_workers=1)
+    first = run_detect([folder], out, probe_weights, shard_size=2, decode_workers=1)
     assert first.result.exit_code == 0, first.log
     mine = {out / "notes.txt": b"the user's", out / "reports" / "by-hand.parquet": b"not the job's"}
     for path, data in mine.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    second = _run([folder], out, probe_weights, shard_size=2, decode_workers=1, overwrite=True)
+    second = run_detect([folder], out, probe_weights, shard_size=2, decode_workers=1, overwrite=True)
     assert second.result.exit_code == 0, second.log
     old, new = first.manifest.run_id, second.manifest.run_id
     assert new != old and second.manifest.counts.frames == 3

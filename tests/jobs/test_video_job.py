@@ -11,7 +11,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.conftest import predict_boxes
-from tests.jobs.test_runner import _run
+from tests.support.job_runs import run_detect
 from tests.support.parity import mismatches
 from tests.support.videos import decode_all, encode_h264, photo_frames
 
@@ -46,13 +46,13 @@ def _detections(out: Path) -> list[tuple]:
 @pytest.fixture(scope="module")
 def split_run(tmp_path_factory, videos, probe_weights, ray_cluster):
     out = tmp_path_factory.mktemp("split") / "out"
-    return _run([videos], out, probe_weights, video_stride=STRIDE, video_segment_frames=10, shard_size=4)
+    return run_detect([videos], out, probe_weights, video_stride=STRIDE, video_segment_frames=10, shard_size=4)
 
 
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory, videos, probe_weights, ray_cluster):
     out = tmp_path_factory.mktemp("whole") / "out"
-    return _run([videos], out, probe_weights, video_stride=STRIDE, video_segment_frames=10_000)
+    return run_detect([videos], out, probe_weights, video_stride=STRIDE, video_segment_frames=10_000)
 
 
 def test_stride_gives_true_frame_numbers_and_timestamps(split_run, videos):

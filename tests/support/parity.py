@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from workers.batching import batched
+from workers.detector import Detector
+from workers.frames import FrameBatch
+from workers.preprocess import LetterboxSpec, prepare_image
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,3 +68,17 @@ def agreement(
                 used.add(best[1])
                 ious.append(best[0])
     return matched / max(total, 1), float(np.mean(ious)) if ious else 0.0
+
+
+def detect_all(
+    detector: Detector, images: list[Path], spec: LetterboxSpec, batch_size: int = 8
+) -> dict[str, np.ndarray]:
+    """``detector`` over ``images`` in batches, as the parity check takes it: per image URI an (N, 6) array."""
+    results = {}
+    for chunk in batched(images, batch_size):
+        frames = [prepare_image(p.read_bytes(), spec) for p in chunk]
+        found = detector.detect(FrameBatch.stack(frames))
+        rows = np.concatenate([found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1)
+        for i, path in enumerate(chunk):
+            results["file://" + str(path.resolve())] = rows[found.frame == i]
+    return results

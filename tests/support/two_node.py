@@ -10,15 +10,17 @@ down without touching anyone else's Ray (never ``ray stop``, which stops every R
 Both nodes are started on 127.0.0.1; Ray records a loopback address as the machine's own address (its logs show
 that one), and the GCS answers on both. Every port is chosen free rather than left at Ray's defaults (GCS 6379,
 client server 10001, dashboard 8265, agent 52365, ...), so the cluster coexists with the session's own local Ray
-and with other Rays on the machine. Token authentication is off: the cluster is private to the test, and a node
-joining with ``ray start --address`` does not pick up the token a head enables on its own from
-``~/.ray/auth_token``.
+and with other Rays on the machine. Token authentication is on, as Ray enables it by default: one token, made for
+the cluster and passed in the environment (``RAY_AUTH_TOKEN``) to both nodes and to every client, since a node
+joining with ``ray start --address`` does not pick up the token a head writes to ``~/.ray/auth_token``. The head
+serves the dashboard and its job server, for ``ray job submit``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -82,6 +84,8 @@ class Node:
 class TwoNodeCluster:
     address: str
     """The head's GCS address, for ``--ray-address``."""
+    dashboard: str
+    """The head's dashboard (and job server) URL, for ``ray job submit --address``."""
     env: dict[str, str]
     """The environment to run the job with (and that the nodes run with)."""
     head: Node
@@ -99,7 +103,13 @@ def two_node_cluster(temp_dir: Path, head_cpus: int, second_cpus: int) -> Iterat
 
     ``temp_dir`` holds each node's session (logs, sockets): keep it short, a Unix socket path has at most 107
     bytes and Ray puts a 40-character session name and ``sockets/plasma_store`` under it."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     env.pop("RAY_ADDRESS", None)
     gcs, client, dashboard, *head_ports = free_ports(9)
     second_ports = free_ports(6)
@@ -107,8 +117,8 @@ def two_node_cluster(temp_dir: Path, head_cpus: int, second_cpus: int) -> Iterat
     with ExitStack() as stack:
         head = _start_node(
             "head",
-            ["--head", f"--port={gcs}", "--include-dashboard=false", f"--dashboard-port={dashboard}"]
-            + [f"--ray-client-server-port={client}", *_node_ports(head_ports)],
+            ["--head", f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1"]
+            + [f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}", *_node_ports(head_ports)],
             head_cpus,
             temp_dir,
             env,
@@ -116,7 +126,9 @@ def two_node_cluster(temp_dir: Path, head_cpus: int, second_cpus: int) -> Iterat
         stack.callback(head.kill)
         second = _start_node("second", [f"--address={address}", *_node_ports(second_ports)], second_cpus, temp_dir, env)
         stack.callback(second.kill)
-        cluster = TwoNodeCluster(address=address, env=env, head=head, second=second)
+        cluster = TwoNodeCluster(
+            address=address, dashboard=f"http://127.0.0.1:{dashboard}", env=env, head=head, second=second
+        )
         _wait_until_registered(cluster)
         yield cluster
 
@@ -151,8 +163,8 @@ def _node_ports(ports: list[int]) -> list[str]:
 
 
 def _wait_until_registered(cluster: TwoNodeCluster) -> None:
-    """Until the cluster counts both nodes' CPUs, as ``ray status`` (the GCS's view) reports them: a job started
-    earlier would lay itself out on the head alone."""
+    """Until the cluster counts both nodes' CPUs, as ``ray status`` (the GCS's view) reports them (a job started
+    earlier would lay itself out on the head alone), and the head's job server answers."""
     total = cluster.head.cpus + cluster.second.cpus
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     status = ""
@@ -160,18 +172,19 @@ def _wait_until_registered(cluster: TwoNodeCluster) -> None:
         for node in cluster.nodes:
             if node.cli.poll() is not None:
                 raise RuntimeError(f"ray start ({node.name}) exited {node.cli.returncode}:\n{node.log_tail()}")
-        probe = subprocess.run(
-            [str(BIN / "ray"), "status", f"--address={cluster.address}"],
-            env=cluster.env,
-            capture_output=True,
-            text=True,
-            timeout=STARTUP_TIMEOUT_S,
-        )
-        status = probe.stdout + probe.stderr
-        if re.search(rf"/{total}\.0 CPU\b", status):
+        status = _ray(cluster, "status", f"--address={cluster.address}")
+        if re.search(rf"/{total}\.0 CPU\b", status) and _ray(cluster, "job", "list", f"--address={cluster.dashboard}"):
             return
         time.sleep(1)
     raise RuntimeError(f"the two-node cluster did not come up within {STARTUP_TIMEOUT_S} s:\n{status[-2000:]}")
+
+
+def _ray(cluster: TwoNodeCluster, *args: str) -> str:
+    """What ``ray ARGS`` printed, when it succeeded; empty otherwise."""
+    probe = subprocess.run(
+        [str(BIN / "ray"), *args], env=cluster.env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S
+    )
+    return probe.stdout + probe.stderr if probe.returncode == 0 else ""
 
 
 def free_ports(count: int) -> list[int]:

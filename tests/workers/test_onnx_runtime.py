@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.parity import mismatches
-from tests.workers.test_detector import _detect_all
+from tests.support.parity import detect_all, mismatches
 from workers.detector import Thresholds
 from workers.onnx_runtime import export_onnx, onnx_detector
 from workers.preprocess import LetterboxSpec
@@ -15,6 +14,6 @@ from workers.weights import load_weights
 def test_same_boxes_as_predict(probe_weights: Path, coco_images, reference_predictions):
     data = export_onnx("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
     detector = onnx_detector(data, LetterboxSpec(), thresholds=Thresholds(), threads=2)
-    ours = _detect_all(detector, coco_images, LetterboxSpec(), batch_size=5)
+    ours = detect_all(detector, coco_images, LetterboxSpec(), batch_size=5)
     assert sum(len(v) for v in ours.values()) > 20
     assert mismatches(ours, reference_predictions) == []

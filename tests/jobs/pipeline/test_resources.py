@@ -30,16 +30,16 @@ def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
 
 
 @pytest.mark.parametrize(
-    "options, gpus, workers, batch_size",
+    "options, gpus, workers, batch_size, writers",
     [
-        ({}, 0, 1, 8),
-        ({}, 2, 4, 64),  # two actors share each GPU by default
-        ({"actors_per_gpu": 1}, 2, 2, 64),
-        ({"actors_per_gpu": 3, "batch_size": 16}, 1, 3, 16),
-        ({"workers": 5}, 2, 5, 64),
+        ({}, 0, 1, 8, 4),  # at least four write tasks, however few the actors
+        ({}, 2, 4, 64, 8),  # two actors share each GPU by default; two write tasks per actor
+        ({"actors_per_gpu": 1}, 2, 2, 64, 4),
+        ({"actors_per_gpu": 3, "batch_size": 16}, 1, 3, 16, 6),
+        ({"workers": 5}, 2, 5, 64, 10),
     ],
 )
-def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, workers, batch_size):
+def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, workers, batch_size, writers):
     """The layout the pipeline gets: a real GPU cluster cannot run here, so its GPU count is given."""
     monkeypatch.setattr(resources, "cluster_gpus", lambda: gpus)
     monkeypatch.setattr(resources, "cluster_cpus", lambda: 16)
@@ -51,7 +51,7 @@ def test_resources_follow_the_cluster_and_the_knobs(monkeypatch, options, gpus, 
         batch_size,
     )
     assert layout.decode_workers == 6 and layout.actors_per_gpu == config.actors_per_gpu
-    assert layout.write_workers == max(4, 2 * workers)  # two writers per model actor, at least four
+    assert layout.write_workers == writers
     chosen = resources.plan_resources(config.model_copy(update={"write_workers": 3}))
     assert chosen.write_workers == 3 and chosen.layout().write_workers == 3
 

@@ -15,7 +15,7 @@ from common.storage import location
 from jobs.planning.answered_index import AnsweredIndex
 from jobs.records.run_store import RunStore
 from schemas.manifest import RunManifest
-from tests.jobs.test_runner import _run
+from tests.support.job_runs import run_detect
 
 
 def _frames(out: Path) -> list[dict]:
@@ -31,7 +31,7 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
     folder.mkdir()
     for image in coco_images[:4]:
         (folder / image.name).write_bytes(image.read_bytes())
-    first = _run([folder], out, probe_weights, incremental=True)
+    first = run_detect([folder], out, probe_weights, incremental=True)
     assert first.result.exit_code == 0 and first.manifest.counts.frames == 4
     assert _index(out, first.manifest).covers == {first.manifest.run_id}
 
@@ -40,7 +40,7 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
     changed = folder / coco_images[0].name
     changed.write_bytes(coco_images[10].read_bytes())
     os.utime(changed, ns=(1, 1))
-    second = _run([folder], out, probe_weights, incremental=True)
+    second = run_detect([folder], out, probe_weights, incremental=True)
     assert second.result.exit_code == 0, second.log
     assert "incremental: 3 of 6 inputs are new or changed" in second.log
     assert second.manifest.run_id != first.manifest.run_id and second.manifest.counts.frames == 3
@@ -54,10 +54,10 @@ def test_incremental_runs_process_only_new_and_changed_inputs(tmp_path, coco_ima
         second.manifest.run_id
     ) == 1
 
-    nothing_new = _run([folder], out, probe_weights, incremental=True)
+    nothing_new = run_detect([folder], out, probe_weights, incremental=True)
     assert "incremental: 0 of 6 inputs are new or changed" in nothing_new.log
     assert nothing_new.result.exit_code == 0 and nothing_new.manifest.counts.frames == 0
 
-    new_model = _run([folder], out, probe_weights, incremental=True, conf=0.3)
+    new_model = run_detect([folder], out, probe_weights, incremental=True, conf=0.3)
     assert "incremental: 6 of 6 inputs are new or changed" in new_model.log
     assert new_model.result.exit_code == 0 and new_model.manifest.counts.frames == 6

@@ -1,0 +1,41 @@
+"""Running the job in the test's process, and what its output should hold: shared by every whole-job test."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from schemas.config import JobConfig
+
+
+def run_detect(sources: list[Path], out: Path, weights: Path, **options) -> SimpleNamespace:
+    """``detect`` over ``sources`` into ``out`` (``options``: the config's fields), on the session's Ray: the run's
+    result, manifest, output folder, console log and config."""
+    from jobs.runner import run_job  # Ray and the model stack: imported by the tests that run the job
+
+    config = JobConfig(sources=[str(s) for s in sources], output=str(out), weights=str(weights), **options)
+    stream = io.StringIO()
+    result = run_job(config, stream=stream)
+    return SimpleNamespace(result=result, manifest=result.manifest, out=out, log=stream.getvalue(), config=config)
+
+
+def output_boxes(out: Path) -> dict[str, np.ndarray]:
+    """The ``detections`` table as the parity check takes it: per input, an (N, 6) array (xyxy, score, class)."""
+    boxes: dict[str, list] = {}
+    for row in ds.dataset(out / "detections", format="parquet", partitioning="hive").to_table().to_pylist():
+        boxes.setdefault(row["source_uri"], []).append([row[k] for k in ("x1", "y1", "x2", "y2", "score", "class_id")])
+    return {uri: np.array(rows) for uri, rows in boxes.items()}
+
+
+def expected_boxes(
+    photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]
+) -> dict[str, np.ndarray]:
+    """super-gradients' own boxes for the ``NN-<photo name>`` copies in ``photos`` (``numbered_photos``), keyed by
+    the copies' URIs; inputs without boxes left out, as the ``detections`` table leaves them out."""
+    by_name = {p.name: "file://" + str(p.resolve()) for p in coco_images}
+    expected = {"file://" + str(p): reference_predictions[by_name[p.name[3:]]] for p in sorted(photos.iterdir())}
+    return {uri: boxes for uri, boxes in expected.items() if len(boxes)}
