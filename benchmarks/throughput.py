@@ -159,7 +159,9 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
     Then in this process, with Ray up, on the images and on ``REPEAT`` copies of them: steady state is the big
     run's rate from its first result on (the rate its summary prints), not the marginal cost of the extra images
     over the small run, which carries the difference of the two runs' start-ups (seconds, on a shared machine)."""
+    from common.storage import location
     from jobs.pipeline.ray_session import start_ray
+    from jobs.records.run_store import RunStore
     from jobs.runner import run_job
     from schemas.config import JobConfig
 
@@ -173,11 +175,12 @@ def _job(paths: list[Path], args: argparse.Namespace) -> dict[str, float]:
             folder, out = copied_images(paths, Path(tmp) / f"images-command-{run}", 1), Path(tmp) / f"out-command-{run}"
             command = [sys.executable, "-m", "jobs.detect", str(folder), "--output", str(out), *options]
             subprocess.run(command, cwd=REPO, check=True, capture_output=True)
-            attempt = json.loads(next((out / "_runs").glob("*.json")).read_text())["attempts"][-1]
-            results[f"command_{run}_process_startup_s"] = attempt["process_startup_s"]
-            results[f"command_{run}_startup_s"] = attempt["startup_s"]
-        results["job_wall_s"] = attempt["wall_s"]
-        results["job_end_to_end"] = len(paths) / attempt["wall_s"]
+            store = RunStore(location(str(out)))
+            attempt = store.manifest(store.run_ids()[-1]).attempts[-1]
+            results[f"command_{run}_process_startup_s"] = attempt.process_startup_s
+            results[f"command_{run}_startup_s"] = attempt.startup_s
+        results["job_wall_s"] = attempt.wall_s
+        results["job_end_to_end"] = len(paths) / (attempt.wall_s or math.inf)
         start_ray(None)  # once for this process, so that it is not part of the first run's wall time
         for run, copies in (("warm", 1), ("warm-big", REPEAT)):
             folder = copied_images(paths, Path(tmp) / f"images-{run}", copies)
