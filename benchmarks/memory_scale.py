@@ -2,10 +2,10 @@
 
     python -m uv run --frozen python benchmarks/memory_scale.py [--images DIR] [--weights PATH|random] [--scale 10]
 
-Each size runs in its own Python process (a process's peak RSS never goes down) on a fresh local Ray, with a
-thread sampling the driver's RSS and the object store's bytes in use every 0.25 s. Memory is bounded when the
-peaks stay flat while the input grows: the driver holds the plan and one shard's rows at a time, and Ray Data
-streams blocks under its object-store budget. Prints a table and writes JSON.
+Each size runs in its own Python process (a process's peak RSS never goes down) on a fresh local Ray (or the
+cluster ``RAY_ADDRESS`` names), with a thread sampling the driver's RSS and the object store's bytes in use every
+0.25 s. Memory is bounded when the peaks stay flat while the input grows: the driver holds the plan and one shard's
+rows at a time, and Ray Data streams blocks under its object-store budget. Prints a table and writes JSON.
 """
 
 from __future__ import annotations

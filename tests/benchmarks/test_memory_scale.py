@@ -7,9 +7,11 @@ from pathlib import Path
 
 
 def test_the_memory_benchmark_runs_both_sizes(
-    two_photos: Path, run_benchmark, tmp_path: Path, probe_weights: Path
+    two_photos: Path, run_benchmark, tmp_path: Path, probe_weights: Path, ray_cluster, monkeypatch
 ) -> None:
-    """With the probe weights, whose model the benchmark leaves in the session's model cache for the job runs."""
+    """On the session's Ray (``RAY_ADDRESS``, as on a cluster), with the probe weights, whose model the benchmark
+    leaves in the session's model cache for the job runs."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.get_runtime_context().gcs_address)
     report = tmp_path / "memory.json"
     options = ("--images", str(two_photos), "--scale", "2", "--weights", str(probe_weights), "--json", str(report))
     run_benchmark("memory_scale", *options)
