@@ -45,14 +45,16 @@ def make_probe_checkpoint(path: Path, model_name: str = "yolo_nas_s", seed: int 
         placed = letterbox(rgb, LetterboxSpec())
         offset = np.array([placed.pad_left, placed.pad_top] * 2)
         targets.append([(np.array(b) * placed.scale + offset, c) for b, c in boxes[image_path.name]])
-    batch = torch.stack(inputs)
+    # Channels-last runs the two passes over the photos about a third faster on CPUs (as the job's detector does).
+    model = model.to(memory_format=torch.channels_last)
+    batch = torch.stack(inputs).contiguous(memory_format=torch.channels_last)
     _recalibrate_batch_norm(model, batch)
     heads = [getattr(model.heads, f"head{i + 1}") for i in range(model.heads.num_heads)]
     features = _head_inputs(model, heads, batch)
     for head, stride, feats in zip(heads, model.heads.fpn_strides, features):
         _fit_head(head.cls_pred, feats, targets, stride)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"net": model.state_dict()}, path)
+    torch.save({"net": model.to(memory_format=torch.contiguous_format).state_dict()}, path)
     return path
 
 
