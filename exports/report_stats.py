@@ -85,31 +85,30 @@ class OutputStats:
     def stats(self) -> Stats:
         """Every aggregate of the page; each one query, each result small."""
         ok, error = sql_literal(STATUS_OK), sql_literal(STATUS_ERROR)
-        frames, detections = FRAMES, DETECTIONS
-        classes = self.committed.rows(f"select class_name, count(*) n from {detections} group by 1 order by n desc, 1")
+        classes = self.committed.rows(f"select class_name, count(*) n from {DETECTIONS} group by 1 order by n desc, 1")
         counts = Counts(
-            frames=self.scalar(f"select count(*) from {frames}"),
-            ok=self.scalar(f"select count(*) from {frames} where status = {ok}"),
-            error=self.scalar(f"select count(*) from {frames} where status = {error}"),
+            frames=self.scalar(f"select count(*) from {FRAMES}"),
+            ok=self.scalar(f"select count(*) from {FRAMES} where status = {ok}"),
+            error=self.scalar(f"select count(*) from {FRAMES} where status = {error}"),
             detections=sum(n for _, n in classes),
             error_kinds=[
                 (str(kind), int(n))
                 for kind, n in self.committed.rows(
-                    f"""select error_kind(error) kind, count(*) n from {frames} where status = {error}
+                    f"""select error_kind(error) kind, count(*) n from {FRAMES} where status = {error}
                     group by kind order by n desc, kind"""
                 )
             ],
         )
         scores = dict(
             self.committed.rows(
-                f"select least(floor(score * {SCORE_BINS}), {SCORE_BINS - 1})::int b, count(*) from {detections} "
+                f"select least(floor(score * {SCORE_BINS}), {SCORE_BINS - 1})::int b, count(*) from {DETECTIONS} "
                 "group by b"
             )
         )
         return Stats(
             counts=counts,
             frames_by_run=dict(
-                self.committed.rows(f"select run_id, count(*) from {frames} group by run_id order by run_id")
+                self.committed.rows(f"select run_id, count(*) from {FRAMES} group by run_id order by run_id")
             ),
             classes=classes,
             score_bins=[int(scores.get(b, 0)) for b in range(SCORE_BINS)],
@@ -117,12 +116,12 @@ class OutputStats:
             failed=[
                 FailedFrame(*row)
                 for row in self.committed.rows(
-                    f"""select source_uri, frame_index, run_id, coalesce(error, '') from {frames}
+                    f"""select source_uri, frame_index, run_id, coalesce(error, '') from {FRAMES}
                     where status = {error} order by source_uri, frame_index limit {MAX_FAILED}"""
                 )
             ],
             videos=self.committed.rows(
-                f"""select source_uri, count(*) n, count(*) filter (where status = {error}) from {frames}
+                f"""select source_uri, count(*) n, count(*) filter (where status = {error}) from {FRAMES}
                 where timestamp_s is not null group by source_uri order by n desc, source_uri limit {MAX_VIDEOS}"""
             ),
         )

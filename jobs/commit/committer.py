@@ -62,25 +62,27 @@ class ShardCommitter:
         return self.staging(shard_id).child(name)
 
     def committed(self) -> dict[str, ShardCommit]:
-        """Markers already present for this run (read once at start: what a resumed run skips)."""
-        folder = self.out.child(layout.markers(self.run_id))
-        if not folder.fs.exists(folder.path):
-            return {}
-        found = {}
-        for path in folder.fs.glob(folder.path.rstrip("/") + "/*.json"):
-            commit = ShardCommit.model_validate_json(Location(folder.fs, path).read_bytes())
-            found[commit.shard_id] = commit
-        return found
+        """Markers already present for this run, read (what its manifest counts)."""
+        return {
+            shard: ShardCommit.model_validate_json(marker.read_bytes()) for shard, marker in self._markers().items()
+        }
 
     def committed_ids(self) -> set[str]:
         """Shard ids with a marker, from the folder listing alone (markers are not read)."""
+        return set(self._markers())
+
+    def _markers(self) -> dict[str, Location]:
+        """Shard id -> marker, from one fresh listing of the run's markers (a partial ``.tmp`` is not one)."""
         folder = self.out.child(layout.markers(self.run_id))
         folder.fs.invalidate_cache(folder.path)
         if not folder.fs.exists(folder.path):
-            return set()
+            return {}
         runs = self.out.child(layout.RUNS).path
-        found = (layout.parse_marker(posixpath.relpath(p, runs)) for p in folder.fs.find(folder.path))
-        return {shard for run, shard in filter(None, found) if run == self.run_id}
+        found = {}
+        for path in folder.fs.find(folder.path):
+            if (marker := layout.parse_marker(posixpath.relpath(path, runs))) is not None:
+                found[marker[1]] = Location(folder.fs, path)
+        return found
 
     def clean_uncommitted(self, committed: set[str]) -> int:
         """Delete what a killed attempt of this run left: part files of shards without a marker (readers would

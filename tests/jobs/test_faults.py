@@ -19,7 +19,7 @@ from jobs.pipeline import dataset as pipeline
 from jobs.pipeline.detect_stage import DetectStage
 from jobs.pipeline.execution import MAX_SHARD_ATTEMPTS
 from tests.conftest import REPO
-from tests.support.job_runs import expected_boxes, output_boxes, run_detect
+from tests.support.job_runs import commit_markers, expected_boxes, output_boxes, photo_keys, run_detect
 from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
 from tests.support.poison import POISON, FailingDetectStage, log_records_keep_no_exceptions
@@ -32,10 +32,6 @@ can land between commits."""
 
 def _frames(out: Path) -> list[dict]:
     return ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
-
-
-def _markers(out: Path) -> list[Path]:
-    return sorted(out.glob("_runs/*/shards/*.json"))
 
 
 def _wait_for(condition, timeout_s: float, what: str) -> None:
@@ -74,11 +70,11 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     options = {"shard_size": SHARD_SIZE, "runtime": "torch"}
     job = threading.Thread(target=lambda: result.update(run=run_detect([photos], out, probe_weights, **options)))
     job.start()
-    _wait_for(lambda: len(_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
+    _wait_for(lambda: len(commit_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
     killed = _model_actor_pids()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
-    assert len(_markers(out)) < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
+    assert len(commit_markers(out)) < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
     job.join(timeout=600)
     assert not job.is_alive(), "the job hung after its actor was killed"
     run = result["run"]
@@ -122,13 +118,13 @@ def test_driver_killed_with_its_process_group_resumes_to_the_boxes_of_predict(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: len(_markers(out)) >= 1 or driver.poll() is not None, 300, "a committed shard")
+        _wait_for(lambda: len(commit_markers(out)) >= 1 or driver.poll() is not None, 300, "a committed shard")
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    committed_at_kill = len(_markers(out))
+    committed_at_kill = len(commit_markers(out))
     assert 1 <= committed_at_kill < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
     run_folder = next(p for p in (out / "_runs").iterdir() if p.is_dir() and not p.name.startswith("_"))
     stray = out / "frames" / "leftover.parquet.1234abcd.tmp"
@@ -141,7 +137,7 @@ def test_driver_killed_with_its_process_group_resumes_to_the_boxes_of_predict(
     assert f"{PHOTOS - SHARD_SIZE * committed_at_kill} items to process" in rerun.stdout  # committed work not redone
     assert not stray.exists()
     keys = sorted((r["source_uri"], r["frame_index"]) for r in _frames(out))
-    assert keys == sorted(("file://" + str(p), 0) for p in photos.iterdir())
+    assert keys == photo_keys(photos)
     assert mismatches(output_boxes(out), expected_boxes(photos, reference_predictions, coco_images)) == []
     runs = {p.name for p in (out / "_runs").iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert runs == {run_folder.name}  # resumed, not replanned
@@ -171,7 +167,7 @@ def test_a_poison_input_fails_its_shard_alone_and_the_rest_commits(
     assert cause == f"RuntimeError: model stage crashed on 00-{POISON}.jpg"  # not Ray's wrappers around it
     assert manifest.error.startswith(f"1 shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; 00000: ")
     assert manifest.shards == {"00000": "failed", "00001": "committed", "00002": "committed"}
-    assert {p.stem for p in _markers(out)} == {"00001", "00002"}
+    assert {p.stem for p in commit_markers(out)} == {"00001", "00002"}
     assert sorted(r["source_uri"] for r in _frames(out)) == [f"file://{folder / n}" for n in names[1:]]
     assert manifest.counts.frames == 2
     saved = json.loads((out / "_runs" / f"{manifest.run_id}.json").read_text())

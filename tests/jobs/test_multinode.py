@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.conftest import REPO
-from tests.support.job_runs import expected_boxes, output_boxes
+from tests.support.job_runs import commit_markers, expected_boxes, output_boxes, photo_keys
 from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
 from tests.support.two_node import Node, TwoNodeCluster
@@ -61,15 +61,13 @@ def _model_actors(node: Node) -> set[int]:
 
 @dataclass
 class Job:
-    """``python -m jobs.detect`` against the cluster, in a session of its own, noting which model actors it had on
-    each node while it is watched. A context manager: a job still running when the block ends (a failed
-    assertion, a hang) is killed whole, so none outlives its test."""
+    """``python -m jobs.detect`` against the cluster, in a session of its own. A context manager: a job still
+    running when the block ends (a failed assertion, a hang) is killed whole, so none outlives its test."""
 
     cluster: TwoNodeCluster
     command: list[str]
     log: Path
     process: subprocess.Popen[bytes] = field(init=False)
-    actors: dict[str, set[int]] = field(default_factory=dict)
 
     def __enter__(self) -> Job:
         with self.log.open("ab") as output:
@@ -94,8 +92,6 @@ class Job:
         while not until() and self.process.poll() is None:
             if time.monotonic() > deadline:
                 pytest.fail(f"timed out after {timeout_s} s waiting for {what}; the job's output:\n{self.output()}")
-            for node in self.cluster.nodes:
-                self.actors.setdefault(node.name, set()).update(_model_actors(node))
             time.sleep(0.2)
 
     def finish(self) -> int:
@@ -114,10 +110,6 @@ def _command(photos: Path, out: Path, weights: Path, cluster: TwoNodeCluster) ->
     ]  # fmt: skip
 
 
-def _markers(out: Path) -> list[Path]:
-    return sorted(out.glob("_runs/*/shards/*.json"))
-
-
 def _frame_keys(out: Path) -> list[tuple[str, int]]:
     """(input, frame) of every ``frames`` row, sorted, duplicates kept; every row must be ``ok``."""
     frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table()
@@ -131,10 +123,6 @@ def _duckdb_counts(out: Path) -> tuple[int, int]:
                 from read_parquet('{out}/frames/**/*.parquet', hive_partitioning=true)"""
     (rows, frames) = duckdb.sql(query).fetchall()[0]
     return rows, frames
-
-
-def _inputs(photos: Path) -> list[tuple[str, int]]:
-    return sorted(("file://" + str(p), 0) for p in photos.iterdir())
 
 
 def test_actors_spread_over_both_nodes_and_losing_one_mid_run_ends_with_every_frame_once(
@@ -153,15 +141,19 @@ def test_actors_spread_over_both_nodes_and_losing_one_mid_run_ends_with_every_fr
     out = tmp_path / "out"
     with Job(two_node, _command(photos, out, probe_weights, two_node), tmp_path / "job.log") as job:
         job.watch(
-            lambda: bool(_markers(out)) and bool(_model_actors(two_node.head)) and bool(_model_actors(two_node.second)),
+            lambda: (
+                bool(commit_markers(out))
+                and bool(_model_actors(two_node.head))
+                and bool(_model_actors(two_node.second))
+            ),
             "a committed shard while model actors run on both nodes",
         )
         assert job.process.poll() is None, f"the job ended before the node could be lost:\n{job.output()}"
         two_node.second.kill()
-        assert len(_markers(out)) < SHARDS, "the node must be lost mid-run"
+        assert len(commit_markers(out)) < SHARDS, "the node must be lost mid-run"
         assert job.finish() == 0, job.output()
 
-    assert _frame_keys(out) == _inputs(photos)
+    assert _frame_keys(out) == photo_keys(photos)
     assert _duckdb_counts(out) == (PHOTOS, PHOTOS)
     assert mismatches(output_boxes(out), expected_boxes(photos, reference_predictions, coco_images)) == []
-    assert len(_markers(out)) == SHARDS
+    assert len(commit_markers(out)) == SHARDS

@@ -31,6 +31,16 @@ def output_boxes(out: Path) -> dict[str, np.ndarray]:
     return {uri: np.array(rows) for uri, rows in boxes.items()}
 
 
+def commit_markers(out: Path) -> list[Path]:
+    """The commit markers under ``out``, sorted: how many shards a run has committed so far."""
+    return sorted(out.glob("_runs/*/shards/*.json"))
+
+
+def photo_keys(photos: Path) -> list[tuple[str, int]]:
+    """(source URI, frame index) of every photo in ``photos``, sorted: the frames a run over it must give."""
+    return sorted(("file://" + str(p), 0) for p in photos.iterdir())
+
+
 def expected_boxes(
     photos: Path, reference_predictions: dict[str, np.ndarray], coco_images: list[Path]
 ) -> dict[str, np.ndarray]:
