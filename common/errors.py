@@ -1,8 +1,9 @@
 """Errors the CLI turns into one line and an exit code, never a traceback; the exit codes themselves."""
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR_RATE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR_RATE, EXIT_BUSY = 0, 1, 2, 3, 4
 """All inputs processed; the job failed (committed shards stay, a rerun resumes); usage error; finished, but the
-share of ``error`` frames exceeds ``--max-error-rate``."""
+share of ``error`` frames exceeds ``--max-error-rate``; another run holds the output (nothing was done: a
+scheduler skips this turn, as Kubernetes' ``concurrencyPolicy: Forbid`` does), or took it over from this one."""
 
 
 class UsageError(Exception):

@@ -23,6 +23,7 @@ class Progress:
         self._first: tuple[float, int] | None = None
         """(time, frames) of the first result: the rate excludes start-up (Ray, model loading)."""
         self._last_line = self.started
+        self._last_progress = self.started
         self._bar = (
             tqdm(total=total, initial=done, unit="frame", file=self.stream, dynamic_ncols=True, smoothing=0.1)
             if self.stream.isatty()
@@ -32,6 +33,7 @@ class Progress:
             self._bar.set_postfix_str("errors=0")
 
     def advance(self, frames: int, errors: int) -> None:
+        self._last_progress = time.monotonic()
         if self._first is None:
             self._first = (time.monotonic(), frames)
         self.done += frames
@@ -45,6 +47,24 @@ class Progress:
         if now - self._last_line >= self.every_s:
             self._last_line = now
             print(self.line(), file=self.stream, flush=True)
+
+    def touch(self) -> None:
+        """Count now as progress though no frame finished (a shard committed, a pipeline run starting)."""
+        self._last_progress = time.monotonic()
+
+    @property
+    def idle_s(self) -> float:
+        """Seconds since the last progress."""
+        return time.monotonic() - self._last_progress
+
+    def note(self, text: str) -> None:
+        """The progress line with ``text`` after it, now: what a log reader needs while nothing finishes."""
+        line = f"{self.line()}; {text}"
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+        self._last_line = time.monotonic()
 
     @property
     def first_result_at(self) -> float | None:

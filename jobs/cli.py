@@ -1,7 +1,8 @@
 """The detection job's command line: ``yolonas-batch detect SOURCE... --output OUT [options]`` and ``demo``.
 
 Usage errors (a wrong flag, a missing source, unreadable weights, an unwritable output) print one line and
-exit 2, never a traceback; exit 1 means the job failed, 3 that too many inputs were errors.
+exit 2, never a traceback; exit 1 means the job failed, 3 that too many inputs were errors, 4 that another run
+holds the output.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, Sequence, get_args
 from pydantic import ValidationError
 
 from common.cli import PROG, OneLineParser, config_error, usage_error
-from common.errors import UsageError
-from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, Precision, RuntimeChoice
+from common.errors import EXIT_BUSY, UsageError
+from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, OverwriteScope, Precision, RuntimeChoice
 from schemas.config import JobConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -90,14 +91,21 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
         help="frames per shard (an image is one), the unit of commit/resume",
     )
     mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--resume", dest="overwrite", action="store_false", help="skip committed shards (default)")
-    mode.add_argument("--overwrite", dest="overwrite", action="store_true", help="delete earlier output, start clean")
+    mode.add_argument(
+        "--resume", dest="overwrite", action="store_const", const=None, help="skip committed shards (default)"
+    )
+    mode.add_argument(
+        "--overwrite",
+        nargs="?",
+        const="model",
+        choices=get_args(OverwriteScope),
+        help="delete this model's earlier runs in OUT and their rows, and start clean; --overwrite all: every run's",
+    )
     run.add_argument(
         "--incremental",
         action="store_true",
         help="process only inputs new or changed since earlier runs of the same model into OUT (for schedules)",
     )
-    p.set_defaults(overwrite=False)  # without it argparse takes --resume's own default (True) for the pair
     run.add_argument(
         "--max-error-rate",
         type=float,
@@ -105,6 +113,14 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
         help="error share above which exit code is 3",
     )
     run.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    for field, what in (
+        ("stall_timeout", "end and retry a pipeline run that finishes no frame and commits no shard for S seconds"),
+        ("lease_ttl", "the output's lease lasts S seconds unrenewed: how long a killed run keeps the next one out"),
+    ):
+        flag = "--" + field.replace("_", "-")
+        run.add_argument(
+            flag, type=float, default=_default(field), metavar="S", help=f"{what} (default {_default(field):g})"
+        )
     run.add_argument(
         "--max-image-pixels",
         type=int,
@@ -164,9 +180,14 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
         config = JobConfig(**vars(namespace))
     except ValidationError as exc:
         return config_error(prog, exc)
+    from jobs.records.lease import LeaseHeld, LeaseLost
+
     try:
         from jobs.runner import run_job
 
         return run_job(config).exit_code
     except UsageError as exc:
         return usage_error(prog, str(exc))
+    except (LeaseHeld, LeaseLost) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BUSY

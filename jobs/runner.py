@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO, TypeVar
@@ -25,17 +26,20 @@ from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
 from jobs.commit.publish import Publisher
 from jobs.console import announce, summary
-from jobs.pipeline.dataset import build_dataset, run_pipeline
+from jobs.pipeline.dataset import build_dataset, limit_stalls, run_pipeline
 from jobs.pipeline.decode_stage import Decoding
-from jobs.pipeline.execution import MAX_SHARD_ATTEMPTS, execute
-from jobs.pipeline.failures import describe_failure
+from jobs.pipeline.execution import execute
+from jobs.pipeline.failures import Failure, classify, describe_failure
+from jobs.pipeline.in_flight import start_registry
 from jobs.pipeline.model_setup import ModelSetup, prepare_model
 from jobs.pipeline.ray_session import start_ray
 from jobs.pipeline.resources import Resources, cpu_model, fit_to_cluster, plan_resources
+from jobs.pipeline.watchdog import Watchdog
 from jobs.planning.incremental import record_run
 from jobs.planning.listing import list_sources
 from jobs.planning.plan import Plan
 from jobs.planning.resume import resume_or_plan
+from jobs.records.lease import RunLease
 from jobs.records.run_manifest import finished, now_iso
 from jobs.records.run_store import RunStore
 from schemas import layout
@@ -45,6 +49,8 @@ from workers.video import Sampling
 
 T = TypeVar("T")
 
+_SCOPES = {"model": "this model", "all": "every model"}
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -53,31 +59,53 @@ class RunResult:
 
 
 def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
-    """Run (or resume) the job ``config`` describes; raises ``UsageError`` before any work if it cannot."""
+    """Run (or resume) the job ``config`` describes, holding the output's lease throughout.
+
+    Raises ``UsageError`` if it cannot run as asked (before any work where that can be known without a cluster),
+    ``LeaseHeld`` if another run holds the output."""
     stream = stream or sys.stdout
     started = time.monotonic()
-    run = _open_run(config, stream)
-    progress = Progress(
-        total=run.plan.expected_frames, stream=stream, done=run.plan.expected_frames - _expected_frames(run.pending)
-    )
-    processed = _Processed()
-    error: str | None = None
-    try:
-        if run.pending.num_rows:
-            _process(run, progress, processed)
-            if processed.failed:
-                first = min(processed.failed)
-                error = (
-                    f"{len(processed.failed)} shard(s) failed after {MAX_SHARD_ATTEMPTS} attempts; "
-                    f"{first}: {processed.failed[first]}"
-                )
-    except KeyboardInterrupt:
-        error = "interrupted"
-    except Exception as exc:  # the run failed as a whole; committed shards stay and a rerun resumes
-        error = describe_failure(exc)
-    finally:
-        progress.close()
-    return _close_run(run, progress, processed, error, started, stream)
+    out = _writable_output(config)
+    with RunLease(out, RunStore.new_run_id(), config.lease_ttl) as lease:
+        run = _open_run(config, out, lease, stream)
+        progress = Progress(
+            total=run.plan.expected_frames,
+            stream=stream,
+            done=run.plan.expected_frames - _expected_frames(run.pending),
+        )
+        processed = _Processed()
+        error: str | None = None
+        usage: UsageError | None = None
+        try:
+            if run.pending.num_rows:
+                _process(run, progress, processed, stream)
+                error = _failure_text(processed)
+        except KeyboardInterrupt:
+            error = "interrupted"
+        except UsageError as exc:  # the cluster cannot run what was asked: exit 2, once the attempt is recorded
+            usage, error = exc, f"usage: {exc}"
+        except Exception as exc:  # a bug outside the pipeline: committed shards stay and a rerun resumes
+            traceback.print_exc()
+            error = describe_failure(exc)
+        finally:
+            progress.close()
+        result = _close_run(run, progress, processed, error, started, stream)
+    if usage is not None:
+        raise usage
+    return result
+
+
+def _failure_text(processed: _Processed) -> str | None:
+    """The run's error in one line, or None if every shard committed."""
+    if processed.bug is not None:
+        return f"stopped by an error in the job, not retried: {processed.bug}"
+    if processed.failed:
+        first = min(processed.failed)
+        return (
+            f"{len(processed.failed)} shard(s) not committed after {processed.pipeline_runs} pipeline run(s); "
+            f"{first}: {processed.failed[first]}"
+        )
+    return None
 
 
 @dataclass
@@ -86,6 +114,7 @@ class _Run:
 
     config: JobConfig
     out: Location
+    lease: RunLease
     setup: ModelSetup
     store: RunStore
     sampling: Sampling
@@ -105,21 +134,28 @@ class _Processed:
     layout: Layout | None = None
     pipeline_runs: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    bug: str | None = None
+    """The cause of a failure that retrying could not mend (a bug), which stopped the run."""
 
 
-def _open_run(config: JobConfig, stream: TextIO) -> _Run:
-    """Check the output and the model, list, plan or reload the plan, and record the attempt as running.
+def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO) -> _Run:
+    """Check the model, list, plan or reload the plan, and record the attempt as running.
 
     Everything that can be wrong with the command fails here, in seconds, before Ray starts."""
-    out = _writable_output(config)
     setup = prepare_model(config)
     listing = list_sources(config.sources, config.storage_options)
     store = RunStore(out)
-    if config.overwrite:
-        store.clear()
+    if config.overwrite is not None:
+        removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
+        kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"
+        print(
+            f"overwrite: removed {len(removed)} earlier run(s) of {_SCOPES[config.overwrite]} and their rows{kept}",
+            file=stream,
+        )
     sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
     chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
-    committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names)
+    lease.announce(chosen.manifest.run_id)
+    committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names, lease.fence)
     committed = committer.committed_ids()
     cleaned = committer.clean_uncommitted(committed) if chosen.resumed else 0
     pending = chosen.plan.pending(committed)
@@ -128,18 +164,20 @@ def _open_run(config: JobConfig, stream: TextIO) -> _Run:
         pending_items=pending.num_rows,
         committed_shards_before=len(committed),
         leftovers_removed=cleaned,
+        lease_epoch=lease.fence.epoch,
     )
     manifest = chosen.manifest.model_copy(
         update={"status": "running", "attempts": [*chosen.manifest.attempts, attempt]}
     )
+    lease.check()
     store.save(manifest)
     if setup.weights.license:
         print(f"weights: {setup.weights.license}", file=stream)
     announce(stream, manifest, chosen.plan, pending.num_rows, listing.skipped)
-    return _Run(config, out, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
+    return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
 
 
-def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
+def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO) -> None:
     """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
     config, setup = run.config, run.setup
     resources, traced = _start_cluster(run)
@@ -150,17 +188,27 @@ def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
         rows_per_batch=resources.decode_batch_size,
         max_pixels=config.max_image_pixels,
     )
+    limit_stalls(config.stall_timeout)
 
-    def process_shards(shards: list[str]) -> str | None:
+    def process_shards(shards: list[str]) -> Failure | None:
         items = run.pending.filter(pc.is_in(run.pending.column("shard_id"), pa.array(shards, pa.string())))
-        collector = ShardCollector(Publisher(run.committer), run.plan.shard_sizes, progress.advance)
+        publisher = Publisher(run.committer, config.stall_timeout)
+        collector = ShardCollector(publisher, run.plan.shard_sizes, progress.advance, lambda _: progress.touch())
         fitted = fit_to_cluster(resources)  # a node lost since the last pipeline run took its CPUs with it
         processed.layout = fitted.layout()
+        watchdog = Watchdog(progress, config.stall_timeout, collector.waiting, lambda: run.lease.lost)
         try:
-            dataset = build_dataset(items, setup, config.model, fitted, decoding, run.committer, traced)
-            run_pipeline(dataset, collector)
-        except Exception as exc:  # an infrastructure failure: execute() retries or isolates the shards
-            return describe_failure(exc)
+            with watchdog:
+                dataset = build_dataset(
+                    items, setup, config.model, fitted, decoding, run.committer, traced, start_registry()
+                )
+                run_pipeline(dataset, collector)
+        except KeyboardInterrupt:
+            if watchdog.fired is None:
+                raise
+            return Failure(infrastructure=run.lease.lost is None, cause=watchdog.fired)
+        except Exception as exc:  # classified: execute() retries what infrastructure failed, a bug stops the run
+            return classify(exc)
         finally:
             progress.advance(*(-n for n in collector.uncommitted_counts()))
         if collector.failures:
@@ -168,13 +216,20 @@ def _process(run: _Run, progress: Progress, processed: _Processed) -> None:
             return collector.failures[first]
         return None
 
+    def retrying(failure: Failure, shards: int, delay: float) -> None:
+        print(f"pipeline run failed: {failure.cause}; retrying {shards} shard(s) in {delay:.0f} s", file=stream)
+
     shards = sorted(set(run.pending.column("shard_id").to_pylist()))
     try:
-        outcome = execute(shards, process_shards, run.committer.committed_ids)
+        outcome = execute(shards, process_shards, run.committer.committed_ids, on_retry=retrying)
     finally:
         run.committer.remove_staging()
     processed.pipeline_runs = outcome.runs
     processed.failed = outcome.failed
+    if outcome.bug is not None:
+        if outcome.bug.detail:
+            print(outcome.bug.detail, file=sys.stderr)
+        processed.bug = outcome.bug.cause
 
 
 def _start_cluster(run: _Run) -> tuple[Resources, bytes | None]:
@@ -209,6 +264,7 @@ def _close_run(
         }
     )
     manifest = finished(run.manifest, run.committer.committed(), run.plan, processed.failed, attempt)
+    run.lease.check()  # a run that lost the output to another must not write over its manifest
     run.store.save(manifest)
     record_run(run.store, manifest, run.plan, stream)
     exit_code = _exit_code(manifest, run.config.max_error_rate)

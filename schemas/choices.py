@@ -21,6 +21,9 @@ Runtime = Literal["torch", "onnxruntime"]
 RuntimeChoice = Literal["auto", "torch", "onnxruntime"]
 """``--runtime``: ``auto`` is ONNX Runtime for fp32 on CPUs (same boxes, faster), else torch."""
 
+OverwriteScope = Literal["model", "all"]
+"""``--overwrite``: the earlier runs of this model (its model fingerprint) and their rows, or every run's."""
+
 DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.7
 DEFAULT_MAX_DET = 300
@@ -40,3 +43,12 @@ OpenCV's working buffers while it decodes. OpenCV has its own cap, 2**30 pixels 
 ``OPENCV_IO_MAX_IMAGE_PIXELS`` said otherwise before OpenCV's first use; it is above this one and read once per
 process, so the check here is the one that binds.
 """
+
+DEFAULT_STALL_TIMEOUT_S = 600.0
+"""``--stall-timeout``: long enough for the slowest legitimate wait without a finished frame (a GPU node joining an
+autoscaling cluster, a large model loading), short enough that a scheduled run that hangs is ended the same hour."""
+DEFAULT_LEASE_TTL_S = 180.0
+"""``--lease-ttl``: how long the output's lease lasts unrenewed, so how long a run killed without a chance to
+release it keeps the next run out. Renewed every third of it, it survives two missed renewals (a store's hiccup)."""
+MIN_LEASE_TTL_S = 3.0
+"""Below this a renewal's round trip to an object store could outlast a third of the lease."""

@@ -11,11 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from schemas.choices import (
     DEFAULT_CONF,
     DEFAULT_IOU,
+    DEFAULT_LEASE_TTL_S,
     DEFAULT_MAX_DET,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MODEL,
+    DEFAULT_STALL_TIMEOUT_S,
+    MIN_LEASE_TTL_S,
     Device,
     ModelName,
+    OverwriteScope,
     Precision,
     RuntimeChoice,
 )
@@ -56,10 +60,15 @@ class JobConfig(BaseModel):
     video_segment_frames: int = Field(default=1800, gt=0)
     """Decoded frames per video range: a longer video is spread over the model actors in ranges this long."""
     shard_size: int = Field(default=1000, gt=0)
-    overwrite: bool = False
+    overwrite: OverwriteScope | None = None
+    """Delete earlier output before planning: this model's runs (``model``) or every run (``all``)."""
     incremental: bool = False
     """Process only inputs new or changed since earlier runs of the same model into the same output."""
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    stall_timeout: float = Field(default=DEFAULT_STALL_TIMEOUT_S, gt=0)
+    """Seconds without a finished frame or a committed shard after which a pipeline run is ended and retried."""
+    lease_ttl: float = Field(default=DEFAULT_LEASE_TTL_S, ge=MIN_LEASE_TTL_S)
+    """Seconds the output's lease lasts unrenewed: how long a killed run keeps the next one out."""
     ray_address: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Extra fsspec options; may hold secrets, so never logged nor saved (see ``public_dump``)."""

@@ -8,6 +8,8 @@ OUT/_runs/<run_id>/plan.parquet                            the saved plan
 OUT/_runs/<run_id>/shards/<shard>.json                     commit marker, written last
 OUT/_runs/<run_id>/staging/<shard>/                        rows staged until their shard is published
 OUT/_runs/_index/<model_fingerprint>.parquet               inputs earlier runs answered (``--incremental``)
+OUT/_runs/_lease.json                                      the run lease: which run may write now
+OUT/_runs/_lease.lock                                      a local OUT's lock file, held by the lease's process
 ```
 
 Every path here is relative to ``OUT``, in ``/`` form, for ``Location.child``. A partition is
@@ -94,6 +96,16 @@ def answered_index(model_fingerprint: str) -> str:
     """The answered-inputs index of one model, in a folder of its own: apart from the manifests and never taken
     for a run's folder (no run id starts with ``_``)."""
     return posixpath.join(RUNS, "_index", f"{model_fingerprint}.parquet")
+
+
+def lease() -> str:
+    """The run lease (``jobs.records.lease``): the one run allowed to write into ``OUT``, while it lasts."""
+    return posixpath.join(RUNS, "_lease.json")
+
+
+def lease_lock() -> str:
+    """The file a local ``OUT``'s lease holder keeps locked (``flock``) while its process lives."""
+    return posixpath.join(RUNS, "_lease.lock")
 
 
 def write_probe(token: str) -> str:

@@ -57,10 +57,13 @@ class Attempt(BaseModel):
     committed_shards_before: int
     leftovers_removed: int
     """Part files of uncommitted shards and partial ``.tmp`` files an earlier, killed attempt left."""
+    lease_epoch: int | None = None
+    """The epoch of the output's lease this attempt held (``jobs.records.lease``): the manifest and the markers it
+    wrote were written under it."""
     layout: Layout | None = None
     """None when the attempt ended before Ray was up (or had nothing to do)."""
     pipeline_runs: int = 0
-    """Pipeline runs over the pending shards: 1, plus one per retry or isolation step after a failure."""
+    """Pipeline runs over the pending shards: 1, plus one per retry after a failure."""
     startup_s: float | None = None
     """From the job's start to its first result."""
     process_startup_s: float | None = None

@@ -51,6 +51,17 @@ class Detections:
     """(B,) int32 boxes per frame."""
 
     @classmethod
+    def empty(cls) -> "Detections":
+        """Of a batch of no frames."""
+        return cls(
+            frame=np.zeros(0, np.int64),
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int32),
+            counts=np.zeros(0, np.int32),
+        )
+
+    @classmethod
     def concat(cls, parts: Sequence["Detections"]) -> "Detections":
         """The detections of consecutive chunks of one batch, as if it had run whole."""
         starts = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])

@@ -16,13 +16,15 @@ from typing import Callable, Protocol
 
 import pyarrow as pa
 
+from jobs.pipeline.failures import Failure
+
 
 class Publishing(Protocol):
     """Where complete shards go (``jobs.publish.Publisher``): started at once, their ends told later."""
 
     def submit(self, shard_id: str, files: list[str], items: int) -> None: ...
 
-    def finished(self, wait: bool = False) -> list[tuple[str, str | None]]: ...
+    def finished(self, wait: bool = False) -> list[tuple[str, Failure | None]]: ...
 
 
 @dataclass
@@ -40,11 +42,18 @@ class ShardCollector:
     """Gathers receipts per shard and hands a shard to ``publisher`` once every one of its ``items[shard]`` work
     items has staged all of its rows."""
 
-    def __init__(self, publisher: Publishing, items: dict[str, int], on_rows: Callable[[int, int], None]) -> None:
+    def __init__(
+        self,
+        publisher: Publishing,
+        items: dict[str, int],
+        on_rows: Callable[[int, int], None],
+        on_commit: Callable[[str], None] = lambda shard_id: None,
+    ) -> None:
         self.publisher = publisher
         self.items = items
         self.on_rows = on_rows
-        self.failures: dict[str, str] = {}
+        self.on_commit = on_commit
+        self.failures: dict[str, Failure] = {}
         """Shards whose publishing failed, and why: they stay uncommitted, for the pipeline's retry."""
         self._shards: dict[str, _Shard] = {}
         self._handed_over: set[str] = set()
@@ -82,13 +91,20 @@ class ShardCollector:
             self._handed_over.add(shard_id)
             self.publisher.submit(shard_id, shard.files, self.items[shard_id])
 
-    def _settle(self, ended: list[tuple[str, str | None]]) -> None:
+    def _settle(self, ended: list[tuple[str, Failure | None]]) -> None:
         """Forget published shards; keep failed ones, whose rows still count as uncommitted."""
         for shard_id, error in ended:
             if error is None:
                 del self._shards[shard_id]
+                self.on_commit(shard_id)
             else:
                 self.failures[shard_id] = error
+
+    def waiting(self) -> str:
+        """What the run waits for, in one phrase: shards with rows still to come, and shards being published."""
+        publishing = len(self._handed_over & self._shards.keys()) - len(self.failures)
+        arriving = len(self._shards) - publishing - len(self.failures)
+        return f"{arriving} shard(s) with rows in flight, {publishing} being published"
 
     def uncommitted_counts(self) -> tuple[int, int]:
         """(frames, errors) received for shards not committed: progress to take back when they are redone."""

@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.storage import Location, retrying
+from jobs.pipeline.failures import Retryable
+from jobs.records.lease import Fence
 from schemas import layout
 from schemas.manifest import ShardCommit
 from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK, error_kind
@@ -32,23 +34,30 @@ FRAME_BITS = 32
 """``row_keys`` packs (item, frame index) into one int64: frame indices stay below 2**32, items below 2**31."""
 
 
-class IncompleteShardError(RuntimeError):
+class IncompleteShardError(Retryable):
     """The staged rows of a shard the driver took for complete are not: the shard is not published, and the
     pipeline's retry does it again."""
 
 
 def row_keys(results: pa.Table) -> np.ndarray:
     """One int64 per result row naming its frame: its work item and frame index (unique within a run)."""
-    items = results.column("item").to_numpy().astype(np.int64)
-    return (items << FRAME_BITS) | results.column("frame_index").to_numpy().astype(np.int64)
+    return frame_keys(results.column("item").to_numpy(), results.column("frame_index").to_numpy())
+
+
+def frame_keys(items: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
+    """One int64 per (work item, frame index) pair."""
+    return (items.astype(np.int64) << FRAME_BITS) | frame_indices.astype(np.int64)
 
 
 class ShardCommitter:
     """Writes finished shards of one run under ``out`` and tells which shards are already committed."""
 
-    def __init__(self, out: Location, run_id: str, class_names: tuple[str, ...]) -> None:
+    def __init__(self, out: Location, run_id: str, class_names: tuple[str, ...], fence: Fence | None = None) -> None:
+        """``fence``: the run's hold on the output's lease, checked before each marker is written, so a run that
+        lost the output to another (``jobs.records.lease``) commits nothing more."""
         self.out = out
         self.run_id = run_id
+        self.fence = fence
         self._class_names = pa.array(class_names, pa.string())
 
     def marker(self, shard_id: str) -> Location:
@@ -166,6 +175,8 @@ class ShardCommitter:
             committed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             error_kinds=dict(error_kinds),
         )
+        if self.fence is not None:
+            self.fence.check()
         self.marker(shard_id).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
         return commit
 

@@ -13,7 +13,7 @@ import time
 import ray
 
 from jobs.commit.committer import ShardCommitter
-from jobs.pipeline.failures import describe_failure
+from jobs.pipeline.failures import Failure, Stalled, classify
 from schemas.manifest import ShardCommit
 
 PUBLISH_RETRIES = 3
@@ -30,28 +30,46 @@ def _publish(committer: ShardCommitter, shard_id: str, files: list[str], items: 
 class Publisher:
     """Starts a publish task per complete shard and tells which have ended, and how."""
 
-    def __init__(self, committer: ShardCommitter) -> None:
+    def __init__(self, committer: ShardCommitter, stall_timeout_s: float) -> None:
         self._committer = ray.put(committer)
+        self.stall_timeout_s = stall_timeout_s
         self._running: dict[ray.ObjectRef, str] = {}
         self._polled = 0.0
 
     def submit(self, shard_id: str, files: list[str], items: int) -> None:
         self._running[_publish.remote(self._committer, shard_id, files, items)] = shard_id
 
-    def finished(self, wait: bool = False) -> list[tuple[str, str | None]]:
+    def finished(self, wait: bool = False) -> list[tuple[str, Failure | None]]:
         """(shard, None when committed else the failure) of the tasks that have ended since last told (asked at
-        most every ``POLL_INTERVAL_S``); with ``wait``, of all of them, once they all have."""
+        most every ``POLL_INTERVAL_S``); with ``wait``, of all of them, once they all have. Waiting raises
+        ``Stalled`` when none ends for ``stall_timeout_s``: a task that never returns does not hold the job."""
         if not self._running or (not wait and time.monotonic() - self._polled < POLL_INTERVAL_S):
             return []
         self._polled = time.monotonic()
-        refs = list(self._running)
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=None if wait else 0, fetch_local=False)
-        ended: list[tuple[str, str | None]] = []
+        if not wait:
+            ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0, fetch_local=False)
+            return self._ended(ready)
+        ended = []
+        while self._running:
+            ready, _ = ray.wait(list(self._running), timeout=self.stall_timeout_s, fetch_local=False)
+            if not ready:
+                raise Stalled(
+                    f"no publish task ended for {self.stall_timeout_s:g} s; waiting for shards {self.waiting()}"
+                )
+            ended += self._ended(ready)
+        return ended
+
+    def waiting(self) -> str:
+        """The shards being published, in one short phrase."""
+        return ", ".join(sorted(self._running.values())[:5]) + (" …" if len(self._running) > 5 else "")
+
+    def _ended(self, ready: list[ray.ObjectRef]) -> list[tuple[str, Failure | None]]:
+        ended: list[tuple[str, Failure | None]] = []
         for ref in ready:
             shard_id = self._running.pop(ref)
             try:
                 ray.get(ref)
                 ended.append((shard_id, None))
             except Exception as exc:  # the shard stays uncommitted; the pipeline's retry redoes it
-                ended.append((shard_id, describe_failure(exc)))
+                ended.append((shard_id, classify(exc)))
         return ended

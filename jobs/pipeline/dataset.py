@@ -10,13 +10,12 @@ commits each shard as it completes, which is what resume and progress rest on.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
-from typing import Any
 
 import pyarrow as pa
 import ray
 from ray.data import DataContext
-from ray.util.annotations import RayDeprecationWarning
 
 from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
@@ -32,11 +31,6 @@ decoding; more only costs memory, since decode tasks would otherwise run as far 
 budget (a share of the whole object store) lets them, and object-store use would grow with the input."""
 MIN_OBJECT_STORE_BUDGET = 64 * 1024 * 1024
 
-MODEL_TASK_RETRIES = 3
-"""Times Ray redoes a model batch whose actor died (the actor itself is always restarted). Ray Data's default
-is unbounded, which turns an input that kills every actor it meets into a job that never ends; bounded, the
-run fails and ``jobs.pipeline.execution`` isolates the shard."""
-
 
 def build_dataset(
     pending: pa.Table,
@@ -46,11 +40,15 @@ def build_dataset(
     decoding: Decoding,
     committer: ShardCommitter,
     traced: bytes | None = None,
+    in_flight: ray.actor.ActorHandle | None = None,
 ) -> ray.data.Dataset:
     """The lazy dataset of receipts (``schemas.tables.RECEIPT_SCHEMA``) for the pending work items.
 
     ``traced``: the fused model as TorchScript (or ONNX, for ``resources.runtime`` onnxruntime), which actors
-    load instead of building it from the weights.
+    load instead of building it from the weights. ``in_flight``: the registry the model actors tell what they run
+    (``jobs.pipeline.in_flight``).
+    Ray redoes the tasks of dead actors and nodes without limit (Ray Data's defaults): the stall watchdog, not a
+    retry count, bounds a run that stops making progress.
     Decode tasks take one work item at a time (a video range may give thousands of frames, yielded in batches
     of ``decode_batch_size``), so items spread evenly over the cluster."""
     rows = min(resources.block_rows, resources.batch_size)
@@ -84,10 +82,10 @@ def build_dataset(
                 "precision": setup.precision,
                 "runtime": resources.runtime,
                 "threads": resources.torch_threads,
+                "in_flight": in_flight,
             },
             num_gpus=1 / resources.actors_per_gpu if resources.device == "cuda" else 0,
             num_cpus=1,
-            **_bounded_task_retries(),
         )
     )
     return with_writes(results, committer, resources.write_workers)
@@ -120,12 +118,12 @@ def _limit_object_store(resources: Resources, canvas: tuple[int, int]) -> None:
     options.resource_limits = options.resource_limits.copy(object_store_memory=budget)
 
 
-def _bounded_task_retries() -> dict[str, Any]:
-    """``MODEL_TASK_RETRIES`` for the actor pool. Ray 2.60 has no named parameter for it and warns that the
-    generic remote arguments are deprecated (removal planned for 2.64); the warning is silenced here, where
-    the one such use is, until a named parameter exists."""
-    warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=RayDeprecationWarning)
-    return {"max_restarts": -1, "max_task_retries": MODEL_TASK_RETRIES}
+def limit_stalls(timeout_s: float) -> None:
+    """Fail a pipeline run that makes no progress for ``timeout_s``: no block taken or moved by any stage (a frozen
+    actor, a task that never returns), or model actors that cannot start (a cluster without room for them)."""
+    context = DataContext.get_current()
+    context.execution_no_progress_timeout_s = timeout_s
+    context.wait_for_min_actors_s = math.ceil(timeout_s)
 
 
 def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector) -> None:

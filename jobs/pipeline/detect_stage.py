@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 import ray
 
+from jobs.commit.committer import frame_keys
 from jobs.pipeline.decode_stage import PASSTHROUGH
+from jobs.pipeline.in_flight import Suspect, process_name
 from schemas.choices import Precision, Runtime
-from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_OK
-from workers.detector import Detector, Thresholds
+from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
+from workers.detector import Detections, Detector, Thresholds
+from workers.errors import one_line
 from workers.frames import FrameBatch
 from workers.onnx_runtime import onnx_detector
 from workers.preprocess import LetterboxSpec
@@ -30,13 +35,17 @@ class DetectStage:
         threads: int,
         precision: Precision = "fp32",
         runtime: Runtime = "torch",
+        in_flight: ray.actor.ActorHandle | None = None,
     ) -> None:
         """``model``: the weights (the actor builds and fuses the model), or the fused model as TorchScript
         bytes (``workers.detector.trace_fused``) or, for ONNX Runtime, ONNX bytes
         (``workers.onnx_runtime.export_onnx``); both load without importing super-gradients.
+        ``in_flight``: the registry of frames in flight (``jobs.pipeline.in_flight``), told of each batch.
         ``batch_size``: the frames a batch brings; on a GPU the model runs them in the largest chunks that fit."""
         import torch
 
+        self.in_flight = in_flight
+        self.process = process_name()
         loaded: Weights | bytes = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         if device == "cpu":
             torch.set_num_threads(threads)
@@ -54,23 +63,15 @@ class DetectStage:
             self.detector.fit_batch(batch_size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        ok = np.flatnonzero(batch["status"] == STATUS_OK)
-        counts = np.zeros(len(batch["status"]), dtype=np.int32)
+        status, error = batch["status"].copy(), batch["error"].copy()
+        ok = np.flatnonzero(status == STATUS_OK)
+        counts = np.zeros(len(status), dtype=np.int32)
         boxes = pa.array([], type=BOX_TYPE)
         if ok.size:
-            # Selecting rows copies the frames (1.2 MB each at 640x640); when every frame is ok, as is usual, the
-            # batch is taken as it came.
-            rows = slice(None) if ok.size == counts.size else ok
-            found = self.detector.detect(
-                FrameBatch(
-                    images=batch["image"][rows],
-                    heights=batch["height"][rows],
-                    widths=batch["width"][rows],
-                    scales=batch["scale"][rows],
-                    pad_tops=batch["pad_top"][rows],
-                    pad_lefts=batch["pad_left"][rows],
-                )
-            )
+            answered, found = self._guarded(batch, ok)
+            for row, message in answered.items():
+                status[row], error[row] = STATUS_ERROR, message
+            ok = np.setdiff1d(ok, list(answered))
             counts[ok] = found.counts
             boxes = pa.StructArray.from_arrays(
                 [pa.array(found.class_ids), pa.array(found.scores)]
@@ -78,7 +79,7 @@ class DetectStage:
                 fields=list(BOX_TYPE),
             )
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        failed = batch["status"] != STATUS_OK
+        failed = status != STATUS_OK
         return pa.table(
             {
                 **{name: pa.array(batch[name].tolist(), pa.string()) for name in PASSTHROUGH},
@@ -88,9 +89,60 @@ class DetectStage:
                 "timestamp_s": pa.array(batch["timestamp_s"], pa.float64(), from_pandas=True),
                 "width": pa.array(batch["width"], pa.int32(), mask=failed),
                 "height": pa.array(batch["height"], pa.int32(), mask=failed),
-                "status": pa.array(batch["status"].tolist(), pa.string()),
-                "error": pa.array([e or None for e in batch["error"].tolist()], pa.string()),
+                "status": pa.array(status.tolist(), pa.string()),
+                "error": pa.array([e or None for e in error.tolist()], pa.string()),
                 "boxes": pa.ListArray.from_arrays(pa.array(offsets), boxes),
             },
             schema=RESULTS_SCHEMA,
         )
+
+    def _guarded(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> tuple[dict[int, str], Detections]:
+        """Detections of ``rows``, and error messages of the rows that get none: frames a model process died on
+        ``POISON_DEATHS`` times alone, and frames the model raised on. A batch holding frames that were in flight
+        when a process died runs one frame at a time, so a frame that kills the process is found alone."""
+        keys = [int(k) for k in frame_keys(batch["item"][rows], batch["frame_index"][rows])]
+        suspects = self._begin(keys)
+        try:
+            if not suspects:
+                try:
+                    return {}, self.detector.detect(_frames(batch, rows))
+                except Exception:  # a frame the model cannot take, or a batch too large: each frame alone says which
+                    pass
+            answered: dict[int, str] = {}
+            found = []
+            for row, key in zip(rows.tolist(), keys):
+                suspect = suspects.get(key)
+                if suspect is not None and suspect.poison:
+                    answered[row] = f"model: its process died each time it ran this frame ({suspect.alone} times)"
+                    continue
+                self._begin([key])
+                try:
+                    found.append(self.detector.detect(_frames(batch, np.array([row]))))
+                except Exception as exc:  # the frame's own error: an error row, the batch goes on
+                    answered[row] = f"model: {one_line(exc)}"
+            return answered, Detections.concat(found) if found else Detections.empty()
+        finally:
+            self._end()
+
+    def _begin(self, keys: list[int]) -> dict[int, Suspect]:
+        if self.in_flight is None:
+            return {}
+        return cast(dict[int, Suspect], ray.get(self.in_flight.begin.remote(self.process, keys)))
+
+    def _end(self) -> None:
+        if self.in_flight is not None:
+            self.in_flight.end.remote(self.process)
+
+
+def _frames(batch: dict[str, np.ndarray], rows: np.ndarray) -> FrameBatch:
+    # Selecting rows copies the frames (1.2 MB each at 640x640); when every frame is ok, as is usual, the batch is
+    # taken as it came.
+    index = slice(None) if rows.size == len(batch["status"]) else rows
+    return FrameBatch(
+        images=batch["image"][index],
+        heights=batch["height"][index],
+        widths=batch["width"][index],
+        scales=batch["scale"][index],
+        pad_tops=batch["pad_top"][index],
+        pad_lefts=batch["pad_left"][index],
+    )

@@ -1,73 +1,88 @@
-"""Bounded retries of whole pipeline runs, isolating the shard that keeps failing so the rest completes.
+"""Bounded retries of whole pipeline runs after an infrastructure failure, with backoff.
 
-Within one pipeline run Ray retries a task whose actor died (a restarted actor redoes it), a bounded number of
-times. When a run still fails (a poison input that kills every actor it meets, a bug), the shards it committed
-stay committed and the rest are tried again: a run that made progress is simply repeated; one that made none is
-split in halves, so a failing shard ends up alone. A shard that fails alone ``max_shard_attempts`` times is
-reported failed with the cause, and every other shard still completes. Infrastructure failures are retried;
-application errors of one input never get here, they are already ``error`` rows.
+Within one pipeline run Ray itself redoes the work of a dead actor or node, without limit (an input that kills
+every actor it meets is answered with error rows by the model stage, ``jobs.pipeline.in_flight``), and the stall
+watchdog bounds a run that stops making progress. What still fails a run is retried here, for the shards it did
+not commit, after a wait that doubles while runs fail without committing anything (a node being replaced, a store
+throttling), and at most ``Retries.attempts`` times in a row. A bug fails at once: a run of the same code would
+fail the same way, and the traceback is what its reader needs.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-MAX_SHARD_ATTEMPTS = 2
+from jobs.pipeline.failures import Failure
+
 MAX_RUNS = 64
 """An upper bound on pipeline runs per job attempt, whatever happens."""
 
 
+@dataclass(frozen=True)
+class Retries:
+    """How often and how patiently failed pipeline runs are retried."""
+
+    attempts: int = 3
+    """Retries in a row of runs that committed nothing; a run that commits a shard starts the count again."""
+    base_delay_s: float = 5.0
+    """The first wait; each fruitless run doubles it. Long enough for Ray to declare a lost node dead."""
+    max_delay_s: float = 120.0
+
+    def delay(self, fruitless: int) -> float:
+        """The wait before the next run, with jitter so that jobs hit by one outage do not retry in step."""
+        return min(self.max_delay_s, self.base_delay_s * 2**fruitless) * random.uniform(0.75, 1.0)
+
+
+RETRIES = Retries()
+
+
 @dataclass
 class Outcome:
-    """What execution left behind: shards that failed for good (id -> cause) and every run's error."""
+    """What execution left behind: shards not committed (id -> cause), each failed run's failure, and the bug that
+    stopped it, if one did."""
 
+    runs: int = 0
     failed: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def runs(self) -> int:
-        return len(self.errors)
+    failures: list[Failure] = field(default_factory=list)
+    bug: Failure | None = None
 
 
 def execute(
     shards: list[str],
-    run: Callable[[list[str]], str | None],
+    run: Callable[[list[str]], Failure | None],
     committed: Callable[[], set[str]],
-    max_shard_attempts: int = MAX_SHARD_ATTEMPTS,
+    retries: Retries = RETRIES,
+    on_retry: Callable[[Failure, int, float], None] = lambda failure, shards, delay: None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Run ``shards`` through ``run`` (one pipeline over the given shards; returns None or the failure's one-line
-    cause) until each is in ``committed()`` or has failed alone ``max_shard_attempts`` times."""
+    """Run ``shards`` through ``run`` (one pipeline over the given shards; returns None or how it failed) until each
+    is in ``committed()``, a bug stops it, or ``retries`` are spent. ``on_retry(failure, shards left, delay)`` is
+    told before each wait."""
     outcome = Outcome()
-    alone_failures: dict[str, int] = {}
-    queue: list[list[str]] = [sorted(shards)]
-    while queue and outcome.runs < MAX_RUNS:
-        group = queue.pop(0)
-        before = committed()
-        group = [s for s in group if s not in before]
-        if not group:
-            continue
-        error = run(group)
-        outcome.errors.append(error or "")
-        after = committed()
-        remaining = [s for s in group if s not in after]
-        if not remaining:
-            continue
-        error = error or "the pipeline ended before these shards were complete"
-        if len(remaining) == 1:
-            shard = remaining[0]
-            alone_failures[shard] = alone_failures.get(shard, 0) + 1
-            if alone_failures[shard] >= max_shard_attempts:
-                outcome.failed[shard] = error
-            else:
-                queue.insert(0, remaining)
-        elif any(s in after for s in group):
-            queue.insert(0, remaining)
-        else:
-            half = len(remaining) // 2
-            queue[:0] = [remaining[:half], remaining[half:]]
-    for group in queue:
-        for shard in group:
-            if shard not in committed():
-                outcome.failed.setdefault(shard, "not attempted: too many failed pipeline runs")
+    done = committed()
+    remaining = [s for s in sorted(shards) if s not in done]
+    fruitless = 0
+    while remaining:
+        failure = run(remaining)
+        outcome.runs += 1
+        done = committed()
+        left = [s for s in remaining if s not in done]
+        if not left:
+            return outcome
+        failure = failure or Failure(True, "the pipeline ended before every shard was committed")
+        outcome.failures.append(failure)
+        fruitless = fruitless + 1 if len(left) == len(remaining) else 0
+        remaining = left
+        if not failure.infrastructure:
+            outcome.bug = failure
+            break
+        if fruitless > retries.attempts or outcome.runs >= MAX_RUNS:
+            break
+        delay = retries.delay(fruitless)
+        on_retry(failure, len(remaining), delay)
+        sleep(delay)
+    outcome.failed = {shard: outcome.failures[-1].cause for shard in remaining}
     return outcome

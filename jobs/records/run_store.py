@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from common.storage import Location
 from schemas import layout
+from schemas.choices import OverwriteScope
 from schemas.manifest import RunManifest
 
 
@@ -63,9 +64,33 @@ class RunStore:
                 return manifest
         return None
 
-    def clear(self) -> None:
-        """``--overwrite``: remove everything the job owns under the output."""
-        for name in layout.OWNED:
-            target = self.out.child(name)
-            if target.fs.exists(target.path):
-                target.fs.rm(target.path, recursive=True)
+    def clear(self, scope: OverwriteScope, model_fingerprint: str) -> list[str]:
+        """``--overwrite``: remove the runs of one model (``model``: manifests, plans, markers, rows and its
+        answered-inputs index), or everything the job owns under the output (``all``); the output's lease stays.
+        Returns the ids of the runs removed."""
+        runs = [m.run_id for m in self.manifests() if scope == "all" or m.model_fingerprint == model_fingerprint]
+        fs = self.out.fs
+        if scope == "all":
+            kept = {self.out.child(layout.lease()).path, self.out.child(layout.lease_lock()).path}
+            doomed = [self.out.child(table).path for table in layout.TABLES]
+            if fs.exists(self.folder.path):
+                doomed += [p for p in fs.ls(self.folder.path, detail=False) if p not in kept]
+        else:
+            doomed = [self.manifest_location(run_id).path for run_id in runs]
+            doomed += [self.folder.child(run_id).path for run_id in runs]
+            doomed += [p for p in self._part_files() if (layout.parse_part_file(p) or ("",))[0] in runs]
+            doomed.append(self.index_location(model_fingerprint).path)
+        for path in doomed:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        return runs
+
+    def _part_files(self) -> list[str]:
+        fs = self.out.fs
+        found = []
+        for table in layout.TABLES:
+            root = self.out.child(table)
+            fs.invalidate_cache(root.path)
+            if fs.exists(root.path):
+                found += fs.find(root.path)
+        return found

@@ -112,8 +112,9 @@ def test_the_console_script_tells_a_usage_error_in_one_line(tmp_path: Path):
     assert not (tmp_path / "o").exists()
 
 
-def test_resume_is_the_default_and_overwrite_must_be_asked_for():
+def test_resume_is_the_default_and_overwrite_must_be_asked_for_this_model_or_all():
     parser = detect_parser("detect")
-    assert parser.parse_args(["src", "--output", "out"]).overwrite is False
-    assert parser.parse_args(["src", "--output", "out", "--resume"]).overwrite is False
-    assert parser.parse_args(["src", "--output", "out", "--overwrite"]).overwrite is True
+    assert parser.parse_args(["src", "--output", "out"]).overwrite is None
+    assert parser.parse_args(["src", "--output", "out", "--resume"]).overwrite is None
+    assert parser.parse_args(["src", "--output", "out", "--overwrite"]).overwrite == "model"
+    assert parser.parse_args(["--overwrite", "all", "src", "--output", "out"]).overwrite == "all"

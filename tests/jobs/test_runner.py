@@ -164,7 +164,7 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    second = run_detect([folder], out, probe_weights, shard_size=2, decode_workers=1, overwrite=True)
+    second = run_detect([folder], out, probe_weights, shard_size=2, decode_workers=1, overwrite="model")
     assert second.result.exit_code == 0, second.log
     old, new = first.manifest.run_id, second.manifest.run_id
     assert new != old and second.manifest.counts.frames == 3
@@ -176,5 +176,7 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
     assert detections.num_rows == second.manifest.counts.detections == first.manifest.counts.detections > 0
     job_files = [p for table in ("frames", "detections", "_runs") for p in (out / table).rglob("*")]
     assert job_files and not [p for p in job_files if old in p.name]
-    assert sorted(p.name for p in (out / "_runs").iterdir()) == [new, f"{new}.json", "_index"]
+    runs = sorted(p.name for p in (out / "_runs").iterdir() if not p.name.startswith("_lease"))
+    assert runs == [new, f"{new}.json", "_index"]
+    assert "removed 1 earlier run(s) of this model and their rows" in second.log
     assert {path: path.read_bytes() for path in mine} == mine

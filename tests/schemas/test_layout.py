@@ -41,6 +41,8 @@ def test_markers_and_manifests_parse_back_relative_to_runs():
         f"{RUN}/staging/00001/abc.arrow",
         f"{RUN}/shards/00001.json.1a2b3c4d.tmp",
         "_index.json",
+        layout.lease().removeprefix(layout.RUNS + "/"),
+        layout.lease_lock().removeprefix(layout.RUNS + "/"),
     ],
 )
 def test_nothing_else_under_runs_is_a_manifest_or_a_marker(relative):

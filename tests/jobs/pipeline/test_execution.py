@@ -2,58 +2,78 @@
 
 from __future__ import annotations
 
-from jobs.pipeline.execution import execute
+from jobs.pipeline.execution import RETRIES, Retries, execute
+from jobs.pipeline.failures import Failure
+
+NODE_LOST = Failure(infrastructure=True, cause="ActorDiedError: node lost")
+BUG = Failure(infrastructure=False, cause="TypeError: unsupported operand", detail="Traceback …")
 
 
 class FakeRuns:
-    """Commits shards in order; a poison shard fails any run it is part of when its turn comes."""
+    """Commits up to ``per_run`` shards a run, in order, then fails with ``failure`` (if any is left to fail)."""
 
-    def __init__(self, poison: set[str], flaky_once: set[str] = frozenset()) -> None:
-        self.poison = poison
-        self.flaky_once = set(flaky_once)
+    def __init__(self, failures: list[Failure | None], per_run: int = 100) -> None:
+        self.failures = list(failures)
+        self.per_run = per_run
         self.done: set[str] = set()
         self.calls: list[list[str]] = []
+        self.waits: list[float] = []
 
-    def run(self, shards: list[str]) -> str | None:
+    def run(self, shards: list[str]) -> Failure | None:
         self.calls.append(list(shards))
-        for shard in shards:
-            if shard in self.poison:
-                return f"SegmentationFault: decoder crashed on {shard}"
-            if shard in self.flaky_once:
-                self.flaky_once.discard(shard)
-                return "ActorDiedError: node lost"
-            self.done.add(shard)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            self.done.update(shards[: self.per_run])
+            return failure
+        self.done.update(shards)
         return None
+
+    def execute(self, shards: list[str], retries: Retries = RETRIES):
+        return execute(shards, self.run, lambda: set(self.done), retries, sleep=self.waits.append)
+
+
+SHARDS = [f"{i:05d}" for i in range(6)]
 
 
 def test_everything_commits_in_one_run_when_nothing_fails():
-    runs = FakeRuns(set())
-    outcome = execute(["00000", "00001", "00002"], runs.run, lambda: set(runs.done))
-    assert outcome.failed == {} and runs.calls == [["00000", "00001", "00002"]]
+    runs = FakeRuns([])
+    outcome = runs.execute(SHARDS)
+    assert (outcome.failed, outcome.runs, runs.calls, runs.waits) == ({}, 1, [SHARDS], [])
 
 
-def test_a_transient_failure_is_retried_and_loses_nothing():
-    runs = FakeRuns(set(), flaky_once={"00001"})
-    outcome = execute(["00000", "00001", "00002"], runs.run, lambda: set(runs.done))
-    assert outcome.failed == {} and runs.done == {"00000", "00001", "00002"}
-    assert runs.calls == [["00000", "00001", "00002"], ["00001", "00002"]]
+def test_an_infrastructure_failure_is_retried_after_a_wait_with_the_shards_left_not_halved():
+    runs = FakeRuns([NODE_LOST], per_run=2)
+    outcome = runs.execute(SHARDS)
+    assert outcome.failed == {} and runs.done == set(SHARDS)
+    assert runs.calls == [SHARDS, SHARDS[2:]]
+    assert len(runs.waits) == 1 and 0 < runs.waits[0] <= RETRIES.base_delay_s
 
 
-def test_a_poison_shard_is_isolated_and_reported_while_the_rest_completes():
-    shards = [f"{i:05d}" for i in range(10)]
-    runs = FakeRuns({"00000"})
-    outcome = execute(shards, runs.run, lambda: set(runs.done))
-    assert outcome.failed == {"00000": "SegmentationFault: decoder crashed on 00000"}
-    assert runs.done == set(shards) - {"00000"}
-    assert [c for c in runs.calls if c == ["00000"]] == [["00000"], ["00000"]]  # bounded: twice alone
-    assert len(runs.calls) <= 12
+def test_fruitless_runs_wait_longer_each_time_and_stop_when_the_budget_is_spent():
+    runs = FakeRuns([NODE_LOST] * 10, per_run=0)
+    retries = Retries(attempts=3, base_delay_s=1.0, max_delay_s=100.0)
+    outcome = runs.execute(SHARDS, retries)
+    assert outcome.runs == retries.attempts + 1
+    assert runs.waits == sorted(runs.waits) and runs.waits[-1] > 2 * runs.waits[0]
+    assert outcome.failed == dict.fromkeys(SHARDS, NODE_LOST.cause)
 
 
-def test_two_poison_shards_and_committed_shards_skipped():
-    shards = [f"{i:05d}" for i in range(8)]
-    runs = FakeRuns({"00003", "00006"})
+def test_a_run_that_commits_something_starts_the_budget_again():
+    runs = FakeRuns([NODE_LOST] * 5, per_run=1)
+    outcome = runs.execute(SHARDS, Retries(attempts=1, base_delay_s=0.1))
+    assert outcome.failed == {} and outcome.runs == 6
+
+
+def test_a_bug_stops_at_once_with_its_traceback_kept():
+    runs = FakeRuns([BUG], per_run=1)
+    outcome = runs.execute(SHARDS)
+    assert outcome.runs == 1 and runs.waits == []
+    assert outcome.bug == BUG
+    assert outcome.failed == dict.fromkeys(SHARDS[1:], BUG.cause)
+
+
+def test_committed_shards_are_not_run_again():
+    runs = FakeRuns([])
     runs.done.add("00001")
-    outcome = execute(shards, runs.run, lambda: set(runs.done))
-    assert set(outcome.failed) == {"00003", "00006"}
-    assert runs.done == set(shards) - {"00003", "00006"}
-    assert all("00001" not in call for call in runs.calls)
+    runs.execute(SHARDS)
+    assert runs.calls == [[s for s in SHARDS if s != "00001"]]

@@ -1,0 +1,67 @@
+"""The driver's watch over a pipeline run: a progress line every interval, even while nothing finishes, and an end
+to a run that stops making progress, so a job run from cron never waits in silence.
+
+Ray Data's own no-progress guard (``jobs.pipeline.dataset.limit_stalls``) ends a run whose stages stop moving
+blocks, with the same timeout. The watchdog covers what that guard cannot see, the driver's own waits (a publish
+task that never returns is one, ``jobs.commit.publish``), and a guard that did not fire: past the timeout and a
+margin it interrupts the driver's main thread, which ends the run as a stall.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+from types import TracebackType
+from typing import Callable
+
+from common.progress import Progress
+
+MARGIN_S = 30.0
+"""How long past the timeout the watchdog waits for Ray Data's guard (or a publish wait) to end the run itself."""
+
+
+class Watchdog:
+    """Watches ``progress`` while a pipeline run lasts (a context manager): prints a line every
+    ``progress.every_s`` when there was none, and interrupts the main thread (``fired`` tells why) after
+    ``timeout_s`` + ``MARGIN_S`` without progress, or as soon as ``lost()`` says the output's lease is lost."""
+
+    def __init__(
+        self,
+        progress: Progress,
+        timeout_s: float,
+        waiting: Callable[[], str],
+        lost: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.progress = progress
+        self.timeout_s = timeout_s
+        self.waiting = waiting
+        self.lost = lost
+        self.fired: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def __enter__(self) -> Watchdog:
+        self.progress.touch()
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        every = min(self.progress.every_s, self.timeout_s / 4)
+        while not self._stop.wait(every):
+            if (lost := self.lost()) is not None:
+                self._fire(f"the output's lease was lost: {lost}")
+                return
+            idle = self.progress.idle_s
+            if idle >= every:
+                self.progress.note(f"no progress for {idle:.0f} s; waiting for {self.waiting()}")
+            if idle >= self.timeout_s + MARGIN_S:
+                self._fire(f"no progress for {idle:.0f} s; waiting for {self.waiting()}")
+                return
+
+    def _fire(self, why: str) -> None:
+        self.fired = why
+        _thread.interrupt_main()
