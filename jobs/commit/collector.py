@@ -102,6 +102,8 @@ class ShardCollector:
 
     def waiting(self) -> str:
         """What the run waits for, in one phrase: shards with rows still to come, and shards being published."""
+        if not self._shards and not self._handed_over:
+            return "the first results (inputs decoding, model actors starting)"
         publishing = len(self._handed_over & self._shards.keys()) - len(self.failures)
         arriving = len(self._shards) - publishing - len(self.failures)
         return f"{arriving} shard(s) with rows in flight, {publishing} being published"

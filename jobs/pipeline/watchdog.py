@@ -9,7 +9,8 @@ margin it interrupts the driver's main thread, which ends the run as a stall.
 
 from __future__ import annotations
 
-import _thread
+import ctypes
+import signal
 import threading
 from types import TracebackType
 from typing import Callable
@@ -23,7 +24,7 @@ MARGIN_S = 30.0
 class Watchdog:
     """Watches ``progress`` while a pipeline run lasts (a context manager): prints a line every
     ``progress.every_s`` when there was none, and interrupts the main thread (``fired`` tells why) after
-    ``timeout_s`` + ``MARGIN_S`` without progress, or as soon as ``lost()`` says the output's lease is lost."""
+    ``timeout_s`` + ``margin_s`` without progress, or as soon as ``lost()`` says the output's lease is lost."""
 
     def __init__(
         self,
@@ -31,16 +32,20 @@ class Watchdog:
         timeout_s: float,
         waiting: Callable[[], str],
         lost: Callable[[], str | None] = lambda: None,
+        margin_s: float = MARGIN_S,
     ) -> None:
         self.progress = progress
         self.timeout_s = timeout_s
+        self.margin_s = margin_s
         self.waiting = waiting
         self.lost = lost
         self.fired: str | None = None
+        self._watched = threading.main_thread().ident or 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
+        self._watched = threading.get_ident()
         self.progress.touch()
         self._thread.start()
         return self
@@ -58,10 +63,19 @@ class Watchdog:
             idle = self.progress.idle_s
             if idle >= every:
                 self.progress.note(f"no progress for {idle:.0f} s; waiting for {self.waiting()}")
-            if idle >= self.timeout_s + MARGIN_S:
+            if idle >= self.timeout_s + self.margin_s:
                 self._fire(f"no progress for {idle:.0f} s; waiting for {self.waiting()}")
                 return
 
     def _fire(self, why: str) -> None:
+        """``KeyboardInterrupt`` in the watched thread. The main thread (the job's, run from the command line) gets
+        a real SIGINT, which also ends a blocking wait (``_thread.interrupt_main`` only flags one for when it next
+        runs Python code); another thread (a job run from Python code) gets the exception as soon as it runs
+        Python code again."""
         self.fired = why
-        _thread.interrupt_main()
+        if self._watched == threading.main_thread().ident:
+            signal.pthread_kill(self._watched, signal.SIGINT)
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._watched), ctypes.py_object(KeyboardInterrupt)
+            )
