@@ -111,9 +111,8 @@ def test_a_frozen_model_actor_is_noticed_within_the_stall_timeout_and_the_run_co
             os.kill(pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         committed_at_stop = len(commit_markers(out))
-        _wait_for(lambda: len(commit_markers(out)) > committed_at_stop or not job.is_alive(), 300, "work to resume")
-        noticed_s = time.monotonic() - stopped_at
-        job.join(timeout=300)
+        job.join(timeout=STALL_TIMEOUT_S + 240)
+        ended_s = time.monotonic() - stopped_at
     finally:
         for pid in frozen:
             with contextlib.suppress(ProcessLookupError):
@@ -122,9 +121,10 @@ def test_a_frozen_model_actor_is_noticed_within_the_stall_timeout_and_the_run_co
     run = result["run"]
     assert run.result.exit_code == 0, run.log
     assert committed_at_stop < PHOTOS // SHARD_SIZE, "the freeze must land mid-run"
-    assert noticed_s < STALL_TIMEOUT_S + 60, f"the stall took {noticed_s:.0f} s to notice"
     assert "pipeline run failed: stalled" in run.log, run.log
-    assert run.manifest.attempts[-1].pipeline_runs >= 2
+    assert run.manifest.attempts[-1].pipeline_runs == 2
+    # noticed at the timeout, retried after the first backoff, the rest done: no hang, no second stall
+    assert ended_s < STALL_TIMEOUT_S + 90, f"the job ended {ended_s:.0f} s after the freeze:\n{run.log}"
     keys = sorted((r["source_uri"], r["frame_index"]) for r in _frames(out))
     assert keys == photo_keys(photos)
 
