@@ -113,4 +113,5 @@ class RunManifest(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
     failed_shards: dict[str, str] = Field(default_factory=dict)
-    """Shards that failed alone on every attempt, with the cause; a rerun tries them again."""
+    """Shards not committed when the attempt ended (its retries spent, or a bug), with the cause; a rerun tries
+    them again."""

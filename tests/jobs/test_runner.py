@@ -180,3 +180,23 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
     assert runs == [new, f"{new}.json", "_index"]
     assert "removed 1 earlier run(s) of this model and their rows" in second.log
     assert {path: path.read_bytes() for path in mine} == mine
+
+
+def test_a_usage_error_found_on_the_cluster_exits_2_with_the_attempt_recorded(
+    tmp_path, coco_images, probe_weights, ray_cluster, capsys
+):
+    """``--device cuda`` on a cluster without GPUs can only be told once Ray is up: still a usage error (the CLI's
+    exit 2, one line), not a failed job, and the attempt says why in the manifest."""
+    from common.errors import EXIT_USAGE
+    from jobs.cli import detect_main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(coco_images[0].read_bytes())
+    out = tmp_path / "out"
+    command = [str(folder), "--output", str(out), "--weights", str(probe_weights), "--device", "cuda"]
+    code = detect_main(command, "detect")
+    assert code == EXIT_USAGE
+    assert capsys.readouterr().err == "detect: error: --device cuda was asked for but this machine has no GPU\n"
+    (manifest,) = [json.loads(p.read_text()) for p in (out / "_runs").glob("*.json") if not p.name.startswith("_")]
+    assert manifest["attempts"][-1]["error"] == "usage: --device cuda was asked for but this machine has no GPU"
