@@ -34,7 +34,7 @@ from jobs.pipeline.in_flight import start_registry
 from jobs.pipeline.model_setup import ModelSetup, prepare_model
 from jobs.pipeline.ray_session import start_ray
 from jobs.pipeline.resources import Resources, cpu_model, fit_to_cluster, plan_resources
-from jobs.pipeline.watchdog import Watchdog
+from jobs.pipeline.watchdog import Fired, Watchdog
 from jobs.planning.incremental import record_run
 from jobs.planning.listing import list_sources
 from jobs.planning.plan import Plan
@@ -203,10 +203,8 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
                     items, setup, config.model, fitted, decoding, run.committer, traced, start_registry()
                 )
                 run_pipeline(dataset, collector)
-        except KeyboardInterrupt:
-            if watchdog.fired is None:
-                raise
-            return Failure(infrastructure=run.lease.lost is None, cause=watchdog.fired)
+        except Fired:
+            return Failure(infrastructure=run.lease.lost is None, cause=watchdog.fired or "stopped by the watchdog")
         except Exception as exc:  # classified: execute() retries what infrastructure failed, a bug stops the run
             return classify(exc)
         finally:

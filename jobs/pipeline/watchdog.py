@@ -13,7 +13,7 @@ import ctypes
 import signal
 import threading
 from types import TracebackType
-from typing import Callable
+from typing import Any, Callable
 
 from common.progress import Progress
 
@@ -21,10 +21,21 @@ MARGIN_S = 30.0
 """How long past the timeout the watchdog waits for Ray Data's guard (or a publish wait) to end the run itself."""
 
 
+SIGNAL = signal.SIGUSR2
+"""How the watchdog interrupts a wait in the main thread. Not SIGINT: a process started in the background (``&``,
+``nohup``) ignores SIGINT from its start, and a user's Ctrl-C must stay a user's Ctrl-C."""
+
+
+class Fired(BaseException):
+    """Raised in the watched thread when the watchdog ends its run: a ``BaseException``, so no ``except Exception``
+    on the way takes it for a failure of its own."""
+
+
 class Watchdog:
     """Watches ``progress`` while a pipeline run lasts (a context manager): prints a line every
-    ``progress.every_s`` when there was none, and interrupts the main thread (``fired`` tells why) after
-    ``timeout_s`` + ``margin_s`` without progress, or as soon as ``lost()`` says the output's lease is lost."""
+    ``progress.every_s`` when there was none, and raises ``Fired`` in the thread that entered it (``fired`` tells
+    why) after ``timeout_s`` + ``margin_s`` without progress, or as soon as ``lost()`` says the output's lease is
+    lost."""
 
     def __init__(
         self,
@@ -41,11 +52,14 @@ class Watchdog:
         self.lost = lost
         self.fired: str | None = None
         self._watched = threading.main_thread().ident or 0
+        self._previous: Any = signal.SIG_DFL
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
         self._watched = threading.get_ident()
+        if self._in_main_thread():
+            self._previous = signal.signal(SIGNAL, _raise_fired)
         self.progress.touch()
         self._thread.start()
         return self
@@ -53,6 +67,11 @@ class Watchdog:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
         self._thread.join()
+        if self._in_main_thread():
+            signal.signal(SIGNAL, self._previous)
+
+    def _in_main_thread(self) -> bool:
+        return self._watched == threading.main_thread().ident
 
     def _watch(self) -> None:
         every = min(self.progress.every_s, self.timeout_s / 4)
@@ -68,14 +87,15 @@ class Watchdog:
                 return
 
     def _fire(self, why: str) -> None:
-        """``KeyboardInterrupt`` in the watched thread. The main thread (the job's, run from the command line) gets
-        a real SIGINT, which also ends a blocking wait (``_thread.interrupt_main`` only flags one for when it next
-        runs Python code); another thread (a job run from Python code) gets the exception as soon as it runs
-        Python code again."""
+        """``Fired`` in the watched thread. The main thread (the job's, run from the command line) gets a real
+        signal, which also ends a blocking wait; another thread (a job run from Python code) gets the exception as
+        soon as it runs Python code again."""
         self.fired = why
-        if self._watched == threading.main_thread().ident:
-            signal.pthread_kill(self._watched, signal.SIGINT)
+        if self._in_main_thread():
+            signal.pthread_kill(self._watched, SIGNAL)
         else:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._watched), ctypes.py_object(KeyboardInterrupt)
-            )
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._watched), ctypes.py_object(Fired))
+
+
+def _raise_fired(signum: int, frame: object) -> None:
+    raise Fired()
