@@ -215,7 +215,7 @@ _KILLED = """
 import os, sys
 from common.storage import location
 from jobs.records.lease import RunLease
-RunLease(location(sys.argv[1]), sys.argv[2], ttl_s=1.5).acquire()
+RunLease(location(sys.argv[1]), sys.argv[2], ttl_s=4.0).acquire()
 os.kill(os.getpid(), 9)
 """
 
@@ -224,11 +224,11 @@ def test_a_killed_holder_keeps_the_output_until_its_lease_expires(tmp_path: Path
     out = location(str(tmp_path / "out"))
     killed = subprocess.Popen([sys.executable, "-c", _KILLED, out.path, RUN_A], cwd=REPO)
     assert killed.wait(timeout=30) == -signal.SIGKILL
-    lease = RunLease(out, RUN_B, ttl_s=1.5)
+    lease = RunLease(out, RUN_B, ttl_s=4.0)
     with pytest.raises(LeaseHeld, match=f"run {RUN_A} .*pid") as caught:
         lease.acquire()  # its lock went with the process, its lease did not
     assert caught.value.holder is not None and caught.value.holder.pid == killed.pid
-    assert _acquired_within(lease, timeout_s=5.0)
+    assert _acquired_within(lease, timeout_s=12.0)
     held = _stored(out)
     assert held is not None and (held.run_id, held.epoch) == (RUN_B, 2)
     assert datetime.now(timezone.utc) >= datetime.fromisoformat(caught.value.holder.expires_at)
@@ -262,16 +262,16 @@ def test_a_holder_that_could_not_renew_stops_and_leaves_its_successor_alone(tmp_
 
 def test_on_s3_an_expired_lease_is_taken_over_and_its_holder_learns_it(s3_endpoint: str, s3_bucket: str):
     options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
-    first = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=1.0, clock_skew_s=0.0).acquire()
-    second = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=1.0, clock_skew_s=0.0)
+    first = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=3.0, clock_skew_s=0.0).acquire()
+    second = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=3.0, clock_skew_s=0.0)
     with pytest.raises(LeaseHeld):
         second.acquire()
-    assert _acquired_within(second, timeout_s=5.0)  # once the store's clock says the first has expired
+    assert _acquired_within(second, timeout_s=12.0)  # once the store's clock says the first has expired
     second.start_heartbeat()
     assert second.fence.epoch == 2
 
     first.start_heartbeat()  # the stalled holder wakes up: its next renewal is refused
-    assert _until(lambda: first.lost is not None, timeout_s=1.0)
+    assert _until(lambda: first.lost is not None, timeout_s=4.0)
     assert first.lost == f"renewal refused: the lease on {first.out.uri} was taken over by run {RUN_B}"
     with pytest.raises(LeaseLost, match="renewal refused"):
         first.check()
@@ -285,10 +285,10 @@ def test_on_s3_an_expired_lease_is_taken_over_and_its_holder_learns_it(s3_endpoi
 
 def test_on_s3_a_renewed_lease_outlives_its_ttl(s3_endpoint: str, s3_bucket: str):
     options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
-    with RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=1.0, clock_skew_s=0.0) as lease:
-        time.sleep(2.2)  # past twice the ttl, by any clock
+    with RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=3.0, clock_skew_s=0.0) as lease:
+        time.sleep(6.5)  # past twice the ttl, by any clock
         with pytest.raises(LeaseHeld):
-            RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=1.0, clock_skew_s=0.0).acquire()
+            RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=3.0, clock_skew_s=0.0).acquire()
         lease.check()
         assert lease.lost is None
     assert _stored(lease.out) is None
