@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 
 VIDEO_FRAME = "frame_{:06d}.jpg"
@@ -24,6 +25,11 @@ the frame's ``frame_index`` (its number in sequential decoding from 0), as ``ffm
 the frames it extracts."""
 MAX_SEGMENT_BYTES = 200
 """Below the usual 255-byte limit, leaving room for a hash and a label file's suffix."""
+FLAT_SEPARATOR = "__"
+"""Stands for ``/`` in a flat name. File and folder names seldom hold two underscores in a row, or one beside a
+``/`` (such names get a hash), so most flat names are their path as it reads."""
+_FLAT_HASHED = "___"
+"""Before a flat name's hash: three underscores, a run no unhashed flat name holds."""
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
@@ -72,3 +78,30 @@ def safe_segment(segment: str) -> str:
     if dot and stem and len(ext) <= 8:  # keep the extension last: tools choose a decoder by it
         return f"{stem}-{digest}.{ext}"
     return f"{cleaned}-{digest}"
+
+
+def flat_name(name: str) -> str:
+    """``name`` (a relative path, as ``frame_name`` makes it) as one file name, for tools that take no folders
+    under an image root: its segments joined by ``__``, the extension last (``a b/c d/x.jpg`` → ``a b__c d__x.jpg``).
+
+    Names with distinct stems keep distinct stems (a YOLO label file is named by its image's stem), with no
+    memory of the names met before. A join reads back unambiguously when no segment holds ``__`` and no ``_``
+    borders a separator; any other name, or one longer than ``MAX_SEGMENT_BYTES``, is cut to fit and gets ``___``
+    and a short hash of its stem before the extension. A join never holds three underscores in a row, so a hashed
+    name never equals an unhashed one, and the hash tells two hashed names apart."""
+    stem, ext = posixpath.splitext(name)
+    segments = stem.split("/")
+    joined = FLAT_SEPARATOR.join(segments)
+    if _joins_unambiguously(segments) and len(joined.encode()) + len(ext.encode()) <= MAX_SEGMENT_BYTES:
+        return joined + ext
+    digest = hashlib.sha1(stem.encode(errors="surrogatepass")).hexdigest()[:8]
+    room = MAX_SEGMENT_BYTES - len(ext.encode()) - len(_FLAT_HASHED) - len(digest)
+    kept = joined.encode()[:room].decode(errors="ignore")
+    return f"{kept}{_FLAT_HASHED}{digest}{ext}"
+
+
+def _joins_unambiguously(segments: list[str]) -> bool:
+    """Whether the only ``__`` in the segments' join are the separators: none inside a segment, and no ``_`` at
+    a segment's end that meets one."""
+    inner_ends = [segment[-1] for segment in segments[:-1]] + [segment[0] for segment in segments[1:]]
+    return "_" not in inner_ends and not any(FLAT_SEPARATOR in segment for segment in segments)

@@ -7,6 +7,10 @@ So a video cut into ranges yields exactly the frames, numbers and pixels that on
 
 Decoding uses PyAV (FFmpeg) on any seekable binary file object: a local file, or fsspec's ranged reader on an
 object store, so a remote video streams in blocks instead of being copied whole.
+
+Frames come out as players show them: a phone stores portrait video as landscape frames plus a display matrix
+(rotation side data). The matrix is applied here, as EXIF orientation is for images, so the model sees people
+upright, and boxes, width and height are in the pixels of the frame as displayed.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Mapping, cast
 
 import av
 import numpy as np
+from av.buffer import Buffer
+from av.sidedata.sidedata import Type as SideDataType
 
 from workers.errors import one_line
 
@@ -80,7 +86,7 @@ class VideoFrame:
     index: int
     timestamp_s: float
     image: np.ndarray
-    """(H, W, 3) uint8 RGB."""
+    """(H, W, 3) uint8 RGB, in the displayed orientation (the stream's display matrix applied)."""
 
 
 def probe_video(file: BinaryIO) -> VideoInfo:
@@ -125,7 +131,7 @@ def decode_frames(
                 decoded, seen_any = index + 1, True
                 if index < start or sampling.sample_number(index, info.fps) is None:
                     continue
-                yield VideoFrame(index=index, timestamp_s=index / info.fps, image=frame.to_ndarray(format="rgb24"))
+                yield VideoFrame(index=index, timestamp_s=index / info.fps, image=_displayed(frame))
     except (av.FFmpegError, VideoError) as exc:
         raise BrokenVideo(decoded, one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
     declared = min(stop if stop is not None else math.inf, info.frames or 0) if info.exact_count else 0
@@ -171,6 +177,34 @@ def _after_seek(
         if frame.pts is None:
             raise VideoError("frame without a timestamp; cannot number frames after a seek")
         yield round((frame.pts - origin) * stream.time_base * rate), frame
+
+
+def _displayed(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's RGB pixels turned and mirrored as its display matrix says, the way FFmpeg's own player shows
+    them; unchanged when it has none. FFmpeg's decoders copy the container's matrix onto every frame they give."""
+    # PyAV's type stub lists only motion vectors among a frame's side data; at run time it maps every type.
+    side_data = cast(Mapping[SideDataType, Buffer], frame.side_data)
+    image = frame.to_ndarray(format="rgb24")
+    matrix = side_data.get(SideDataType.DISPLAYMATRIX)
+    return image if matrix is None else _apply_display_matrix(image, np.frombuffer(bytes(matrix), dtype=np.int32))
+
+
+def _apply_display_matrix(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``image`` ((H, W, ...)) as the FFmpeg display matrix ``matrix`` (9 int32s) shows it.
+
+    The matrix maps a decoded pixel (x, y), y pointing down, to the displayed (a*x + c*y, b*x + d*y), up to a
+    shift (a, b, c, d = matrix[0], [1], [3], [4], in 16.16 fixed point). For a quarter turn, with or without a
+    mirror, two of them are 0 and the other two are +-1 times a scale: displayed x follows either decoded x (a, d)
+    or decoded y (a transpose; c, b), and a negative sign flips that axis. These are exactly the transposes and
+    flips FFmpeg's player and command line insert. A turn that is not a quarter turn (phones write only quarter
+    turns) is taken as the nearest one: turning the pixels by another angle would need a larger canvas.
+    """
+    a, b, _, c, d = (int(v) for v in matrix[:5])
+    if abs(b) + abs(c) > abs(a) + abs(d):
+        image, x_sign, y_sign = image.swapaxes(0, 1), c, b
+    else:
+        x_sign, y_sign = a, d
+    return np.ascontiguousarray(image[:: -1 if y_sign < 0 else 1, :: -1 if x_sign < 0 else 1])
 
 
 def _video_stream(container: av.container.InputContainer) -> av.VideoStream:

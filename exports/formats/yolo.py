@@ -5,8 +5,9 @@ Layout::
 
     data.yaml                      path, one key per split (images/<split>), names as {0: name, ...}
     labels/<split>/<name>.txt      one line per box: ``class cx cy w h``, normalised, 6 decimals
-    scores.jsonl                   one line per frame: its image and label paths, source_uri, frame_index, and
-                                   the score of each label line, in order
+    scores.jsonl                   one line per frame: its image and label paths, its name (the nested path
+                                   other formats use), source_uri, frame_index, and the score of each label
+                                   line, in order
 
 Labels have exactly five fields: Ultralytics reads a sixth as a track id (or a keypoint) and rejects the file,
 so the confidences go to ``scores.jsonl``, at the top of the export where no YOLO tool looks for labels (a
@@ -14,11 +15,15 @@ so the confidences go to ``scores.jsonl``, at the top of the export where no YOL
 boxes gets an empty label file: Ultralytics' "background" image, which is what it is. Without ``--split`` every
 frame is in ``train`` and ``val`` points at it too (Ultralytics wants both keys).
 
-Only labels are written: put each image at ``images/<split>/<name>`` (``scores.jsonl`` says which input and
-frame that is). Ultralytics finds a label by the image's path with ``images`` turned into ``labels`` and the
-extension into ``.txt``, so two images differing only in extension (``a.jpg``, ``a.png``) would share a label
-file; the second is then exported as ``a_png.png`` with label ``a_png.txt``, and ``scores.jsonl`` says so.
-A frame that failed (exported with ``--errors``) gets no label file, only its line in ``scores.jsonl``.
+Only labels are written: put each image at its path in ``scores.jsonl`` (``images/<split>/<flat name>``), which
+also says which input and frame that is. Names are flat, the frame's name with ``/`` as ``__`` (``flat_name``):
+datumaro's YOLO importer, which CVAT imports through, takes the folder holding a label or image for its subset
+and looks for images only right under ``images/<split>/``, so it fails on a nested tree; Ultralytics reads flat
+folders as well as nested ones. Ultralytics finds a label by the image's path with ``images`` turned into
+``labels`` and the extension into ``.txt``, so two images differing only in extension (``a.jpg``, ``a.png``)
+would share a label file; the second is then exported as ``a_png.png`` with label ``a_png.txt``, and
+``scores.jsonl`` says so. A frame that failed (exported with ``--errors``) gets no label file, only its line in
+``scores.jsonl``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import tempfile
 from typing import TextIO
 
 from common.storage import Location
+from exports.naming import flat_name
 from exports.records import Categories, FormatWriter, FrameRecord
 from exports.target import ExportTarget, copy_text
 from schemas.export_config import ExportConfig
@@ -51,14 +57,14 @@ class YoloWriter:
 
     def write(self, frame: FrameRecord) -> None:
         split = frame.split or DEFAULT_SPLIT
-        image = self._stems[split].image_path(frame.name)
+        image = flat_name(self._stems[split].image_path(frame.name))
         entry: dict[str, object] = {"image": f"images/{split}/{image}"}
         if frame.error is None:
             label = f"labels/{split}/{posixpath.splitext(image)[0]}.txt"
             self.target.put(label, _label_lines(frame).encode())
             self._labels[split] += 1
             entry["label"] = label
-        entry |= {"source_uri": frame.source_uri, "frame_index": frame.frame_index}
+        entry |= {"name": frame.name, "source_uri": frame.source_uri, "frame_index": frame.frame_index}
         if frame.error is None:
             entry["scores"] = [round(box.score, 6) for box in frame.boxes]
         else:

@@ -1,5 +1,6 @@
 """The YOLO export: ``data.yaml`` as Ultralytics reads it, label files of exactly five normalised fields that
-denormalise to the Parquet's pixel boxes, confidences in ``scores.jsonl`` only, every ``ok`` frame once."""
+denormalise to the Parquet's pixel boxes, confidences in ``scores.jsonl`` only, every ``ok`` frame once, under a
+flat name of its own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from common.storage import location
+from exports.naming import MAX_SEGMENT_BYTES, flat_name
 from exports.run import run_export
 from schemas.export_config import ExportConfig
 from tests.exports.conftest import DATA, output_rows
@@ -90,15 +92,14 @@ def test_a_frame_without_boxes_has_an_empty_label_file(yolo_export, job_output):
     assert (yolo_export / "labels/train/blank.txt").read_text() == ""
 
 
-def test_layout_follows_ultralytics(yolo_export):
+def test_layout_follows_ultralytics_with_flat_names(yolo_export):
     labels = sorted(p.relative_to(yolo_export / "labels/train").as_posix() for p in yolo_export.rglob("*.txt"))
-    assert "cam one/photo 1.txt" in labels and "clips/clip.mp4/frame_000003.txt" in labels
+    assert "cam one__photo 1.txt" in labels and "clips__clip.mp4__frame_000003.txt" in labels
+    assert not [label for label in labels if "/" in label], "no folders under labels/<split>/"
     for entry in scores(yolo_export):
         image, label = entry["image"], entry["label"]
-        assert (
-            image.startswith("images/train/")
-            and label == "labels/" + image[len("images/") :].rsplit(".", 1)[0] + ".txt"
-        )
+        assert image.startswith("images/train/") and "/" not in image[len("images/train/") :]
+        assert label == "labels/" + image[len("images/") :].rsplit(".", 1)[0] + ".txt"
     assert not [p for p in yolo_export.rglob("*") if p.name.endswith(".tmp")]
 
 
@@ -142,4 +143,35 @@ def test_error_frames_get_no_label_file(synthetic_output, tmp_path):
     to = export(synthetic_output.path, tmp_path / "x", include_errors=True)
     (bad,) = [e for e in scores(to) if e["source_uri"].endswith("/bad.jpg")]
     assert bad["error"] == "decode: empty file" and "label" not in bad
-    assert not (to / "labels/train/photos/bad.txt").exists()
+    assert bad["image"] == "images/train/photos__bad.jpg" and not (to / "labels/train/photos__bad.txt").exists()
+
+
+JOINS_ALIKE = ("a/b.jpg", "a/b/c.jpg", "a/b__c.jpg", "a/_b.jpg", "a_/b.jpg", "a__b.jpg", "a__b/c.jpg", "a__b__c.jpg")
+"""Names whose segments joined by ``__`` fall on one another: ``a__b``, ``a___b`` and ``a__b__c`` twice or more."""
+
+
+def test_flat_names_are_unique_deterministic_and_fit_a_file_name():
+    long = "/".join(["ü" * 90] * 4) + "/photo.jpeg"
+    names = [*JOINS_ALIKE, "a b/c d/000000475546.jpg", "_x/y_.png", long, long.replace("photo", "other")]
+    flat = [flat_name(name) for name in names]
+    assert flat == [flat_name(name) for name in names], "the same name every time"
+    assert len({f.rsplit(".", 1)[0] for f in flat}) == len(names), "distinct stems, so distinct label files"
+    assert all("/" not in f and len(f.encode()) <= MAX_SEGMENT_BYTES for f in flat)
+    assert flat[:2] == ["a__b.jpg", "a__b__c.jpg"] and flat[-4:-2] == ["a b__c d__000000475546.jpg", "_x__y_.png"]
+    hashed = [f for f in flat if "___" in f]
+    assert len(hashed) == 6 + 2, "the ambiguous joins and the long names"
+    assert all(f.endswith((".jpg", ".jpeg")) for f in hashed), "the extension stays last"
+
+
+def test_names_that_flatten_alike_get_their_own_images_and_labels(tmp_path):
+    out = location(str(tmp_path / "out"))
+    frames = [Frame(f"{DATA}/{name}", [("person", 0.9, 0, 0, 2 + i, 2 + i)]) for i, name in enumerate(JOINS_ALIKE)]
+    commit_run(out, run_id(1), {"00000": frames})
+    entries = scores(export(out.path, tmp_path / "x"))
+    assert len({e["image"] for e in entries}) == len({e["label"] for e in entries}) == len(JOINS_ALIKE)
+    for entry in entries:
+        name = entry["name"]
+        assert entry["source_uri"] == f"{DATA}/{name}" and entry["image"] == f"images/train/{flat_name(name)}"
+        assert entry["label"] == "labels/" + entry["image"][len("images/") :].rsplit(".", 1)[0] + ".txt"
+        (box,) = pixel_boxes(tmp_path / "x" / entry["label"], 64, 48)
+        assert box[3] == pytest.approx(2 + JOINS_ALIKE.index(name), abs=PIXEL_TOLERANCE), "each its own box"

@@ -1,13 +1,15 @@
-"""Video decoding on real encoded files: numbering, sampling, ranges and broken streams (no Ray)."""
+"""Video decoding on real encoded files: numbering, sampling, ranges, broken streams and the display matrix of
+phone video (no Ray)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from tests.support.videos import decode_all, encode_h264, photo_frames
+from tests.support.videos import decode_all, encode_h264, marked_frames, photo_frames
 from workers.video import BrokenVideo, Sampling, VideoError, decode_frames, probe_video
 
 
@@ -91,3 +93,61 @@ def test_not_a_video_is_a_video_error(tmp_path):
     junk.write_bytes(b"\x00\x01not a video" * 100)
     with pytest.raises(VideoError), open(junk, "rb") as handle:
         probe_video(handle)
+
+
+# --- display matrix (phone video) -------------------------------------------------------------------------------
+
+TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top-left", "top-right", "bottom-left", "bottom-right"
+
+
+def _turned(stored: np.ndarray, rotation: float, hflip: bool) -> np.ndarray:
+    """A stored frame turned the nearest quarter turn counter-clockwise (``np.rot90``), then mirrored."""
+    turned = np.rot90(stored, round(rotation / 90))
+    return turned[:, ::-1] if hflip else turned
+
+
+def _marker_corner(image: np.ndarray) -> str:
+    rows, cols = np.nonzero((image[..., 0] > 200) & (image[..., 1] < 80))
+    height, width = image.shape[:2]
+    vertical = "top" if rows.mean() < height / 2 else "bottom"
+    return f"{vertical}-{'left' if cols.mean() < width / 2 else 'right'}"
+
+
+@pytest.mark.parametrize(
+    "rotation,hflip,portrait,corner",
+    [
+        (0, False, False, TOP_LEFT),  # no display matrix
+        (90, False, True, BOTTOM_LEFT),  # FFmpeg: transpose=cclock (a quarter turn counter-clockwise)
+        (-90, False, True, TOP_RIGHT),  # transpose=clock: an iPhone's portrait video
+        (180, False, False, BOTTOM_RIGHT),  # hflip,vflip
+        (0, True, False, TOP_RIGHT),  # hflip
+        (180, True, False, BOTTOM_LEFT),  # vflip
+        (90, True, True, BOTTOM_RIGHT),  # transpose=clock_flip
+        (-90, True, True, TOP_LEFT),  # transpose=cclock_flip
+        (-60, False, True, TOP_RIGHT),  # not a quarter turn: the nearest one, -90
+        (30, False, False, TOP_LEFT),  # the nearest quarter turn is none
+    ],
+)
+def test_display_matrix_turns_frames_as_players_show_them(tmp_path, rotation, hflip, portrait, corner):
+    path = encode_h264(tmp_path / "phone.mp4", marked_frames(), fps=12, gop=3, rotation=rotation, hflip=hflip)
+    stored = decode_all(path)  # PyAV's own frames: as stored, the matrix not applied
+    assert all(f.shape == (48, 64, 3) and _marker_corner(f) == TOP_LEFT for f in stored)
+    got = _decode(path, 0, None, Sampling())
+    assert [_marker_corner(f.image) for f in got] == [corner] * 6
+    assert {f.image.shape for f in got} == {(64, 48, 3) if portrait else (48, 64, 3)}
+    assert all(np.array_equal(f.image, _turned(s, rotation, hflip)) for f, s in zip(got, stored))
+    after_seek = _decode(path, 4, None, Sampling())  # a later range: frames found by seeking are turned too
+    assert [f.index for f in after_seek] == [4, 5]
+    assert all(np.array_equal(f.image, got[f.index].image) for f in after_seek)
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_turns_agree_with_opencvs_reader(tmp_path, rotation):
+    """OpenCV's video reader applies the rotation of the display matrix too, in code of its own (not mirrors)."""
+    path = encode_h264(tmp_path / "phone.mp4", marked_frames(count=1), fps=12, rotation=rotation)
+    capture = cv2.VideoCapture(str(path))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    ours = _decode(path, 0, None, Sampling())[0].image
+    assert ours.shape == bgr.shape and _marker_corner(ours) == _marker_corner(bgr[..., ::-1])
