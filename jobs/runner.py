@@ -157,6 +157,8 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     lease.announce(chosen.manifest.run_id)
     committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names, lease.fence)
     committed = committer.committed_ids()
+    if chosen.resumed and lease.fence.epoch > 1:  # taken over from a run that never released the output
+        committed -= committer.drop_unbacked()
     cleaned = committer.clean_uncommitted(committed) if chosen.resumed else 0
     pending = chosen.plan.pending(committed)
     attempt = Attempt(

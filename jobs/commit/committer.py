@@ -98,23 +98,41 @@ class ShardCommitter:
         otherwise see rows the rerun writes again) and partial ``.tmp`` files. Returns how many were removed."""
         fs = self.out.fs
         leftovers = []
-        for table in layout.TABLES:
-            root = self.out.child(table)
-            fs.invalidate_cache(root.path)
-            if not fs.exists(root.path):
-                continue
-            for path in fs.find(root.path):
-                part = layout.parse_part_file(path)
-                if path.endswith(layout.PARTIAL_SUFFIX) or (
-                    part is not None and part[0] == self.run_id and part[1] not in committed
-                ):
-                    leftovers.append(path)
+        for path in self._table_files():
+            part = layout.parse_part_file(path)
+            if path.endswith(layout.PARTIAL_SUFFIX) or (
+                part is not None and part[0] == self.run_id and part[1] not in committed
+            ):
+                leftovers.append(path)
         markers = self.out.child(layout.markers(self.run_id))
         if fs.exists(markers.path):
             leftovers += [p for p in fs.find(markers.path) if p.endswith(layout.PARTIAL_SUFFIX)]
         for path in leftovers:
             fs.rm_file(path)
         return len(leftovers) + self.remove_staging()
+
+    def drop_unbacked(self) -> set[str]:
+        """Remove the markers of this run whose part files are not all there, and return their shards.
+
+        Run when the output's lease was taken over from a run that never released it: a publish task of that run
+        may have checked its fence, then stalled past the takeover, and written its marker after this run had
+        cleaned up the shard's files. Its shard is then simply done again."""
+        present = {posixpath.relpath(path, self.out.path) for path in self._table_files()}
+        unbacked = {shard for shard, commit in self.committed().items() if not set(commit.files) <= present}
+        for shard in unbacked:
+            self.marker(shard).fs.rm_file(self.marker(shard).path)
+        return unbacked
+
+    def _table_files(self) -> list[str]:
+        """Every file under the tables' folders, from a fresh listing."""
+        fs = self.out.fs
+        found = []
+        for table in layout.TABLES:
+            root = self.out.child(table)
+            fs.invalidate_cache(root.path)
+            if fs.exists(root.path):
+                found += fs.find(root.path)
+        return found
 
     def remove_staging(self) -> int:
         """Delete what is left of the run's staged rows (files no publishing used: rows a failed pipeline staged,
