@@ -98,6 +98,11 @@ class Location:
     def child(self, *parts: str) -> "Location":
         return Location(self.fs, posixpath.join(self.path, *parts))
 
+    def files(self) -> list[str]:
+        """Every file under this folder, from a fresh listing (fsspec caches listings); none if it is absent."""
+        self.fs.invalidate_cache(self.path)
+        return self.fs.find(self.path) if self.fs.exists(self.path) else []
+
     def read_bytes(self) -> bytes:
         """The whole file; transient errors are retried, a missing file raises ``FileNotFoundError`` at once.
 

@@ -82,33 +82,27 @@ class ShardCommitter:
 
     def _markers(self) -> dict[str, Location]:
         """Shard id -> marker, from one fresh listing of the run's markers (a partial ``.tmp`` is not one)."""
-        folder = self.out.child(layout.markers(self.run_id))
-        folder.fs.invalidate_cache(folder.path)
-        if not folder.fs.exists(folder.path):
-            return {}
         runs = self.out.child(layout.RUNS).path
         found = {}
-        for path in folder.fs.find(folder.path):
+        for path in self.out.child(layout.markers(self.run_id)).files():
             if (marker := layout.parse_marker(posixpath.relpath(path, runs))) is not None:
-                found[marker[1]] = Location(folder.fs, path)
+                found[marker[1]] = Location(self.out.fs, path)
         return found
 
     def clean_uncommitted(self, committed: set[str]) -> int:
         """Delete what a killed attempt of this run left: part files of shards without a marker (readers would
         otherwise see rows the rerun writes again) and partial ``.tmp`` files. Returns how many were removed."""
-        fs = self.out.fs
         leftovers = []
-        for path in self._table_files():
+        for path in table_files(self.out):
             part = layout.parse_part_file(path)
             if path.endswith(layout.PARTIAL_SUFFIX) or (
                 part is not None and part[0] == self.run_id and part[1] not in committed
             ):
                 leftovers.append(path)
-        markers = self.out.child(layout.markers(self.run_id))
-        if fs.exists(markers.path):
-            leftovers += [p for p in fs.find(markers.path) if p.endswith(layout.PARTIAL_SUFFIX)]
+        markers = self.out.child(layout.markers(self.run_id)).files()
+        leftovers += [p for p in markers if p.endswith(layout.PARTIAL_SUFFIX)]
         for path in leftovers:
-            fs.rm_file(path)
+            self.out.fs.rm_file(path)
         return len(leftovers) + self.remove_staging()
 
     def drop_unbacked(self) -> set[str]:
@@ -117,34 +111,20 @@ class ShardCommitter:
         Run when the output's lease was taken over from a run that never released it: a publish task of that run
         may have checked its fence, then stalled past the takeover, and written its marker after this run had
         cleaned up the shard's files. Its shard is then simply done again."""
-        present = {posixpath.relpath(path, self.out.path) for path in self._table_files()}
+        present = {posixpath.relpath(path, self.out.path) for path in table_files(self.out)}
         unbacked = {shard for shard, commit in self.committed().items() if not set(commit.files) <= present}
         for shard in unbacked:
             self.marker(shard).fs.rm_file(self.marker(shard).path)
         return unbacked
-
-    def _table_files(self) -> list[str]:
-        """Every file under the tables' folders, from a fresh listing."""
-        fs = self.out.fs
-        found = []
-        for table in layout.TABLES:
-            root = self.out.child(table)
-            fs.invalidate_cache(root.path)
-            if fs.exists(root.path):
-                found += fs.find(root.path)
-        return found
 
     def remove_staging(self) -> int:
         """Delete what is left of the run's staged rows (files no publishing used: rows a failed pipeline staged,
         or a redone task staged twice), at an attempt's start and end, when none can be needed. Returns how many
         files went."""
         folder = self.staging()
-        fs = folder.fs
-        fs.invalidate_cache(folder.path)
-        if not fs.exists(folder.path):
-            return 0
-        files = fs.find(folder.path)
-        fs.rm(folder.path, recursive=True)
+        files = folder.files()
+        if folder.fs.exists(folder.path):
+            folder.fs.rm(folder.path, recursive=True)
         return len(files)
 
     def publish(self, shard_id: str, files: list[str], items: int) -> ShardCommit:
@@ -232,6 +212,11 @@ class ShardCommitter:
             frames.cast(_with_partition(FRAMES_SCHEMA)),
             detections.cast(_with_partition(DETECTIONS_SCHEMA)),
         )
+
+
+def table_files(out: Location) -> list[str]:
+    """Every file under the tables' folders of ``out``, from a fresh listing."""
+    return [path for table in layout.TABLES for path in out.child(table).files()]
 
 
 def _with_partition(schema: pa.Schema) -> pa.Schema:

@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timezone
 
 from common.storage import Location
+from jobs.commit.committer import table_files
 from schemas import layout
 from schemas.choices import OverwriteScope
 from schemas.manifest import RunManifest
@@ -78,19 +79,9 @@ class RunStore:
         else:
             doomed = [self.manifest_location(run_id).path for run_id in runs]
             doomed += [self.folder.child(run_id).path for run_id in runs]
-            doomed += [p for p in self._part_files() if (layout.parse_part_file(p) or ("",))[0] in runs]
+            doomed += [p for p in table_files(self.out) if (layout.parse_part_file(p) or ("",))[0] in runs]
             doomed.append(self.index_location(model_fingerprint).path)
         for path in doomed:
             if fs.exists(path):
                 fs.rm(path, recursive=True)
         return runs
-
-    def _part_files(self) -> list[str]:
-        fs = self.out.fs
-        found = []
-        for table in layout.TABLES:
-            root = self.out.child(table)
-            fs.invalidate_cache(root.path)
-            if fs.exists(root.path):
-                found += fs.find(root.path)
-        return found
