@@ -26,7 +26,8 @@ def usage_error(prog: str, message: str) -> int:
 def config_error(prog: str, error: ValidationError) -> int:
     """A config model's refusal as a usage error naming the flag (``--conf: …``) of its first complaint."""
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
+    names = [p for p in first["loc"] if isinstance(p, str)]
+    where = names[-1] if names else ""  # a nested model's field is still one flag (settings.min_iou: --min-iou)
     return usage_error(prog, f"--{where.replace('_', '-')}: {first['msg']}" if where else first["msg"])
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from schemas.manifest import ModelInfo
 
 
@@ -70,6 +72,61 @@ class FormatWriter(Protocol):
     """A format's writer: ``write`` every frame in order, then ``close`` once; files appear under the target."""
 
     def write(self, frame: FrameRecord) -> None: ...
+
+    def close(self) -> list[str]:
+        """Finish the files and return their paths relative to the target, for the summary."""
+        ...
+
+
+@dataclass(frozen=True)
+class Track:
+    """One object followed over a video (``yolonas-batch track``): its boxes at the frames where the detector
+    found it (the keyframes), in frame order. Between keyframes the object is where an annotation tool
+    interpolates it; a stretch with no keyframe longer than one sampling step means it was not seen."""
+
+    track_id: int
+    """1-based, unique within its video, stable for the same detections and tracker settings."""
+    category: int
+    """Index into ``Categories.names``."""
+    frames: np.ndarray
+    """int64 ``frame_index`` of each keyframe (0-based, absolute in the video), ascending."""
+    times: np.ndarray
+    """float64 ``timestamp_s`` of each keyframe."""
+    scores: np.ndarray
+    """float32 detection score of each keyframe."""
+    boxes: np.ndarray
+    """float32 (n, 4) ``x1 y1 x2 y2`` in pixels of the displayed frame: the detections' own boxes."""
+
+
+@dataclass(frozen=True)
+class VideoTracks:
+    """A video and its tracks, as the formats of tracks receive it (one at a time, sorted by source URI)."""
+
+    source_uri: str
+    name: str
+    """The video's safe relative path (``exports.naming.relative_name``): ``camera/clip.mp4``."""
+    fps: float
+    """The video's own frame rate (not the sampling rate)."""
+    frame_count: int
+    """Frames in the whole video (the container's count, or the last frame seen + 1)."""
+    width: int
+    height: int
+    """Of the displayed frame (rotation applied), as the boxes are."""
+    frame_step: int
+    """Frames between two sampled frames (``--video-stride``, or the rounded ratio for ``--video-fps``); 1 when
+    every frame was detected."""
+    tracks: tuple[Track, ...]
+    """Sorted by ``track_id``."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.frame_count / self.fps
+
+
+class TrackWriter(Protocol):
+    """A format of tracks: ``write`` every video in order, then ``close`` once; files appear under the target."""
+
+    def write(self, video: VideoTracks) -> None: ...
 
     def close(self) -> list[str]:
         """Finish the files and return their paths relative to the target, for the summary."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exports.committed import DETECTIONS, FRAMES, CommittedRows, sql_literal
+from common.committed_files import sql_literal
+from exports.committed import DETECTIONS, FRAMES, CommittedRows
 from schemas.tables import STATUS_ERROR, STATUS_OK, error_kind
 
 SCORE_BINS = 20

@@ -8,14 +8,16 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, cast
 
 from common.progress import Progress
-from common.storage import location
+from common.storage import Location, location
 from exports import formats
 from exports.reader import open_output
+from exports.records import FormatWriter, TrackWriter
 from exports.target import ExportTarget
-from schemas.export_config import ExportConfig
+from exports.tracks_reader import TracksReader, open_tracks
+from schemas.export_config import TRACK_FORMATS, ExportConfig
 
 PROGRESS_EVERY = 1024
 """Frames between updates of the progress bar: a bar redrawn per frame would cost more than the frame."""
@@ -56,11 +58,35 @@ class ExportSummary:
         return lines
 
 
-def run_export(config: ExportConfig, *, stream: TextIO | None = None) -> ExportSummary:
+@dataclass(frozen=True)
+class TracksSummary:
+    format: str
+    target: str
+    videos: int
+    tracks: int
+    boxes: int
+    root: str
+    files: list[str]
+    wall_s: float
+
+    def lines(self) -> list[str]:
+        return [
+            f"export {self.format} done: {self.videos} videos, {self.tracks} tracks of {self.boxes} boxes",
+            f"  written to {self.target}: {', '.join(self.files)}",
+            f"  video names are relative to {self.root or '(no common folder: names start with the scheme)'}",
+            f"  wall time {self.wall_s:.1f}s",
+        ]
+
+
+def run_export(config: ExportConfig, *, stream: TextIO | None = None) -> ExportSummary | TracksSummary:
     """Export ``config.output`` to ``config.to``; ``UsageError`` (one line) for bad input, before any file."""
     stream = stream or sys.stdout
     started = time.monotonic()
     target = location(config.to, config.storage_options)
+    if config.format in TRACK_FORMATS:
+        tracks = open_tracks(config)  # its usage errors come before the target is touched
+        ExportTarget(target).prepare()
+        return _export_tracks(config, tracks, target, stream, started)
     ExportTarget(target).prepare()
     with open_output(config) as reader:
         selection = reader.selection
@@ -69,7 +95,7 @@ def run_export(config: ExportConfig, *, stream: TextIO | None = None) -> ExportS
             file=stream,
             flush=True,
         )
-        writer = formats.writer(config, reader.categories, target)
+        writer = cast(FormatWriter, formats.writer(config, reader.categories, target))
         progress = Progress(selection.frames, stream=stream)
         progress.errors = selection.errors  # the bar's "errors": error frames of the output, left out or not
         pending = video_frames = 0
@@ -96,3 +122,28 @@ def run_export(config: ExportConfig, *, stream: TextIO | None = None) -> ExportS
             files=files,
             wall_s=time.monotonic() - started,
         )
+
+
+def _export_tracks(
+    config: ExportConfig, reader: TracksReader, target: Location, stream: TextIO, started: float
+) -> TracksSummary:
+    print(
+        f"exporting the tracks of {len(reader.commits)} videos of {reader.out.uri} as {config.format} to {target.uri}",
+        file=stream,
+        flush=True,
+    )
+    writer = cast(TrackWriter, formats.writer(config, reader.categories, target))
+    boxes = 0
+    for video in reader:
+        writer.write(video)
+        boxes += sum(len(track.frames) for track in video.tracks)
+    return TracksSummary(
+        format=config.format,
+        target=target.uri,
+        videos=len(reader.commits),
+        tracks=reader.tracks,
+        boxes=boxes,
+        root=reader.root,
+        files=writer.close(),
+        wall_s=time.monotonic() - started,
+    )

@@ -15,7 +15,7 @@ from typing import Any, Sequence, get_args
 from pydantic import ValidationError
 
 from common.cli import PROG, OneLineParser, config_error, usage_error
-from common.errors import EXIT_BUSY, UsageError
+from common.errors import EXIT_BUSY, EXIT_ERROR_RATE, EXIT_OK, UsageError
 from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, OverwriteScope, Precision, RuntimeChoice
 from schemas.config import JobConfig
 
@@ -134,6 +134,11 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
     sampling.add_argument("--video-fps", type=float, help="frames nearest to this rate")
     video.add_argument("--max-frames", type=int, help="sampled frames per video at most")
     video.add_argument(
+        "--track",
+        action="store_true",
+        help="then track the objects of the output's videos (as 'track OUT' with its default settings)",
+    )
+    video.add_argument(
         "--video-segment-frames",
         type=int,
         default=_default("video_segment_frames"),
@@ -185,9 +190,27 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
     try:
         from jobs.runner import run_job
 
-        return run_job(config).exit_code
+        code = run_job(config).exit_code
     except UsageError as exc:
         return usage_error(prog, str(exc))
     except (LeaseHeld, LeaseLost) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    if not config.track or code not in (EXIT_OK, EXIT_ERROR_RATE):
+        return code
+    return _track_after(config, prog) or code
+
+
+def _track_after(config: JobConfig, prog: str) -> int:
+    """``--track``: track the output's videos once the run is done; its exit code (0 when there is no video)."""
+    from jobs.tracking.cli import run_tracking_command
+    from schemas.track_config import TrackConfig
+
+    track = TrackConfig(
+        output=config.output,
+        ray_address=config.ray_address,
+        stall_timeout=config.stall_timeout,
+        lease_ttl=config.lease_ttl,
+        storage_options=config.storage_options,
+    )
+    return run_tracking_command(track, f"{prog} --track", no_video_ok=True)

@@ -69,6 +69,8 @@ class JobConfig(BaseModel):
     """Seconds without a finished frame or a committed shard after which a pipeline run is ended and retried."""
     lease_ttl: float = Field(default=DEFAULT_LEASE_TTL_S, ge=MIN_LEASE_TTL_S)
     """Seconds the output's lease lasts unrenewed: how long a killed run keeps the next one out."""
+    track: bool = False
+    """After the run, track the objects of the output's videos (``yolonas-batch track`` with its defaults)."""
     ray_address: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Extra fsspec options; may hold secrets, so never logged nor saved (see ``public_dump``)."""

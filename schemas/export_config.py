@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ExportFormat = Literal["label-studio", "coco", "yolo", "cvat"]
+ExportFormat = Literal["label-studio", "coco", "yolo", "cvat", "label-studio-video", "cvat-video", "mot"]
+TRACK_FORMATS: frozenset[str] = frozenset({"label-studio-video", "cvat-video", "mot"})
+"""Formats of tracks (``yolonas-batch track``): one object followed over a video's frames, not single frames."""
 
 
 class ExportConfig(BaseModel):

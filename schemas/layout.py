@@ -10,7 +10,13 @@ OUT/_runs/<run_id>/staging/<shard>/                        rows staged until the
 OUT/_runs/_index/<model_fingerprint>.parquet               inputs earlier runs answered (``--incremental``)
 OUT/_runs/_lease.json                                      the run lease: which run may write now
 OUT/_runs/_lease.lock                                      a local OUT's lock file, held by the lease's process
+OUT/tracks/<partition>/part-<key>.parquet                  one row per box of a track, one file per video
+OUT/track_summaries/<partition>/part-<key>.parquet         one row per track
+OUT/_runs/_tracks/<key>.json                               a video's tracks committed, written last
 ```
+
+A video's tracks are named by a key (``jobs.tracking.plan``): a hash of the video, the tracker's settings and
+the committed detections read, so tracking the same detections again finds its work done.
 
 Every path here is relative to ``OUT``, in ``/`` form, for ``Location.child``. A partition is
 ``run_date=<YYYY-MM-DD>/source=<slug>``. Run ids never start with ``_`` and shard ids are zero-padded digits, so
@@ -25,9 +31,12 @@ import re
 FRAMES, DETECTIONS = "frames", "detections"
 TABLES = (FRAMES, DETECTIONS)
 """The two tables, each a folder of hive-partitioned Parquet under ``OUT``."""
+TRACKS, TRACK_SUMMARIES = "tracks", "track_summaries"
+TRACK_TABLES = (TRACKS, TRACK_SUMMARIES)
+"""Written by ``yolonas-batch track`` from the committed detections: tracks and their summaries."""
 RUNS = "_runs"
 """Everything about runs: manifests, plans, markers, staging, the answered-inputs index."""
-OWNED = (*TABLES, RUNS)
+OWNED = (*TABLES, *TRACK_TABLES, RUNS)
 """What the job owns under ``OUT`` (and ``--overwrite`` removes)."""
 PARTIAL_SUFFIX = ".tmp"
 """A file published atomically is written under this suffix first (``workers.files.write_atomic``): one left
@@ -35,6 +44,9 @@ behind is a crash's leftover."""
 
 _PART_FILE = re.compile(r"part-(?P<run>.+)-(?P<shard>[0-9]+)\.parquet")
 _MARKER = re.compile(r"(?P<run>[^/_][^/]*)/shards/(?P<shard>[0-9]+)\.json")
+_TRACK_PART = re.compile(r"part-(?P<key>[0-9a-f]{20})\.parquet")
+_TRACK_MARKER = re.compile(r"(?P<key>[0-9a-f]{20})\.json")
+_PLAN = re.compile(r"(?P<run>[^/_][^/]*)/plan\.parquet")
 _MANIFEST = re.compile(r"(?P<run>[^/_][^/]*)\.json")
 
 
@@ -67,6 +79,12 @@ def parse_manifest(relative: str) -> str | None:
 
 def plan(run_id: str) -> str:
     return posixpath.join(RUNS, run_id, "plan.parquet")
+
+
+def parse_plan(relative: str) -> str | None:
+    """The run id of a saved plan's path relative to ``_runs``; None for anything else there."""
+    match = _PLAN.fullmatch(relative)
+    return match["run"] if match else None
 
 
 def markers(run_id: str) -> str:
@@ -111,3 +129,29 @@ def lease_lock() -> str:
 def write_probe(token: str) -> str:
     """A file written and removed at start to prove the output writable (not a manifest: it starts with a dot)."""
     return posixpath.join(RUNS, f".write-probe-{token}")
+
+
+TRACK_MARKERS = posixpath.join(RUNS, "_tracks")
+"""The folder of the videos' track markers."""
+
+
+def track_part_file(table: str, partition: str, key: str) -> str:
+    """The file of ``table`` (``tracks`` or ``track_summaries``) holding one video's tracks, named by its key."""
+    return posixpath.join(table, partition, f"part-{key}.parquet")
+
+
+def parse_track_part_file(name: str) -> str | None:
+    """The key of a track table's part file (its basename or any path ending in it); None for another file."""
+    match = _TRACK_PART.fullmatch(posixpath.basename(name))
+    return match["key"] if match else None
+
+
+def track_marker(key: str) -> str:
+    """A video's track marker: its presence means the video's tracks of this key are written."""
+    return posixpath.join(TRACK_MARKERS, f"{key}.json")
+
+
+def parse_track_marker(name: str) -> str | None:
+    """The key of a track marker (its basename or any path ending in it); None for another file."""
+    match = _TRACK_MARKER.fullmatch(posixpath.basename(name))
+    return match["key"] if match else None

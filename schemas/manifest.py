@@ -115,3 +115,32 @@ class RunManifest(BaseModel):
     failed_shards: dict[str, str] = Field(default_factory=dict)
     """Shards not committed when the attempt ended (its retries spent, or a bug), with the cause; a rerun tries
     them again."""
+
+
+class TrackCommit(BaseModel):
+    """Written last for a video's tracks (``_runs/_tracks/<key>.json``), after their Parquet files: its presence
+    means the tracks of that key are complete. It carries what the formats of tracks need to know of the video."""
+
+    key: str
+    source_uri: str
+    partition: str
+    settings: dict[str, Any]
+    """The tracker's settings (``TrackerSettings``)."""
+    inputs: list[str]
+    """The committed ``frames`` part files read (relative to the output), which with the settings make the key."""
+    fps: float
+    frame_count: int
+    """Frames in the whole video: the container's count, or the last frame seen + 1."""
+    width: int
+    height: int
+    frame_step: int
+    """Frames between two sampled frames (1: every frame was detected)."""
+    frames: int
+    """Frames tracked (``ok``); ``error_frames`` were skipped, as frames nothing is known of."""
+    error_frames: int
+    detections: int
+    tracks: int
+    boxes: int
+    """Boxes in tracks: detections that started or continued one (the rest matched no track)."""
+    files: list[str]
+    committed_at: str

@@ -36,6 +36,32 @@ DETECTIONS_SCHEMA = pa.schema(
     _KEY_FIELDS + [_CLASS_ID, pa.field("class_name", pa.string(), nullable=False)] + _SCORE_AND_BOX
 )
 
+_TRACK_KEY = [pa.field("source_uri", pa.string(), nullable=False), pa.field("track_id", pa.int32(), nullable=False)]
+_TRACK_CLASS = [_CLASS_ID, pa.field("class_name", pa.string(), nullable=False)]
+
+TRACKS_SCHEMA = pa.schema(
+    [_TRACK_KEY[0], pa.field("frame_index", pa.int64(), nullable=False), pa.field("timestamp_s", pa.float64())]
+    + [_TRACK_KEY[1]]
+    + _TRACK_CLASS
+    + _SCORE_AND_BOX
+)
+"""``tracks``: one row per box of a track (``yolonas-batch track``), the detection's own box and score, sorted by
+track and frame. ``track_id`` counts from 1 within a video, in order of each track's first frame."""
+
+TRACK_SUMMARIES_SCHEMA = pa.schema(
+    _TRACK_KEY
+    + _TRACK_CLASS
+    + [
+        pa.field("first_frame", pa.int64(), nullable=False),
+        pa.field("last_frame", pa.int64(), nullable=False),
+        pa.field("first_timestamp_s", pa.float64()),
+        pa.field("last_timestamp_s", pa.float64()),
+        pa.field("length", pa.int32(), nullable=False),
+        pa.field("mean_score", pa.float32(), nullable=False),
+    ]
+)
+"""``track_summaries``: one row per track: its first and last frame, how many boxes it has, their mean score."""
+
 BOX_TYPE = pa.struct([_CLASS_ID] + _SCORE_AND_BOX)
 """One detected box, as the model stage nests it per frame."""
 

@@ -1,6 +1,7 @@
 """``yolonas-batch COMMAND …``: dispatch to the sub-command and return its exit code.
 
-Each sub-command's module is imported only when it runs: ``export`` and ``report`` never import Ray or torch.
+Each sub-command's module is imported only when it runs: ``export`` and ``report`` never import Ray or torch,
+``track`` imports Ray only once it has videos to track.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from common.errors import EXIT_USAGE
 USAGE = (
     f"usage: {PROG} detect SOURCE [SOURCE ...] --output OUT [options]\n"
     f"       {PROG} demo [--output OUT]   (the bundled sample photos, on a local Ray)\n"
-    f"       {PROG} export OUT --format label-studio|coco|yolo|cvat --to DEST [options]\n"
+    f"       {PROG} track OUT [options]   (tracks of the objects in the output's videos)\n"
+    f"       {PROG} export OUT --format label-studio|coco|yolo|cvat|label-studio-video|cvat-video|mot --to DEST "
+    "[options]\n"
     f"       {PROG} report OUT --to report.html [options]\n"
     f"run '{PROG} COMMAND --help' for the options"
 )
@@ -35,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from jobs.cli import detect_main
 
         return detect_main(rest, prog=f"{PROG} detect")
+    if command == "track":
+        from jobs.tracking.cli import track_main
+
+        return track_main(rest)
     if command == "export":
         from exports.cli import export_main
 
@@ -43,4 +50,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exports.report import report_main
 
         return report_main(rest)
-    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, export or report)")
+    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, track, export or report)")

@@ -86,19 +86,9 @@ class TaskFile:
 def document_head(size: int, split: str | None, categories: Categories) -> str:
     """The XML declaration, ``<annotations>``, the version and the task meta with its labels."""
     task_name = "yolonas-batch" if split is None else f"yolonas-batch {split}"
-    labels = "".join(_label(name) for name in categories.names)
+    labels = "".join(label_xml(name) for name in categories.names)
     return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        "<annotations>\n"
-        "  <version>1.1</version>\n"
-        "  <meta>\n"
-        "    <task>\n"
-        f"      <name>{escape(task_name)}</name>\n"
-        f"      <size>{size}</size>\n"
-        "      <mode>annotation</mode>\n"
-        "      <overlap>0</overlap>\n"
-        "      <flipped>False</flipped>\n"
-        f"      <subset>{escape(split or DEFAULT_SUBSET)}</subset>\n"
+        task_head(task_name, size, "annotation") + f"      <subset>{escape(split or DEFAULT_SUBSET)}</subset>\n"
         "      <labels>\n"
         f"{labels}"
         "      </labels>\n"
@@ -107,7 +97,26 @@ def document_head(size: int, split: str | None, categories: Categories) -> str:
     )
 
 
-def _label(name: str) -> str:
+def task_head(name: str, size: int, mode: str) -> str:
+    """The XML declaration, ``<annotations>``, the version and a task meta's first elements, as CVAT orders them;
+    ``mode``: ``annotation`` (images) or ``interpolation`` (video)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        "<annotations>\n"
+        "  <version>1.1</version>\n"
+        "  <meta>\n"
+        "    <task>\n"
+        f"      <name>{escape(name)}</name>\n"
+        f"      <size>{size}</size>\n"
+        f"      <mode>{mode}</mode>\n"
+        "      <overlap>0</overlap>\n"
+        "      <flipped>False</flipped>\n"
+    )
+
+
+def label_xml(name: str, mutable: bool = False) -> str:
+    """A label of the task's meta with its ``score`` text attribute; ``mutable`` where it changes from frame to
+    frame of one track (CVAT keeps an immutable attribute once per track)."""
     return (
         "        <label>\n"
         f"          <name>{escape(name)}</name>\n"
@@ -115,7 +124,7 @@ def _label(name: str) -> str:
         "          <attributes>\n"
         "            <attribute>\n"
         f"              <name>{SCORE_ATTRIBUTE}</name>\n"
-        "              <mutable>False</mutable>\n"
+        f"              <mutable>{mutable}</mutable>\n"
         "              <input_type>text</input_type>\n"
         "              <default_value></default_value>\n"
         "              <values></values>\n"

@@ -157,7 +157,7 @@ class ShardCommitter:
             for table_name, table in zip(layout.TABLES, (frames, detections)):
                 part = table.filter(pc.equal(table.column("partition"), partition)).drop_columns(["partition"])
                 relative = layout.part_file(table_name, partition, self.run_id, shard_id)
-                self.out.child(relative).write_bytes_atomic(_parquet_bytes(part))
+                self.out.child(relative).write_bytes_atomic(parquet_bytes(part))
                 files.append(relative)
         status = frames.column("status")
         error_kinds = Counter(error_kind(e) for e in frames.column("error").to_pylist() if e is not None)
@@ -243,7 +243,7 @@ def staged_bytes(rows: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

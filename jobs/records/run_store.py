@@ -68,7 +68,7 @@ class RunStore:
     def clear(self, scope: OverwriteScope, model_fingerprint: str) -> list[str]:
         """``--overwrite``: remove the runs of one model (``model``: manifests, plans, markers, rows and its
         answered-inputs index), or everything the job owns under the output (``all``); the output's lease stays.
-        Returns the ids of the runs removed."""
+        Tracks go either way: they were made from detections being removed. Returns the ids of the runs removed."""
         runs = [m.run_id for m in self.manifests() if scope == "all" or m.model_fingerprint == model_fingerprint]
         fs = self.out.fs
         if scope == "all":
@@ -81,6 +81,7 @@ class RunStore:
             doomed += [self.folder.child(run_id).path for run_id in runs]
             doomed += [p for p in table_files(self.out) if (layout.parse_part_file(p) or ("",))[0] in runs]
             doomed.append(self.index_location(model_fingerprint).path)
+        doomed += [self.out.child(folder).path for folder in (*layout.TRACK_TABLES, layout.TRACK_MARKERS)]
         for path in doomed:
             if fs.exists(path):
                 fs.rm(path, recursive=True)

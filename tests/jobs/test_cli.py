@@ -93,7 +93,7 @@ def test_unknown_command(capsys):
     assert main(["frobnicate"]) == 2
     assert (
         capsys.readouterr().err
-        == "yolonas-batch: error: unknown command 'frobnicate' (expected detect, demo, export or report)\n"
+        == "yolonas-batch: error: unknown command 'frobnicate' (expected detect, demo, track, export or report)\n"
     )
 
 

@@ -1,10 +1,12 @@
 """Read an exported dataset back with datumaro, offline: ``check_datumaro.py FORMAT PATH``.
 
 FORMAT is datumaro's importer (``cvat``; ``yolo``, which picks its strict, loose or Ultralytics variant by the
-layout). datumaro's importers are independent implementations of these formats (CVAT's server imports through
-them), run with a failing error policy: any item they cannot read fails the import. Prints JSON: the formats
+layout; ``mot_seq``). datumaro's importers are independent implementations of these formats (CVAT's server imports
+through them), run with a failing error policy: any item they cannot read fails the import. Prints JSON: the formats
 datumaro detects at PATH, the variant (``sources``) the importer chose, the label names, and every item with its
-subset, image size and boxes in pixels (``x1 y1 x2 y2``) with their attributes.
+subset, attributes (``frame``: the frame number of a CVAT item), image size (None where neither the annotations nor
+an image file give it, as for the frames of a CVAT video task) and boxes in pixels (``x1 y1 x2 y2``) with their
+attributes (a track's box: ``track_id``; in CVAT also ``keyframe`` and ``outside``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(format_name: str, path: str) -> dict:
             {
                 "id": item.id,
                 "subset": item.subset,
+                "attributes": dict(item.attributes),
                 "size": list(size) if size else None,
                 "boxes": boxes,
                 "other_annotations": others,

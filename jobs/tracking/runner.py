@@ -1,0 +1,154 @@
+"""One ``track`` run: plan the videos, skip those whose tracks are committed, track the rest as Ray tasks (one per
+video), and tell what was done with an exit code.
+
+A video is tracked whole in one task: the tracker runs at thousands of frames per second per core, far faster
+than the detector that made its rows (docs/performance.md), so cutting a video into ranges and stitching their
+tracks would buy nothing and cost tracks broken at range boundaries. The run holds the output's lease, like
+``detect``: no two runs write one output. A task whose process dies (a node lost) is retried by Ray a few times;
+an error in a video's own data fails that video, recorded and told, and the others go on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from common.errors import EXIT_FAILED, EXIT_OK
+from common.progress import Progress
+from common.storage import Location, location
+from jobs.commit.track_committer import TrackCommitter
+from jobs.records.lease import Fence, LeaseLost, RunLease
+from jobs.records.run_store import RunStore
+from jobs.tracking.plan import VideoWork, plan_videos
+from schemas.manifest import TrackCommit
+from schemas.track_config import TrackConfig, TrackerSettings
+from workers.errors import one_line
+
+TASK_RETRIES = 3
+"""Times Ray runs a video's task again after its process died; an exception in the task is never retried."""
+IN_FLIGHT_PER_CPU = 2
+"""Tasks submitted ahead per CPU of the cluster: enough to keep every CPU busy, few enough that a large collection
+is not one huge submission."""
+
+
+@dataclass
+class TrackResult:
+    videos: int
+    skipped: int
+    """Videos whose tracks of the same detections and settings were committed already."""
+    commits: list[TrackCommit] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Video URI -> why its tracking failed."""
+    removed: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+    def lines(self, out: Location) -> list[str]:
+        tracks = sum(c.tracks for c in self.commits)
+        boxes = sum(c.boxes for c in self.commits)
+        frames = sum(c.frames for c in self.commits)
+        lines = [
+            f"track {'failed' if self.failed else 'done'}: {len(self.commits)} of {self.videos} videos tracked now "
+            f"({self.skipped} already tracked), {tracks} tracks of {boxes} boxes over {frames} frames; "
+            f"{len(self.failed)} failed",
+            f"  tracks in {out.uri}/tracks, one row per track in {out.uri}/track_summaries",
+            f"  export them: yolonas-batch export {out.uri} --format label-studio-video|cvat-video|mot --to DEST",
+        ]
+        if self.removed:
+            lines.append(f"  removed {self.removed} files of older or unfinished tracks")
+        lines += [f"  failed: {uri}: {why}" for uri, why in sorted(self.failed.items())[:10]]
+        lines.append(f"  wall time {self.wall_s:.1f}s")
+        return lines
+
+
+def run_tracking(config: TrackConfig, stream: TextIO | None = None) -> TrackResult:
+    """Track the videos of ``config.output``. Raises ``UsageError`` (nothing to track, not a job output, unknown
+    run) before any write, ``LeaseHeld``/``LeaseLost`` when another run holds or takes the output."""
+    stream = stream or sys.stdout
+    started = time.monotonic()
+    out = location(config.output, config.storage_options)
+    works = plan_videos(out, config.run_id, config.settings)
+    with RunLease(out, RunStore.new_run_id(), config.lease_ttl) as lease:
+        committer = TrackCommitter(out, lease.fence)
+        done = committer.committed_keys()
+        removed = committer.clean({w.video_id: w.key for w in works})
+        pending = [w for w in works if w.key not in done]
+        result = TrackResult(videos=len(works), skipped=len(works) - len(pending), removed=removed)
+        print(
+            f"tracking {len(pending)} of {len(works)} videos of {config.run_id or out.uri} "
+            f"({result.skipped} already tracked)",
+            file=stream,
+            flush=True,
+        )
+        if pending:
+            _track(config, out, pending, lease, result, stream)
+        lease.check()
+        result.removed += committer.clean({w.video_id: w.key for w in works})
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+def _track(
+    config: TrackConfig, out: Location, pending: list[VideoWork], lease: RunLease, result: TrackResult, stream: TextIO
+) -> None:
+    """Run one task per video, a bounded number at a time, until all finished or nothing finished for
+    ``stall_timeout`` seconds."""
+    import ray
+
+    from jobs.pipeline.ray_session import cluster_cpus, start_ray
+
+    start_ray(config.ray_address)
+    task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_track_task)
+    progress = Progress(sum(w.frames for w in pending), stream=stream)
+    queue = list(reversed(pending))
+    running: dict[Any, VideoWork] = {}
+    limit = max(1, cluster_cpus() * IN_FLIGHT_PER_CPU)
+    fence = lease.fence
+    try:
+        while queue or running:
+            while queue and len(running) < limit:
+                work = queue.pop()
+                running[task.remote(out, work, config.settings, fence)] = work
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=config.stall_timeout)
+            if lease.lost is not None:
+                raise LeaseLost(lease.lost)
+            if not ready:
+                for ref, work in running.items():
+                    ray.cancel(ref, force=True)
+                    result.failed[work.source_uri] = f"stalled: no video finished in {config.stall_timeout:g} s"
+                break
+            for ref in ready:
+                work = running.pop(ref)
+                commit = _outcome(ref, work, result)
+                progress.advance(work.frames, commit.error_frames if commit else 0)
+    finally:
+        progress.close()
+
+
+def _outcome(ref: Any, work: VideoWork, result: TrackResult) -> TrackCommit | None:
+    """The task's commit, or its failure recorded; a lost lease ends the run."""
+    import ray
+
+    try:
+        commit = ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, LeaseLost):
+            raise exc.cause from None
+        result.failed[work.source_uri] = one_line(exc.cause if exc.cause is not None else exc, keep="first")
+        return None
+    except ray.exceptions.RayError as exc:  # its process died more times than it was retried
+        result.failed[work.source_uri] = one_line(exc, keep="first")
+        return None
+    result.commits.append(commit)
+    return commit
+
+
+def _track_task(out: Location, work: VideoWork, settings: TrackerSettings, fence: Fence) -> TrackCommit:
+    from jobs.tracking.track_video import track_video
+
+    return track_video(out, work, settings, fence)
