@@ -1,0 +1,154 @@
+"""``track`` as a scheduler runs it: killed mid-run with its process group, then run again, it resumes and every
+video's tracks land once, equal to those of a run never interrupted; another run holding the output is exit 4;
+bad input is one line and exit 2, before anything is written."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from common.storage import location
+from jobs.records.lease import RunLease
+from jobs.tracking.plan import plan_videos
+from jobs.tracking.track_video import track_video
+from schemas.track_config import TrackerSettings
+from tests.support.outputs import Frame, commit_run, run_id
+
+REPO = Path(__file__).resolve().parents[3]
+VIDEOS = 10
+FRAMES = 2500
+OBJECTS = 6
+LEASE_TTL_S = 3
+"""The killed run's lease: the rerun waits it out."""
+
+
+def _videos() -> dict[str, list[Frame]]:
+    """``VIDEOS`` videos of ``OBJECTS`` boxes gliding right, each video in two shards: long enough that tracking
+    them takes seconds, so a kill lands between the first video committed and the last."""
+    shards: dict[str, list[Frame]] = {}
+    for v in range(VIDEOS):
+        frames = [
+            Frame(
+                f"file:///data/cam/clip{v:02d}.mp4",
+                [
+                    ("person", 0.9, 10 + i * 0.2 + o * 150, 20 + o * 10, 90 + i * 0.2 + o * 150, 200)
+                    for o in range(OBJECTS)
+                ],
+                index=i,
+                width=1280,
+                height=720,
+            )
+            for i in range(FRAMES)
+        ]
+        shards[f"{2 * v:05d}"], shards[f"{2 * v + 1:05d}"] = frames[: FRAMES // 2], frames[FRAMES // 2 :]
+    return shards
+
+
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("track-runner") / "out"
+    commit_run(location(str(out)), run_id(3), _videos(), source="cam")
+    return out
+
+
+def _track(out: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "yolonas_batch", "track", str(out), "--lease-ttl", str(LEASE_TTL_S), *options]
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _tracks(out: Path) -> list[tuple]:
+    table = ds.dataset(out / "tracks", format="parquet", partitioning="hive").to_table()
+    keys = ("source_uri", "track_id", "frame_index", "class_id", "score", "x1", "y1", "x2", "y2")
+    return sorted(tuple(row[k] for k in keys) for row in table.to_pylist())
+
+
+def _markers(out: Path) -> list[Path]:
+    return sorted((out / "_runs" / "_tracks").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_killed_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster):
+    reference = tmp_path / "reference"
+    shutil.copytree(detected, reference)
+    settings = TrackerSettings()
+    for work in plan_videos(location(str(reference)), None, settings):
+        track_video(location(str(reference)), work, settings)
+    out = tmp_path / "out"
+    shutil.copytree(detected, out)
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
+
+    run = _track(out, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while not _markers(out) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    done_at_kill = len(_markers(out))
+    assert 1 <= done_at_kill < VIDEOS, "the kill must land mid-run"
+
+    busy = _track(out, env=env)  # the killed run's lease has not expired yet
+    _, refused = busy.communicate(timeout=120)
+    assert busy.returncode == 4, refused
+    assert "is in use by run" in refused
+    time.sleep(max(0.0, killed_at + LEASE_TTL_S - time.monotonic()))
+
+    rerun = _track(out, env=env)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stdout + stderr
+    skipped = int(re.search(r"\((\d+) already tracked\)", stdout)[1])  # type: ignore[index]
+    assert done_at_kill <= skipped < VIDEOS  # committed videos are not redone (a task may finish after the kill)
+    assert len(_markers(out)) == VIDEOS
+    assert _tracks(out) == _tracks(reference)  # each row once, as an uninterrupted run wrote it
+    parts = sorted(p.name for p in (out / "tracks").rglob("*.parquet"))
+    assert parts == sorted(p.name for p in (reference / "tracks").rglob("*.parquet"))
+
+
+@pytest.mark.slow
+def test_a_track_run_while_another_holds_the_output_exits_4_and_writes_nothing(detected, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(detected, out)
+    with RunLease(location(str(out)), "20260103T090000Z-holder", ttl_s=60):
+        run = _track(out)
+        stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 4, stdout + stderr
+    assert "20260103T090000Z-holder" in stderr
+    assert not (out / "tracks").exists() and not _markers(out)
+
+
+@pytest.mark.parametrize(
+    ("what", "argv", "message"),
+    [
+        ("no output", ["{missing}"], "does not exist"),
+        ("unknown run", ["{out}", "--run-id", "20990101T000000Z-nope"], "--run-id 20990101T000000Z-nope: no such run"),
+        ("photos only", ["{photos}"], "has no committed video frames to track"),
+        ("bad setting", ["{out}", "--min-iou", "1.5"], "--min-iou:"),
+        ("bad flag", ["{out}", "--frobnicate"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(what, argv, message, detected, tmp_path, capsys):
+    from jobs.tracking.cli import track_main
+
+    photos = tmp_path / "photos"
+    commit_run(location(str(photos)), run_id(4), {"00000": [Frame("file:///data/a.jpg", [("dog", 0.9, 1, 1, 5, 5)])]})
+    paths = {"missing": tmp_path / "missing", "out": detected, "photos": photos}
+    code = track_main([arg.format(**paths) for arg in argv])
+    err = capsys.readouterr().err
+    assert code == 2, what
+    assert err.count("\n") == 1 and message in err, err
+    assert not (photos / "tracks").exists()
