@@ -198,10 +198,10 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
         return EXIT_BUSY
     if not config.track or code not in (EXIT_OK, EXIT_ERROR_RATE):
         return code
-    return _track_after(config, prog) or code
+    return track_after(config, prog) or code
 
 
-def _track_after(config: JobConfig, prog: str) -> int:
+def track_after(config: JobConfig, prog: str) -> int:
     """``--track``: track the output's videos once the run is done; its exit code (0 when there is no video)."""
     from jobs.tracking.cli import run_tracking_command
     from schemas.track_config import TrackConfig

@@ -152,3 +152,21 @@ def test_bad_input_is_one_line_and_exit_2(what, argv, message, detected, tmp_pat
     assert code == 2, what
     assert err.count("\n") == 1 and message in err, err
     assert not (photos / "tracks").exists()
+
+
+@pytest.mark.slow
+def test_detect_with_track_tracks_the_videos_and_passes_over_photos(tmp_path, ray_cluster, capsys):
+    from jobs.cli import track_after
+    from schemas.config import JobConfig
+
+    clip = tmp_path / "clip"
+    frames = [Frame("file:///data/clip.mp4", [("car", 0.9, 10 + i, 10, 60 + i, 40)], index=i) for i in range(12)]
+    commit_run(location(str(clip)), run_id(3), {"00000": frames})
+    photos = tmp_path / "photos"
+    commit_run(location(str(photos)), run_id(4), {"00000": [Frame("file:///data/a.jpg", [("dog", 0.9, 1, 1, 5, 5)])]})
+
+    assert track_after(JobConfig(sources=["unused"], output=str(clip)), "detect") == 0
+    assert len(_markers(clip)) == 1 and len(_tracks(clip)) == 12
+    assert track_after(JobConfig(sources=["unused"], output=str(photos)), "detect") == 0
+    assert "detect --track: nothing to track" in capsys.readouterr().out
+    assert not (photos / "tracks").exists()
