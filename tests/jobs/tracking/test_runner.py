@@ -4,6 +4,7 @@ bad input is one line and exit 2, before anything is written."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -170,3 +171,30 @@ def test_detect_with_track_tracks_the_videos_and_passes_over_photos(tmp_path, ra
     assert track_after(JobConfig(sources=["unused"], output=str(photos)), "detect") == 0
     assert "detect --track: nothing to track" in capsys.readouterr().out
     assert not (photos / "tracks").exists()
+
+
+@pytest.mark.slow
+def test_tracks_of_an_output_in_s3_land_in_it_once_and_export_from_it(
+    s3_endpoint, s3_bucket, s3_environment, ray_cluster
+):
+    from exports.run import run_export
+    from jobs.tracking.runner import run_tracking
+    from schemas.export_config import ExportConfig
+    from schemas.track_config import TrackConfig
+    from tests.support.s3 import s3_client, s3_storage_options
+
+    uri, options = f"s3://{s3_bucket}/out", s3_storage_options(s3_endpoint)
+    frames = [
+        Frame(f"s3://{s3_bucket}/in/clip.mp4", [("car", 0.9, 10 + i, 10, 60 + i, 40)], index=i) for i in range(20)
+    ]
+    commit_run(location(uri, options), run_id(3), {"00000": frames[:10], "00001": frames[10:]})
+    config = TrackConfig(output=uri, storage_options=options)
+
+    first, again = run_tracking(config, stream=io.StringIO()), run_tracking(config, stream=io.StringIO())
+
+    assert (len(first.commits), first.failed, len(again.commits), again.skipped) == (1, {}, 0, 1)
+    run_export(ExportConfig(output=uri, format="mot", to=f"s3://{s3_bucket}/mot", storage_options=options))
+    body = s3_client(s3_endpoint).get_object(Bucket=s3_bucket, Key="mot/clip/gt/gt.txt")["Body"].read().decode()
+    assert [line.split(",")[:3] for line in body.splitlines()] == [
+        [str(i + 1), "1", f"{10 + i:.2f}"] for i in range(20)
+    ]
