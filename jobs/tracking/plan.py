@@ -2,10 +2,10 @@
 
 A video's detections are the committed ``frames`` and ``detections`` part files that hold its rows (those of
 ``--run-id`` only, or of every run: the newest row per frame, as ``export`` chooses). Committed part files never
-change, so the files read and the tracker's settings decide a video's tracks, and they make its key: the first
-half a hash of the video's URI (its tracks of every version share it, so older ones are found by name), the
-second a hash of the settings and files. Tracking again after nothing changed finds every key committed; after a
-new ``detect`` run committed more frames of a video, or with other settings, the key changes and it is redone.
+change, so the files read, the tracker's settings and its release decide a video's tracks, and they make its key:
+the first half a hash of the video's URI (its tracks of every version share it, so older ones are found by name),
+the second a hash of the rest. Tracking again after nothing changed finds every key committed; after a new
+``detect`` run committed more frames of a video, or with other settings, the key changes and it is redone.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 
 import duckdb
 
@@ -65,7 +66,10 @@ def video_id(source_uri: str) -> str:
 
 
 def track_key(source_uri: str, settings: TrackerSettings, inputs: tuple[str, ...]) -> str:
-    version = hashlib.sha256(json.dumps([settings.fingerprint(), list(inputs)]).encode()).hexdigest()
+    """The video's id, then a hash of what its tracks depend on: the settings, the tracker library's release (an
+    upgrade may track differently) and the committed files read."""
+    depends = [settings.fingerprint(), metadata.version("trackers"), list(inputs)]
+    version = hashlib.sha256(json.dumps(depends).encode()).hexdigest()
     return video_id(source_uri) + version[:KEY_HALF]
 
 
