@@ -101,7 +101,10 @@ class _ClassTracker:
     def update(self, frame: FrameBoxes, rows: np.ndarray) -> list[tuple[int, FrameBoxes, int]]:
         """Track ``frame``'s boxes ``rows`` (those of this class); return (tracker's id, frame, row) of each box
         given to a confirmed track, a confirmed track's first box included."""
-        before = {id(t) for t in self.tracker.tracks}
+        held = list(
+            self.tracker.tracks
+        )  # alive through the update: a track ended in it cannot lend its id() to a new one
+        before = {id(t) for t in held}
         detections = sv.Detections(
             xyxy=frame.boxes[rows].astype(np.float64),
             confidence=frame.scores[rows].astype(np.float64),

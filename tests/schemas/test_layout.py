@@ -47,3 +47,57 @@ def test_markers_and_manifests_parse_back_relative_to_runs():
 )
 def test_nothing_else_under_runs_is_a_manifest_or_a_marker(relative):
     assert layout.parse_manifest(relative) is None and layout.parse_marker(relative) is None
+
+
+KEY = "0123456789abcdef0123"
+"""A track key: 20 hex digits, the video's half then the version's."""
+
+
+@pytest.mark.parametrize("table", layout.TRACK_TABLES)
+def test_track_part_files_name_their_key(table):
+    path = layout.track_part_file(table, layout.partition("2026-01-02", "cam-1"), KEY)
+    assert path == f"{table}/run_date=2026-01-02/source=cam-1/part-{KEY}.parquet"
+    assert layout.parse_track_part_file(path) == KEY
+    assert layout.parse_track_part_file(f"/out/{path}") == KEY
+
+
+def test_track_markers_name_their_key():
+    assert layout.track_marker(KEY) == f"_runs/_tracks/{KEY}.json"
+    assert layout.parse_track_marker(layout.track_marker(KEY)) == KEY
+    assert layout.parse_track_marker(f"/out/{layout.track_marker(KEY)}") == KEY
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        layout.part_file(layout.FRAMES, "p", RUN, "00042"),
+        layout.part_file(layout.DETECTIONS, "p", "0123456789", "0123456789"),  # all hex, but run and shard
+        layout.track_part_file(layout.TRACKS, "p", KEY) + ".1a2b3c4d" + layout.PARTIAL_SUFFIX,
+        layout.track_part_file(layout.TRACKS, "p", KEY.upper()),
+        layout.track_part_file(layout.TRACKS, "p", KEY[:-1]),
+        layout.track_marker(KEY),
+    ],
+)
+def test_other_files_are_not_track_part_files(name):
+    assert layout.parse_track_part_file(name) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        layout.manifest(RUN),
+        layout.marker(RUN, "00007"),
+        layout.track_marker(KEY) + ".1a2b3c4d" + layout.PARTIAL_SUFFIX,
+        layout.track_part_file(layout.TRACKS, "p", KEY),
+    ],
+)
+def test_other_files_are_not_track_markers(name):
+    assert layout.parse_track_marker(name) is None
+
+
+def test_track_files_are_not_taken_for_the_detect_jobs():
+    """A track part file is no ``part-<run>-<shard>`` file; a track marker, relative to ``_runs``, is no manifest
+    and no shard marker."""
+    assert layout.parse_part_file(layout.track_part_file(layout.TRACKS, "p", KEY)) is None
+    relative = layout.track_marker(KEY).removeprefix(layout.RUNS + "/")
+    assert layout.parse_manifest(relative) is None and layout.parse_marker(relative) is None
