@@ -189,6 +189,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
         storage_options=config.storage_options,
         rows_per_batch=resources.decode_batch_size,
         max_pixels=config.max_image_pixels,
+        reduce_jpeg=config.jpeg_decode == "reduced",
     )
     limit_stalls(config.stall_timeout)
 

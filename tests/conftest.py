@@ -120,3 +120,19 @@ def copy_tree_with_awkward_names(images: list[Path], target: Path) -> dict[str, 
         shutil.copyfile(image, copy)
         mapping["file://" + str(copy.resolve())] = image
     return mapping
+
+
+@pytest.fixture(scope="session")
+def camera_sized(coco_images) -> list[Path]:
+    """Four photos whose long side is 640: 4032 px upscaled, 12 MP or close."""
+    import cv2
+
+    return [p for p in coco_images if max(cv2.imread(str(p)).shape[:2]) == 640][:4]
+
+
+@pytest.fixture(scope="session")
+def large(tmp_path_factory, camera_sized) -> list[Path]:
+    """``camera_sized`` as 12 MP JPEGs, stored turned under EXIF orientations 1, 3, 6 and 8."""
+    from tests.support.photos import large_photos
+
+    return large_photos(tmp_path_factory.mktemp("large"), camera_sized)

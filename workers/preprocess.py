@@ -95,7 +95,29 @@ class Letterboxed:
         return canvas
 
 
+REDUCED_DECODES = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+"""libjpeg's scaled decodes OpenCV offers, largest reduction first: the DCT is decoded at 1/8, 1/4 or 1/2 of the
+size, so a 12 MP photo decodes about as fast as a 0.75 MP one (docs/performance.md)."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image and the size of the image it stands for: the same, unless libjpeg decoded it reduced."""
+
+    image: np.ndarray
+    height: int
+    width: int
+    """Of the full image, displayed (EXIF orientation applied): what boxes are mapped back to."""
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channels: Channels = "rgb") -> np.ndarray:
+    """The full image (``decode_for`` with no letterbox to fit): see there."""
+    return decode_for(data, None, max_pixels, channels).image
+
+
+def decode_for(
+    data: bytes, spec: LetterboxSpec | None, max_pixels: int = DEFAULT_MAX_PIXELS, channels: Channels = "rgb"
+) -> Decoded:
     """Decode encoded image bytes to an (H, W, 3) uint8 array, EXIF orientation applied.
 
     ``channels="bgr"`` leaves OpenCV's own order and skips a conversion of every decoded pixel; ``letterbox``
@@ -111,6 +133,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channels: Ch
     The declared size comes from ``imagesize``, a pure-Python reader of the header fields only (microseconds,
     no allocation in proportion to the image). Pillow's ``Image.open`` would also read only the header, but
     it applies its own process-wide bomb limit first and then reports a pixel count without the size.
+
+    With ``spec``, a JPEG at least twice the letterbox's target size is decoded by libjpeg at the largest
+    reduction (1/2, 1/4, 1/8) whose pixels still cover that size (``jpeg_reduction``): the letterbox then rescales
+    less, from pixels libjpeg averaged, and boxes still map back to the full image's pixels.
     """
     if not data:
         raise DecodeError("empty file")
@@ -128,10 +154,36 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, channels: Ch
     cut = _TRUNCATION_CHECKS.get(kind)
     if cut is not None and (cause := cut(data)) is not None:
         raise DecodeError(f"truncated {kind}: {cause}")
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    factor = jpeg_reduction(width, height, spec) if spec is not None and kind == "JPEG" else 1
+    flag = dict(REDUCED_DECODES).get(factor, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
     if bgr is None:
         raise DecodeError(f"truncated or corrupt {kind}: OpenCV could not decode the {width}x{height} image")
-    return bgr if channels == "bgr" else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    image = bgr if channels == "bgr" else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if factor == 1:
+        return Decoded(image, *image.shape[:2])
+    # EXIF orientation may have turned the image: the decoded shape tells which way the full size goes.
+    turned = image.shape[:2] != (-(-height // factor), -(-width // factor))
+    return Decoded(image, *((width, height) if turned else (height, width)))
+
+
+def jpeg_reduction(width: int, height: int, spec: LetterboxSpec) -> int:
+    """The largest libjpeg reduction (8, 4, 2; 1: none) whose decoded size, ``ceil(side / factor)``, still covers
+    the letterbox's target size of a ``width`` x ``height`` image, in either orientation (EXIF may turn it)."""
+    for factor, _ in REDUCED_DECODES:
+        reduced = (-(-width // factor), -(-height // factor))
+        if all(
+            reduced[0] >= target_w and reduced[1] >= target_h
+            for target_h, target_w in (_target(height, width, spec), _target(width, height, spec)[::-1])
+        ):
+            return factor
+    return 1
+
+
+def _target(height: int, width: int, spec: LetterboxSpec) -> tuple[int, int]:
+    """(height, width) of a ``height`` x ``width`` image rescaled into ``spec.fit``, as ``letterbox`` rounds it."""
+    scale = min(spec.fit[0] / height, spec.fit[1] / width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _image_format(data: bytes) -> str | None:
@@ -254,8 +306,13 @@ _TRUNCATION_CHECKS: dict[str, Callable[[bytes], str | None]] = {
 """Formats whose completeness is cheap to check from the structure; a cut BMP or TIFF fails in OpenCV."""
 
 
-def letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb") -> Letterboxed:
+def letterbox(
+    image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb", full: tuple[int, int] | None = None
+) -> Letterboxed:
     """Rescale ``image`` (channels in ``channels`` order) into ``spec.fit``, aspect kept, bilinear.
+
+    ``full``: the (height, width) of the image ``image`` was decoded reduced from (``decode_for``); the geometry,
+    and so the boxes mapped back, are those of the full image, only the pixels come from the reduced one.
 
     Rounding follows super-gradients: ``scale = min(fit_h / h, fit_w / w)``, new size ``round(h * scale)``,
     centre padding puts the odd pixel at the bottom/right, and boxes map back by ``(box - pad) / scale``.
@@ -263,11 +320,11 @@ def letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb"
     Bilinear rescaling treats each channel alone, so swapping the channels after it gives the same pixels as
     swapping them before.
     """
-    height, width = image.shape[:2]
+    height, width = full or image.shape[:2]
     scale = min(spec.fit[0] / height, spec.fit[1] / width)
-    if scale != 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, dsize=size, interpolation=cv2.INTER_LINEAR)
+    target = _target(height, width, spec)
+    if image.shape[:2] != target:
+        image = cv2.resize(image, dsize=target[::-1], interpolation=cv2.INTER_LINEAR)
     new_h, new_w = image.shape[:2]
     canvas_h, canvas_w = spec.canvas
     if new_h > canvas_h or new_w > canvas_w:
@@ -284,6 +341,10 @@ def letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels = "rgb"
     )
 
 
-def prepare_image(data: bytes, spec: LetterboxSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> Letterboxed:
-    """Decode and letterbox encoded image bytes the fastest way (OpenCV's channel order until the rescale)."""
-    return letterbox(decode_image(data, max_pixels, channels="bgr"), spec, channels="bgr")
+def prepare_image(
+    data: bytes, spec: LetterboxSpec, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_jpeg: bool = False
+) -> Letterboxed:
+    """Decode and letterbox encoded image bytes as the job does (OpenCV's channel order until the rescale; with
+    ``reduce_jpeg``, a large JPEG decoded reduced)."""
+    decoded = decode_for(data, spec if reduce_jpeg else None, max_pixels, channels="bgr")
+    return letterbox(decoded.image, spec, "bgr", (decoded.height, decoded.width))

@@ -23,7 +23,7 @@ from common.storage import location
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.errors import one_line
 from workers.frames import FrameBatchBuilder
-from workers.preprocess import Channels, DecodeError, Letterboxed, LetterboxSpec, decode_image, letterbox
+from workers.preprocess import Channels, Decoded, DecodeError, Letterboxed, LetterboxSpec, decode_for, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")
@@ -43,6 +43,8 @@ class Decoding:
     """Frame rows per yielded batch, so a long video range never sits in memory whole."""
     max_pixels: int
     """Images declaring more pixels are refused unread (decompression bombs)."""
+    reduce_jpeg: bool = False
+    """``--jpeg-decode reduced``: a large JPEG decoded by libjpeg at the reduction the letterbox allows."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def _item_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[tuple[_Row,
 def _image_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
         data = _read(str(item["source_uri"]), decoding.storage_options)
-        frame = _letterbox(_decode(data, decoding.max_pixels), decoding.spec, channels="bgr")
+        decoded = _decode(data, decoding)
+        frame = _letterbox(decoded.image, decoding.spec, "bgr", (decoded.height, decoded.width))
     except _StageError as exc:
         yield _Row(0, math.nan, None, STATUS_ERROR, str(exc))
         return
@@ -193,18 +196,21 @@ def _read(uri: str, storage_options: dict[str, Any]) -> bytes:
         raise _StageError(f"read: {type(exc).__name__}: {exc}") from None
 
 
-def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    """The image in OpenCV's channel order: ``_letterbox`` puts them in the model's order after the rescale."""
+def _decode(data: bytes, decoding: Decoding) -> Decoded:
+    """The image in OpenCV's channel order (``_letterbox`` puts them in the model's order after the rescale);
+    with ``reduce_jpeg``, a large JPEG decoded reduced to what the letterbox needs."""
     try:
-        return decode_image(data, max_pixels, channels="bgr")
+        return decode_for(data, decoding.spec if decoding.reduce_jpeg else None, decoding.max_pixels, channels="bgr")
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault
         raise _StageError(f"decode: {one_line(exc)}") from None
 
 
-def _letterbox(image: np.ndarray, spec: LetterboxSpec, channels: Channels) -> Letterboxed:
+def _letterbox(
+    image: np.ndarray, spec: LetterboxSpec, channels: Channels, full: tuple[int, int] | None = None
+) -> Letterboxed:
     try:
-        return letterbox(image, spec, channels)
+        return letterbox(image, spec, channels, full)
     except Exception as exc:  # a frame of a shape OpenCV cannot resize is this input's fault, not the job's
         raise _StageError(f"letterbox: {one_line(exc)}") from None
