@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from common.cli import PROG, OneLineParser, config_error, usage_error
 from common.errors import EXIT_BUSY, EXIT_ERROR_RATE, EXIT_OK, UsageError
-from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, Device, JpegDecode, OverwriteScope, Precision, RuntimeChoice
+from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, DecodeMode, Device, OverwriteScope, Precision, RuntimeChoice
 from schemas.config import JobConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -122,12 +122,12 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
             flag, type=float, default=_default(field), metavar="S", help=f"{what} (default {_default(field):g})"
         )
     run.add_argument(
-        "--jpeg-decode",
-        choices=get_args(JpegDecode),
-        default=_default("jpeg_decode"),
-        help="full: decode JPEGs whole (super-gradients' pixels exactly; default); reduced: a JPEG at least twice the "
-        "model's input is decoded by libjpeg at 1/2, 1/4 or 1/8 first, several times faster on camera photos, "
-        "with the agreement docs/performance.md gives",
+        "--decode",
+        choices=get_args(DecodeMode),
+        default=_default("decode"),
+        help="exact: super-gradients' pixels (default); fast: a JPEG twice the model's input or more decoded by "
+        "libjpeg at 1/2-1/8 of its size, video frames scaled by FFmpeg while converted to RGB: several times faster on "
+        "camera photos and HD video, other pixels (docs/performance.md gives the agreement)",
     )
     run.add_argument(
         "--max-image-pixels",

@@ -189,7 +189,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
         storage_options=config.storage_options,
         rows_per_batch=resources.decode_batch_size,
         max_pixels=config.max_image_pixels,
-        reduce_jpeg=config.jpeg_decode == "reduced",
+        fast=config.decode == "fast",
     )
     limit_stalls(config.stall_timeout)
 

@@ -21,10 +21,11 @@ Runtime = Literal["torch", "onnxruntime"]
 RuntimeChoice = Literal["auto", "torch", "onnxruntime"]
 """``--runtime``: ``auto`` is ONNX Runtime for fp32 on CPUs (same boxes, faster), else torch."""
 
-JpegDecode = Literal["full", "reduced"]
-"""``--jpeg-decode``: a JPEG decoded whole, then rescaled (super-gradients' pixels exactly), or, when it is at least
-twice the model's input, decoded by libjpeg at 1/2, 1/4 or 1/8 of its size first (several times faster on camera
-photos; other pixels, so other boxes: docs/performance.md gives their agreement)."""
+DecodeMode = Literal["exact", "fast"]
+"""``--decode``: ``exact`` gives super-gradients' pixels (a frame decoded whole, then rescaled bilinearly); ``fast``
+decodes a JPEG at least twice the model's input at 1/2, 1/4 or 1/8 of its size (libjpeg) and has FFmpeg scale a
+video frame while converting it to RGB: several times faster on camera photos and HD video, other pixels and so
+other boxes (docs/performance.md gives their agreement)."""
 
 OverwriteScope = Literal["model", "all"]
 """``--overwrite``: the earlier runs of this model (its model fingerprint) and their rows, or every run's."""

@@ -17,8 +17,8 @@ from schemas.choices import (
     DEFAULT_MODEL,
     DEFAULT_STALL_TIMEOUT_S,
     MIN_LEASE_TTL_S,
+    DecodeMode,
     Device,
-    JpegDecode,
     ModelName,
     OverwriteScope,
     Precision,
@@ -56,7 +56,7 @@ class JobConfig(BaseModel):
     video_stride: int | None = Field(default=None, gt=0)
     video_fps: float | None = Field(default=None, gt=0)
     max_frames: int | None = Field(default=None, gt=0)
-    jpeg_decode: JpegDecode = "full"
+    decode: DecodeMode = "exact"
     max_image_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     """Images declaring more pixels are refused unread (decompression bombs): an ``error`` row."""
     video_segment_frames: int = Field(default=1800, gt=0)
@@ -100,7 +100,7 @@ class JobConfig(BaseModel):
             )
             | {"weights_sha256": weights_sha256}
             # Named only when not the default, so outputs of earlier releases keep their fingerprints.
-            | ({"jpeg_decode": self.jpeg_decode} if self.jpeg_decode != "full" else {})
+            | ({"decode": self.decode} if self.decode != "exact" else {})
         )
 
     def fingerprint(self, weights_sha256: str) -> str:

@@ -174,13 +174,13 @@ def jpeg_reduction(width: int, height: int, spec: LetterboxSpec) -> int:
         reduced = (-(-width // factor), -(-height // factor))
         if all(
             reduced[0] >= target_w and reduced[1] >= target_h
-            for target_h, target_w in (_target(height, width, spec), _target(width, height, spec)[::-1])
+            for target_h, target_w in (target_size(height, width, spec), target_size(width, height, spec)[::-1])
         ):
             return factor
     return 1
 
 
-def _target(height: int, width: int, spec: LetterboxSpec) -> tuple[int, int]:
+def target_size(height: int, width: int, spec: LetterboxSpec) -> tuple[int, int]:
     """(height, width) of a ``height`` x ``width`` image rescaled into ``spec.fit``, as ``letterbox`` rounds it."""
     scale = min(spec.fit[0] / height, spec.fit[1] / width)
     return max(1, round(height * scale)), max(1, round(width * scale))
@@ -322,7 +322,7 @@ def letterbox(
     """
     height, width = full or image.shape[:2]
     scale = min(spec.fit[0] / height, spec.fit[1] / width)
-    target = _target(height, width, spec)
+    target = target_size(height, width, spec)
     if image.shape[:2] != target:
         image = cv2.resize(image, dsize=target[::-1], interpolation=cv2.INTER_LINEAR)
     new_h, new_w = image.shape[:2]
@@ -342,9 +342,9 @@ def letterbox(
 
 
 def prepare_image(
-    data: bytes, spec: LetterboxSpec, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_jpeg: bool = False
+    data: bytes, spec: LetterboxSpec, max_pixels: int = DEFAULT_MAX_PIXELS, fast: bool = False
 ) -> Letterboxed:
     """Decode and letterbox encoded image bytes as the job does (OpenCV's channel order until the rescale; with
-    ``reduce_jpeg``, a large JPEG decoded reduced)."""
-    decoded = decode_for(data, spec if reduce_jpeg else None, max_pixels, channels="bgr")
+    ``fast``, a large JPEG decoded reduced)."""
+    decoded = decode_for(data, spec if fast else None, max_pixels, channels="bgr")
     return letterbox(decoded.image, spec, "bgr", (decoded.height, decoded.width))

@@ -26,6 +26,7 @@ from av.buffer import Buffer
 from av.sidedata.sidedata import Type as SideDataType
 
 from workers.errors import one_line
+from workers.preprocess import LetterboxSpec, target_size
 
 
 class VideoError(Exception):
@@ -86,7 +87,10 @@ class VideoFrame:
     index: int
     timestamp_s: float
     image: np.ndarray
-    """(H, W, 3) uint8 RGB, in the displayed orientation (the stream's display matrix applied)."""
+    """(H, W, 3) uint8 RGB, in the displayed orientation (the stream's display matrix applied); already at the
+    letterbox's target size when decoded with ``fit``."""
+    full: tuple[int, int]
+    """(height, width) of the frame as displayed, at full size: what boxes map back to."""
 
 
 def probe_video(file: BinaryIO) -> VideoInfo:
@@ -111,9 +115,13 @@ def probe_video(file: BinaryIO) -> VideoInfo:
 
 
 def decode_frames(
-    file: BinaryIO, start: int, stop: int | None, sampling: Sampling, info: VideoInfo
+    file: BinaryIO, start: int, stop: int | None, sampling: Sampling, info: VideoInfo, fit: LetterboxSpec | None = None
 ) -> Iterator[VideoFrame]:
     """The sampled frames with ``start <= index < stop`` (``stop`` None: to the end), in order.
+
+    With ``fit`` (``--decode fast``), FFmpeg scales each sampled frame to the letterbox's target size as it
+    converts it to RGB, with its area filter: one pass over the full frame instead of a conversion and a resize,
+    and pixels averaged rather than sampled.
 
     Raises ``BrokenVideo`` where decoding breaks, or where the stream ends before the frame count its
     container declares, after yielding every frame decoded before that point. Only the range the stream ended
@@ -131,7 +139,7 @@ def decode_frames(
                 decoded, seen_any = index + 1, True
                 if index < start or sampling.sample_number(index, info.fps) is None:
                     continue
-                yield VideoFrame(index=index, timestamp_s=index / info.fps, image=_displayed(frame))
+                yield _displayed(frame, index, index / info.fps, fit)
     except (av.FFmpegError, VideoError) as exc:
         raise BrokenVideo(decoded, one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
     declared = min(stop if stop is not None else math.inf, info.frames or 0) if info.exact_count else 0
@@ -179,14 +187,32 @@ def _after_seek(
         yield round((frame.pts - origin) * stream.time_base * rate), frame
 
 
-def _displayed(frame: av.VideoFrame) -> np.ndarray:
+def _displayed(frame: av.VideoFrame, index: int, timestamp_s: float, fit: LetterboxSpec | None) -> VideoFrame:
     """The frame's RGB pixels turned and mirrored as its display matrix says, the way FFmpeg's own player shows
-    them; unchanged when it has none. FFmpeg's decoders copy the container's matrix onto every frame they give."""
+    them; unchanged when it has none. FFmpeg's decoders copy the container's matrix onto every frame they give.
+    With ``fit``, scaled first (in the stored orientation) to the target size of the displayed frame."""
     # PyAV's type stub lists only motion vectors among a frame's side data; at run time it maps every type.
     side_data = cast(Mapping[SideDataType, Buffer], frame.side_data)
-    image = frame.to_ndarray(format="rgb24")
-    matrix = side_data.get(SideDataType.DISPLAYMATRIX)
-    return image if matrix is None else _apply_display_matrix(image, np.frombuffer(bytes(matrix), dtype=np.int32))
+    found = side_data.get(SideDataType.DISPLAYMATRIX)
+    matrix = None if found is None else np.frombuffer(bytes(found), dtype=np.int32)
+    turned = matrix is not None and _is_quarter_turn(matrix)
+    full = (frame.width, frame.height) if turned else (frame.height, frame.width)
+    if fit is None:
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        height, width = target_size(*full, fit)
+        if turned:
+            height, width = width, height
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    if matrix is not None:
+        image = _apply_display_matrix(image, matrix)
+    return VideoFrame(index=index, timestamp_s=timestamp_s, image=image, full=full)
+
+
+def _is_quarter_turn(matrix: np.ndarray) -> bool:
+    """Whether the display matrix swaps width and height (b and c outweigh a and d; see ``_apply_display_matrix``)."""
+    a, b, _, c, d = (int(v) for v in matrix[:5])
+    return abs(b) + abs(c) > abs(a) + abs(d)
 
 
 def _apply_display_matrix(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -200,7 +226,7 @@ def _apply_display_matrix(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     turns) is taken as the nearest one: turning the pixels by another angle would need a larger canvas.
     """
     a, b, _, c, d = (int(v) for v in matrix[:5])
-    if abs(b) + abs(c) > abs(a) + abs(d):
+    if _is_quarter_turn(matrix):
         image, x_sign, y_sign = image.swapaxes(0, 1), c, b
     else:
         x_sign, y_sign = a, d

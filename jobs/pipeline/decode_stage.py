@@ -43,8 +43,9 @@ class Decoding:
     """Frame rows per yielded batch, so a long video range never sits in memory whole."""
     max_pixels: int
     """Images declaring more pixels are refused unread (decompression bombs)."""
-    reduce_jpeg: bool = False
-    """``--jpeg-decode reduced``: a large JPEG decoded by libjpeg at the reduction the letterbox allows."""
+    fast: bool = False
+    """``--decode fast``: a large JPEG decoded by libjpeg at the reduction the letterbox allows, a video frame
+    scaled by FFmpeg as it is converted to RGB."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,11 @@ def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
         with location(uri, decoding.storage_options).open_input() as handle:
             info = _video_info(item, handle)
-            for decoded in decode_frames(handle, start, stop, decoding.sampling, info):
+            fit = decoding.spec if decoding.fast else None
+            for decoded in decode_frames(handle, start, stop, decoding.sampling, info, fit):
                 unused = decoded.index + 1
                 try:
-                    frame = _letterbox(decoded.image, decoding.spec, channels="rgb")
+                    frame = _letterbox(decoded.image, decoding.spec, "rgb", decoded.full)
                 except _StageError as exc:
                     yield _Row(decoded.index, decoded.timestamp_s, None, STATUS_ERROR, str(exc))
                     continue
@@ -198,9 +200,9 @@ def _read(uri: str, storage_options: dict[str, Any]) -> bytes:
 
 def _decode(data: bytes, decoding: Decoding) -> Decoded:
     """The image in OpenCV's channel order (``_letterbox`` puts them in the model's order after the rescale);
-    with ``reduce_jpeg``, a large JPEG decoded reduced to what the letterbox needs."""
+    with ``fast``, a large JPEG decoded reduced to what the letterbox needs."""
     try:
-        return decode_for(data, decoding.spec if decoding.reduce_jpeg else None, decoding.max_pixels, channels="bgr")
+        return decode_for(data, decoding.spec if decoding.fast else None, decoding.max_pixels, channels="bgr")
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault

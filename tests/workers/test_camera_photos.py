@@ -1,5 +1,5 @@
 """Camera photos (12 MP, EXIF-turned) give super-gradients' own boxes: ``predict()`` on the full image, displayed
-upright, against the job's decode, letterbox and model. (How far ``--jpeg-decode reduced`` strays from them is
+upright, against the job's decode, letterbox and model. (How far ``--decode fast`` strays from them is
 measured by ``benchmarks/decode.py``.)"""
 
 from __future__ import annotations

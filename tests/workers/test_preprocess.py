@@ -101,7 +101,7 @@ def test_a_reduced_jpeg_keeps_the_full_images_geometry_in_every_orientation(larg
         factor = jpeg_reduction(full.shape[1], full.shape[0], spec)
         assert factor == 4, path.name
         assert reduced.image.shape[:2] == tuple(-(-side // factor) for side in full.shape[:2])
-        fast, slow = prepare_image(data, spec, reduce_jpeg=True), prepare_image(data, spec)
+        fast, slow = prepare_image(data, spec, fast=True), prepare_image(data, spec)
         geometry = ("height", "width", "scale", "pad_top", "pad_left")
         assert [getattr(fast, g) for g in geometry] == [getattr(slow, g) for g in geometry]
         assert fast.pixels.shape == slow.pixels.shape

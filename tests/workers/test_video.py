@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support.videos import decode_all, encode_h264, marked_frames, photo_frames
+from workers.preprocess import LetterboxSpec, target_size
 from workers.video import BrokenVideo, Sampling, VideoError, decode_frames, probe_video
 
 
@@ -23,11 +24,11 @@ def mp4(tmp_path_factory, frames) -> Path:
     return encode_h264(tmp_path_factory.mktemp("video") / "clip.mp4", frames, fps=12)
 
 
-def _decode(path: Path, start: int, stop: int | None, sampling: Sampling) -> list:
+def _decode(path: Path, start: int, stop: int | None, sampling: Sampling, fit: LetterboxSpec | None = None) -> list:
     with open(path, "rb") as handle:
         info = probe_video(handle)
     with open(path, "rb") as handle:
-        return list(decode_frames(handle, start, stop, sampling, info))
+        return list(decode_frames(handle, start, stop, sampling, info, fit))
 
 
 def test_probe_reads_rate_and_exact_count(mp4):
@@ -151,3 +152,20 @@ def test_turns_agree_with_opencvs_reader(tmp_path, rotation):
     assert ok
     ours = _decode(path, 0, None, Sampling())[0].image
     assert ours.shape == bgr.shape and _marker_corner(ours) == _marker_corner(bgr[..., ::-1])
+
+
+@pytest.mark.parametrize(("rotation", "portrait", "corner"), [(0, False, TOP_LEFT), (-90, True, TOP_RIGHT)])
+def test_fast_decode_scales_frames_to_the_letterbox_target_as_displayed(tmp_path, rotation, portrait, corner):
+    """``--decode fast``: FFmpeg scales the stored frame, the display matrix turns it after: the image is the
+    target size of the displayed frame, the marker in the corner players show it in, ``full`` the full size."""
+    frames = [np.repeat(np.repeat(f, 10, axis=0), 10, axis=1) for f in marked_frames(count=3)]  # 640x480
+    path = encode_h264(tmp_path / "phone.mp4", frames, fps=12, rotation=rotation)
+    spec = LetterboxSpec()
+    got = _decode(path, 0, None, Sampling(), spec)
+    full = (640, 480) if portrait else (480, 640)
+    assert {f.full for f in got} == {full}
+    assert {f.image.shape[:2] for f in got} == {target_size(*full, spec)}
+    assert [_marker_corner(f.image) for f in got] == [corner] * 3
+    exact = _decode(path, 0, None, Sampling())
+    resized = cv2.resize(exact[0].image, target_size(*full, spec)[::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(got[0].image.astype(int) - resized.astype(int)).mean() < 2

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from jobs.pipeline.decode_stage import Decoding, decode_batch
-from tests.support.videos import encode_h264, marked_frames
+from tests.support.videos import encode_h264, marked_frames, photo_frames
 from workers.preprocess import LetterboxSpec
 from workers.video import Sampling
 
@@ -49,12 +49,22 @@ def test_frame_rows_have_the_displayed_width_and_height(tmp_path):
 
 
 def test_reduced_jpegs_keep_the_geometry_of_the_full_decode(large):
-    """``--jpeg-decode reduced``: the same rows and letterbox geometry (boxes map back to the full photo), pixels
+    """``--decode fast``: the same rows and letterbox geometry (boxes map back to the full photo), pixels
     from libjpeg's 1/4 decode instead of the full image, close to them."""
     full = _rows(large, "image")
-    reduced = _rows(large, "image", replace(DECODING, reduce_jpeg=True))
+    reduced = _rows(large, "image", replace(DECODING, fast=True))
     assert list(reduced["status"]) == list(full["status"]) == ["ok"] * len(large)
     for name in GEOMETRY:
         np.testing.assert_array_equal(reduced[name], full[name])
     difference = np.abs(reduced["image"].astype(int) - full["image"].astype(int))
     assert 0 < difference.mean() < 2
+
+
+def test_fast_video_frames_keep_the_geometry_of_the_exact_ones(tmp_path, coco_images):
+    path = encode_h264(tmp_path / "clip.mp4", photo_frames(coco_images, 6, size=(1280, 720)), fps=12, rotation=-90)
+    exact, fast = _rows([path], "video"), _rows([path], "video", replace(DECODING, fast=True))
+    assert list(fast["status"]) == list(exact["status"]) == ["ok"] * 3
+    for name in GEOMETRY:
+        np.testing.assert_array_equal(fast[name], exact[name])
+    assert {(int(w), int(h)) for w, h in zip(fast["width"], fast["height"])} == {(720, 1280)}  # portrait
+    assert 0 < np.abs(fast["image"].astype(int) - exact["image"].astype(int)).mean() < 4
