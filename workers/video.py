@@ -120,8 +120,8 @@ def decode_frames(
     """The sampled frames with ``start <= index < stop`` (``stop`` None: to the end), in order.
 
     With ``fit`` (``--decode fast``), FFmpeg scales each sampled frame to the letterbox's target size as it
-    converts it to RGB, with its area filter: one pass over the full frame instead of a conversion and a resize,
-    and pixels averaged rather than sampled.
+    converts it to RGB (its fast bilinear filter): one pass over the full frame instead of a conversion and a
+    resize. H.264 decoding itself costs most of a frame, so this gains little (docs/performance.md).
 
     Raises ``BrokenVideo`` where decoding breaks, or where the stream ends before the frame count its
     container declares, after yielding every frame decoded before that point. Only the range the stream ended
@@ -203,7 +203,7 @@ def _displayed(frame: av.VideoFrame, index: int, timestamp_s: float, fit: Letter
         height, width = target_size(*full, fit)
         if turned:
             height, width = width, height
-        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
     if matrix is not None:
         image = _apply_display_matrix(image, matrix)
     return VideoFrame(index=index, timestamp_s=timestamp_s, image=image, full=full)
