@@ -59,13 +59,13 @@ def main() -> None:
 
 
 def _warm_model_cache(weights: str) -> None:
-    """Put the model the job's CPU actors will load (as the job itself chooses it) into the model cache."""
+    """Put the models the job's CPU actors may load (as the job itself chooses them) into the model cache."""
     from jobs.pipeline.model_setup import prepare_model
-    from jobs.runner import cpu_model
+    from jobs.runner import cpu_models
     from schemas.config import JobConfig
 
     config = JobConfig(sources=["unused"], output="unused", weights=weights)
-    cpu_model(config, prepare_model(config))
+    cpu_models(config, prepare_model(config))
 
 
 def _measure(images: Path, out: str, weights: str, shard_size: int) -> dict[str, float]:

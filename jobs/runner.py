@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TextIO, TypeVar
 
 import psutil
@@ -33,7 +33,7 @@ from jobs.pipeline.failures import Failure, classify, describe_failure
 from jobs.pipeline.in_flight import start_registry
 from jobs.pipeline.model_setup import ModelSetup, prepare_model
 from jobs.pipeline.ray_session import start_ray
-from jobs.pipeline.resources import Resources, cpu_model, fit_to_cluster, plan_resources
+from jobs.pipeline.resources import Resources, choose_cpu_runtime, cpu_models, fit_to_cluster, plan_resources
 from jobs.pipeline.watchdog import Fired, Watchdog
 from jobs.planning.incremental import record_run
 from jobs.planning.listing import list_sources
@@ -45,6 +45,7 @@ from jobs.records.run_store import RunStore
 from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
+from workers.runtime_choice import native_bf16
 from workers.video import Sampling
 
 T = TypeVar("T")
@@ -182,7 +183,7 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
 def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO) -> None:
     """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
     config, setup = run.config, run.setup
-    resources, traced = _start_cluster(run)
+    resources, traced = _start_cluster(run, stream)
     decoding = Decoding(
         spec=setup.spec,
         sampling=run.sampling,
@@ -233,18 +234,31 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
         processed.bug = outcome.bug.cause
 
 
-def _start_cluster(run: _Run) -> tuple[Resources, bytes | None]:
+def _start_cluster(run: _Run, stream: TextIO) -> tuple[Resources, bytes | None]:
     """Join or start Ray and size the pipeline to it; with the model for CPU actors when they get one.
 
     On CPU the model actors load the fused model exported (ONNX) or traced (TorchScript) here, skipping
-    super-gradients' import, most of an actor's start-up; that runs (or comes from the cache) while Ray starts.
-    On GPU actors build the model themselves, on their device."""
+    super-gradients' import, most of an actor's start-up; that runs (or comes from the cache) while Ray starts,
+    and with ``--runtime auto`` the faster of the two on this CPU is measured (once per kind of CPU). On GPU actors
+    build the model themselves, on their device."""
     config = run.config
-    tracing = _in_background(cpu_model, config, run.setup) if config.device != "cuda" else None
+    tracing = _in_background(cpu_models, config, run.setup) if config.device != "cuda" else None
     start_ray(config.ray_address)
     resources = plan_resources(config)
-    traced = tracing.result() if tracing is not None and resources.device == "cpu" else None
-    return resources, traced
+    if tracing is None or resources.device != "cpu":
+        return resources, None
+    models = tracing.result()
+    runtime, measured = choose_cpu_runtime(config, run.setup, models, resources)
+    if measured is not None:
+        print(measured.line(resources.torch_threads), file=stream, flush=True)
+    if config.precision == "fp32" and native_bf16():
+        print(
+            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
+            "differ from fp32's as docs/performance.md#precision measures",
+            file=stream,
+            flush=True,
+        )
+    return replace(resources, runtime=runtime), models[runtime]
 
 
 def _close_run(

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
 
 from common.errors import UsageError
 from jobs.pipeline.model_setup import ModelSetup
@@ -15,7 +18,10 @@ from jobs.pipeline.ray_session import cluster_cpus, cluster_gpus
 from schemas.choices import DEFAULT_BATCH_SIZE, Runtime
 from schemas.config import JobConfig
 from schemas.manifest import Layout
-from workers.trace_cache import traced_model
+from workers.detector import load_torchscript
+from workers.onnx_runtime import OnnxForward
+from workers.runtime_choice import RUNTIMES, Measured, fastest_runtime
+from workers.trace_cache import default_cache_dir, traced_model
 
 WRITES_PER_ACTOR = 2
 MIN_WRITE_WORKERS = 4
@@ -89,8 +95,9 @@ def write_workers_for(model_workers: int) -> int:
 
 
 def runtime_for(config: JobConfig, device: str) -> Runtime:
-    """``--runtime`` on ``device``: auto takes ONNX Runtime where it runs (fp32 on a CPU: the same boxes, faster,
-    as ``benchmarks/onnx_runtime.py`` measures), torch elsewhere."""
+    """``--runtime`` on ``device``: auto takes ONNX Runtime where it runs (fp32 on a CPU: the same boxes, faster
+    on every CPU measured so far, as ``benchmarks/onnx_runtime.py`` measures), torch elsewhere; on a CPU at fp32
+    the driver then measures both (``choose_cpu_runtime``)."""
     fits = device == "cpu" and config.precision == "fp32"
     if config.runtime == "onnxruntime" and not fits:
         raise UsageError(f"--runtime onnxruntime runs fp32 on CPUs only, not {config.precision} on {device}")
@@ -99,7 +106,33 @@ def runtime_for(config: JobConfig, device: str) -> Runtime:
     return config.runtime
 
 
-def cpu_model(config: JobConfig, setup: ModelSetup) -> bytes:
-    """The fused model CPU actors load for ``config`` (ONNX for ONNX Runtime, else TorchScript), from the model
-    cache when it holds it, else made and stored there."""
-    return traced_model(config.model, setup.weights, setup.spec, setup.precision, runtime_for(config, "cpu"))
+def cpu_models(config: JobConfig, setup: ModelSetup) -> dict[Runtime, bytes]:
+    """The fused models CPU actors may load for ``config`` (ONNX for ONNX Runtime, else TorchScript): the one
+    ``--runtime`` names, or both for ``auto`` at fp32, to measure; from the model cache when it holds them, else
+    made and stored there."""
+    runtimes = RUNTIMES if _measured(config) else (runtime_for(config, "cpu"),)
+    return {
+        runtime: traced_model(config.model, setup.weights, setup.spec, setup.precision, runtime) for runtime in runtimes
+    }
+
+
+def choose_cpu_runtime(
+    config: JobConfig, setup: ModelSetup, models: dict[Runtime, bytes], resources: Resources
+) -> tuple[Runtime, Measured | None]:
+    """The runtime CPU actors use: ``--runtime``'s, or for ``auto`` at fp32 the faster of the two on this CPU at the
+    actors' threads and batch size (``workers.runtime_choice``), with its measurement."""
+    threads = resources.torch_threads
+    if not _measured(config):
+        return runtime_for(config, "cpu"), None
+
+    def load(runtime: Runtime) -> Callable[[torch.Tensor], object]:
+        data = models[runtime]
+        return OnnxForward(data, threads) if runtime == "onnxruntime" else load_torchscript(data, "cpu")
+
+    canvas, batch = setup.spec.canvas, resources.batch_size
+    measured = fastest_runtime(config.model, canvas, threads, batch, load, default_cache_dir())
+    return measured.runtime, measured
+
+
+def _measured(config: JobConfig) -> bool:
+    return config.runtime == "auto" and config.precision == "fp32"
