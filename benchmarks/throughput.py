@@ -4,11 +4,11 @@
         [--skip-job]
 
 Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS;
-(b) the bare fused forward on pre-batched tensors, the ceiling; (c) ``workers/`` in-process (decode,
-letterbox, model, NMS, no Ray), one batch after another, and pipelined (decoding in a pool of processes while
-the model runs, as the job's stages run); (d) the full job on a local Ray, end to end from a fresh command and at
-steady state, with its start-up. Prints a table of frames/s with ratios and writes the numbers as JSON. CPU or
-GPU is detected; without Ray installed (d) is left out.
+(b) the bare fused forward on pre-batched tensors (torch, and on a CPU at fp32 ONNX Runtime too: the faster is
+the ceiling); (c) ``workers/`` in-process (decode, letterbox, model, NMS, no Ray), one batch after another, and
+pipelined (decoding in a pool of processes while the model runs, as the job's stages run); (d) the full job on a
+local Ray, end to end from a fresh command and at steady state, with its start-up. Prints a table of frames/s
+with ratios and writes the numbers as JSON. CPU or GPU is detected; without Ray installed (d) is left out.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from schemas.choices import DEFAULT_BATCH_SIZE  # noqa: E402
 from workers.batching import batched  # noqa: E402
 from workers.detector import DTYPES, Detector  # noqa: E402
 from workers.frames import FrameBatch, FrameBatchBuilder  # noqa: E402
+from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
 from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
 from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
@@ -104,6 +105,9 @@ def main() -> None:
             torch.cuda.synchronize()
 
     results["bare_forward"] = n / _timed(forward)
+    if device == "cpu" and args.precision == "fp32":  # the job's other CPU runtime: the faster is the ceiling
+        onnx = OnnxForward(export_onnx(args.model, weights, LetterboxSpec()), torch.get_num_threads())
+        results["bare_forward_onnxruntime"] = n / _timed(lambda: [onnx(t) for t in tensors])
 
     def in_process() -> None:
         for chunk in batched(paths, args.batch_size):
@@ -224,10 +228,12 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
         f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
         f"{args.precision} (predict: fp32); {n} images"
     )
-    print(f"{'path':<22}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}")
+    ceiling = max(results["bare_forward"], results.get("bare_forward_onnxruntime", 0.0))
+    print(f"{'path':<26}{'frames/s':>10}{'vs predict':>12}{'vs forward':>12}   (forward: the faster bare forward)")
     for key in (
         "predict",
         "bare_forward",
+        "bare_forward_onnxruntime",
         "workers_in_process",
         "workers_pipelined",
         "job_steady_state",
@@ -235,9 +241,7 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
     ):
         value = results.get(key)
         if value is not None:
-            print(
-                f"{key:<22}{value:>10.2f}{value / results['predict']:>11.2f}x{value / results['bare_forward']:>11.2f}x"
-            )
+            print(f"{key:<26}{value:>10.2f}{value / results['predict']:>11.2f}x{value / ceiling:>11.2f}x")
     print(
         f"decode + letterbox: {results['decode_per_core']:.1f} frames/s on one core; workers_pipelined decoded on "
         f"{results['pipelined_decoders']} processes, {results['pipelined_frames']} frames"
