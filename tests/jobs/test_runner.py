@@ -200,3 +200,26 @@ def test_a_usage_error_found_on_the_cluster_exits_2_with_the_attempt_recorded(
     assert capsys.readouterr().err == "detect: error: --device cuda was asked for but this machine has no GPU\n"
     (manifest,) = [json.loads(p.read_text()) for p in (out / "_runs").glob("*.json") if not p.name.startswith("_")]
     assert manifest["attempts"][-1]["error"] == "usage: --device cuda was asked for but this machine has no GPU"
+
+
+@pytest.mark.slow
+def test_fast_decode_runs_camera_photos_in_their_full_size(tmp_path, large, probe_weights, ray_cluster):
+    """``--decode fast`` through the whole job: the rows keep each photo's full, upright size and its boxes lie in
+    those pixels; the run's model fingerprint names the decode."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in large:
+        (photos / path.name).write_bytes(path.read_bytes())
+    run = run_detect([photos], tmp_path / "out", probe_weights, decode="fast")
+    assert run.result.exit_code == 0, run.log
+    frames = ds.dataset(run.out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
+    sizes = {Path(row["source_uri"]).name: (row["height"], row["width"]) for row in frames}
+    assert sizes == {path.name: cv2.imread(str(path)).shape[:2] for path in large}
+    boxes = ds.dataset(run.out / "detections", format="parquet", partitioning="hive").to_table().to_pylist()
+    assert boxes, "the probe weights find objects in the photos"
+    for box in boxes:
+        height, width = sizes[Path(box["source_uri"]).name]
+        assert 0 <= box["x1"] <= box["x2"] <= width and 0 <= box["y1"] <= box["y2"] <= height
+    assert run.manifest.model_fingerprint != run.config.model_copy(update={"decode": "exact"}).model_fingerprint(
+        run.manifest.model.weights_sha256
+    )
