@@ -44,6 +44,7 @@ from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
 from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
 from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
+from workers.runtime_choice import cpu_flags, cpu_model_name  # noqa: E402
 from workers.weights import load_weights  # noqa: E402
 
 
@@ -214,10 +215,9 @@ REPEAT = 4
 def _cpu_name() -> str:
     """The CPU's model, cores and the widest vector instructions torch uses on it (AVX2, AVX512, ...): bf16 is
     only fast where the CPU has it natively, so a table means little without them."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
-    model = models[0] if models else platform.processor() or platform.machine()
-    flags = {"avx512_bf16", "amx_bf16"} & set(info.split())
+    found = cpu_model_name()
+    model = found if found != "unknown" else platform.processor() or platform.machine()
+    flags = {"avx512_bf16", "amx_bf16"} & cpu_flags()
     native = f", {'/'.join(sorted(flags))}" if flags else ", no native bf16"
     return f"{model}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}{native}"
 

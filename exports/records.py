@@ -1,7 +1,9 @@
-"""What every export format receives: one frame at a time with its boxes, after selection and class mapping.
+"""What every export format receives: one frame at a time with its boxes, or for the formats of tracks one video
+at a time with its tracks, after selection and class mapping.
 
-The reader (``exports.reader``) yields ``FrameRecord`` values in a stable order (by source URI, then frame
-index); each writer (``exports.formats``) turns them into its files. Writers never read Parquet themselves.
+The readers (``exports.reader``, ``exports.tracks_reader``) yield ``FrameRecord`` or ``VideoTracks`` values in a
+stable order (by source URI, then frame index); each writer (``exports.formats``) turns them into its files.
+Writers never read Parquet themselves.
 """
 
 from __future__ import annotations

@@ -88,12 +88,13 @@ def _faster(rates: dict[str, float]) -> Runtime:
 
 
 def _key(model_name: str, canvas: tuple[int, int], threads: int, batch: int) -> str:
-    cpu = _cpu_model()
+    cpu = cpu_model_name()
     parts = [model_name, canvas, threads, batch, cpu, sorted(cpu_flags()), torch.__version__, onnxruntime.__version__]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
 
 
-def _cpu_model() -> str:
+def cpu_model_name() -> str:
+    """The CPU's model as the kernel names it; ``unknown`` where ``/proc/cpuinfo`` is not."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

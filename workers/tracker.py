@@ -176,18 +176,8 @@ class VideoTracker:
         frames = np.asarray(r.frames, np.int64)
         boxes = np.asarray(r.boxes, np.float32).reshape(-1, 4)
         classes = np.asarray(r.classes, np.int32)
-        if not len(provisional):
-            empty = np.empty(0)
-            return TrackRows(
-                empty.astype(np.int32),
-                empty.astype(np.int64),
-                empty,
-                empty.astype(np.int32),
-                empty.astype(np.float32),
-                boxes,
-            )
         order = np.lexsort((frames, provisional))
-        first = order[np.r_[True, np.diff(provisional[order]) != 0]]
+        first = order[np.diff(provisional[order], prepend=-1) != 0]  # each track's first box
         ranking = np.lexsort((boxes[first, 1], boxes[first, 0], classes[first], frames[first]))
         renumbered = np.empty(len(first), np.int32)
         renumbered[provisional[first][ranking]] = np.arange(1, len(first) + 1, dtype=np.int32)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timezone
 
-import numpy as np
 import pyarrow as pa
 
 from common.storage import Location
@@ -118,10 +117,7 @@ def tracks_table(source_uri: str, rows: TrackRows, class_names: dict[int, str]) 
             "class_id": rows.class_ids,
             "class_name": names,
             "score": rows.scores,
-            **{
-                name: rows.boxes[:, i] if n else np.empty(0, np.float32)
-                for i, name in enumerate(("x1", "y1", "x2", "y2"))
-            },
+            **{name: rows.boxes[:, i] for i, name in enumerate(("x1", "y1", "x2", "y2"))},  # (n, 4), n may be 0
         },
     ).cast(TRACKS_SCHEMA)
 

@@ -20,7 +20,14 @@ from jobs.commit.publish import Publisher
 from jobs.pipeline import dataset as pipeline
 from jobs.pipeline.in_flight import POISON_DEATHS
 from tests.conftest import REPO
-from tests.support.job_runs import commit_markers, expected_boxes, output_boxes, photo_keys, run_detect
+from tests.support.job_runs import (
+    commit_markers,
+    expected_boxes,
+    kill_group_when,
+    output_boxes,
+    photo_keys,
+    run_detect,
+)
 from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
 from tests.support.poison import CrashingDetectStage, write_poison
@@ -151,13 +158,7 @@ def test_driver_killed_with_its_process_group_resumes_to_the_boxes_of_predict(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        _wait_for(lambda: len(commit_markers(out)) >= 1 or driver.poll() is not None, 300, "a committed shard")
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    kill_group_when(driver, lambda: len(commit_markers(out)) >= 1)
     killed_at = time.monotonic()
     committed_at_kill = len(commit_markers(out))
     assert 1 <= committed_at_kill < PHOTOS // SHARD_SIZE, "the kill must land mid-run"

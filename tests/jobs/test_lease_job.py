@@ -19,7 +19,7 @@ import pytest
 
 from common.errors import EXIT_BUSY
 from tests.conftest import REPO
-from tests.support.job_runs import commit_markers, photo_keys
+from tests.support.job_runs import commit_markers, kill_group_when, photo_keys
 from tests.support.photos import numbered_photos
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_storage_options
 
@@ -111,16 +111,8 @@ def test_a_killed_holder_keeps_the_next_run_out_until_its_lease_expires_then_the
     env = _env(ray_cluster)
     ttl = ("--lease-ttl", str(LEASE_TTL_S))
     holder = _start(photos, str(out), probe_weights, env, *ttl)
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not commit_markers(out) and holder.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os.killpg(holder.pid, signal.SIGKILL)
-        killed_at = time.monotonic()
-    finally:
-        if holder.poll() is None:
-            os.killpg(holder.pid, signal.SIGKILL)
-        holder.wait()
+    kill_group_when(holder, lambda: bool(commit_markers(out)), TIMEOUT_S)
+    killed_at = time.monotonic()
     assert 1 <= len(commit_markers(out)) < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
 
     early = _start(photos, str(out), probe_weights, env, *ttl)

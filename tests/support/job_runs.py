@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pyarrow.dataset as ds
 
 from schemas.config import JobConfig
+
+
+def kill_group_when(process: subprocess.Popen, condition: Callable[[], bool], timeout_s: float = 300) -> None:
+    """SIGKILL ``process`` with its whole process group once ``condition`` holds (or the process ended, or
+    ``timeout_s`` passed), as an OOM killer or a lost node ends a driver: its caller checks where the kill landed."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not condition() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def run_detect(sources: list[Path], out: Path, weights: Path, **options) -> SimpleNamespace:

@@ -8,7 +8,6 @@ import io
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from jobs.records.lease import RunLease
 from jobs.tracking.plan import plan_videos
 from jobs.tracking.track_video import track_video
 from schemas.track_config import TrackerSettings
+from tests.support.job_runs import kill_group_when
 from tests.support.outputs import Frame, commit_run, run_id
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,16 +89,7 @@ def test_killed_track_resumes_and_every_video_lands_once(detected, tmp_path, ray
     shutil.copytree(detected, out)
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
 
-    run = _track(out, env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while not _markers(out) and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait(timeout=30)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
+    kill_group_when(_track(out, env=env), lambda: bool(_markers(out)), timeout_s=240)
     killed_at = time.monotonic()
     done_at_kill = len(_markers(out))
     assert 1 <= done_at_kill < VIDEOS, "the kill must land mid-run"
