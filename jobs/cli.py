@@ -127,7 +127,9 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
         default=_default("decode"),
         help="exact: super-gradients' pixels (default); fast: a JPEG twice the model's input or more decoded by "
         "libjpeg at 1/2-1/8 of its size, video frames scaled by FFmpeg while converted to RGB: several times faster on "
-        "camera photos and HD video, other pixels (docs/performance.md gives the agreement)",
+        "camera photos and HD video, other pixels (docs/performance.md gives the agreement); device: JPEGs decoded "
+        "and letterboxed by the model actors on their device (nvJPEG on a GPU), the CPUs only read them; exact's "
+        "pixels on a CPU, within a few levels on a GPU",
     )
     run.add_argument(
         "--max-image-pixels",

@@ -190,7 +190,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
         storage_options=config.storage_options,
         rows_per_batch=resources.decode_batch_size,
         max_pixels=config.max_image_pixels,
-        fast=config.decode == "fast",
+        mode=config.decode,
     )
     limit_stalls(config.stall_timeout)
 
@@ -245,6 +245,13 @@ def _start_cluster(run: _Run, stream: TextIO) -> tuple[Resources, bytes | None]:
     tracing = _in_background(cpu_models, config, run.setup) if config.device != "cuda" else None
     start_ray(config.ray_address)
     resources = plan_resources(config)
+    if config.decode == "device" and resources.device == "cpu":
+        print(
+            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
+            "where decode tasks would decode them beside it; --decode device pays on GPUs",
+            file=stream,
+            flush=True,
+        )
     if tracing is None or resources.device != "cpu":
         return resources, None
     models = tracing.result()

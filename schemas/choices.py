@@ -21,11 +21,12 @@ Runtime = Literal["torch", "onnxruntime"]
 RuntimeChoice = Literal["auto", "torch", "onnxruntime"]
 """``--runtime``: ``auto`` is ONNX Runtime for fp32 on CPUs (same boxes, faster), else torch."""
 
-DecodeMode = Literal["exact", "fast"]
+DecodeMode = Literal["exact", "fast", "device"]
 """``--decode``: ``exact`` gives super-gradients' pixels (a frame decoded whole, then rescaled bilinearly); ``fast``
 decodes a JPEG at least twice the model's input at 1/2, 1/4 or 1/8 of its size (libjpeg) and has FFmpeg scale a
 video frame while converting it to RGB: several times faster on camera photos and HD video, other pixels and so
-other boxes (docs/performance.md gives their agreement)."""
+other boxes (docs/performance.md gives their agreement); ``device`` has the model actors decode JPEGs on their own
+device (nvJPEG on a GPU), so the CPUs only read them, with pixels within one level of ``exact``'s."""
 
 OverwriteScope = Literal["model", "all"]
 """``--overwrite``: the earlier runs of this model (its model fingerprint) and their rows, or every run's."""

@@ -182,13 +182,17 @@ class Detector:
         self.max_batch = size
         return size
 
-    def _forward(self, images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, images: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model on (B, H, W, 3) uint8 frames: uploaded as uint8 (a quarter of the bytes of float), from
-        page-locked memory on a GPU (a faster copy that does not stall the host), normalised on the device."""
-        frames = torch.from_numpy(np.ascontiguousarray(images))
-        if self.device.type == "cuda":
-            frames = frames.pin_memory()
-        frames = frames.to(self.device, non_blocking=True)
+        page-locked memory on a GPU (a faster copy that does not stall the host), normalised on the device.
+        Frames already made on the device (``workers.device_frames``) are used where they are."""
+        if isinstance(images, torch.Tensor):
+            frames = images.to(self.device)
+        else:
+            frames = torch.from_numpy(np.ascontiguousarray(images))
+            if self.device.type == "cuda":
+                frames = frames.pin_memory()
+            frames = frames.to(self.device, non_blocking=True)
         inputs = (frames.permute(0, 3, 1, 2).float() - self._mean) / self._std
         inputs = inputs.to(self.dtype).contiguous(memory_format=torch.channels_last)
         return _decoded_output(self.model(inputs))

@@ -10,19 +10,24 @@ No torch here: the decode stage builds these batches in workers that never impor
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from workers.preprocess import Letterboxed, LetterboxSpec
+from schemas.choices import DEFAULT_MAX_PIXELS
+from workers.preprocess import Letterboxed, LetterboxSpec, Placement, displayed_size, place, read_header
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
 class FrameBatch:
     """Letterboxed frames and the geometry to map boxes back; arrays share the first (batch) axis."""
 
-    images: np.ndarray
-    """(B, canvas_h, canvas_w, 3) uint8 in the channel order the model is fed."""
+    images: "np.ndarray | torch.Tensor"
+    """(B, canvas_h, canvas_w, 3) uint8 in the channel order the model is fed: a NumPy array, or a tensor already
+    on the model's device (``workers.device_frames``)."""
     heights: np.ndarray
     widths: np.ndarray
     scales: np.ndarray
@@ -48,6 +53,19 @@ class FrameBatch:
 
 _NO_FRAME = (0, 0, 1.0, 0, 0)
 """Geometry recorded for a slot without a frame (an input that failed): a blank canvas, no boxes to map."""
+GEOMETRY = ("height", "width", "scale", "pad_top", "pad_left")
+"""The decode stage's columns that map boxes on the canvas back to the frame, in ``_NO_FRAME``'s order."""
+
+
+def _geometry_columns(geometry: list[tuple[int, int, float, int, int]]) -> dict[str, np.ndarray]:
+    heights, widths, scales, pad_tops, pad_lefts = zip(*geometry) if geometry else ((),) * 5
+    return {
+        "height": np.array(heights, dtype=np.int32),
+        "width": np.array(widths, dtype=np.int32),
+        "scale": np.array(scales, dtype=np.float64),
+        "pad_top": np.array(pad_tops, dtype=np.int32),
+        "pad_left": np.array(pad_lefts, dtype=np.int32),
+    }
 
 
 class FrameBatchBuilder:
@@ -62,8 +80,10 @@ class FrameBatchBuilder:
     def full(self) -> bool:
         return len(self._geometry) == len(self._images)
 
-    def add(self, frame: Letterboxed | None) -> None:
+    def add(self, frame: "Letterboxed | EncodedJpeg | None") -> None:
         """Place ``frame`` in the next slot (None: a blank canvas); the builder keeps no reference to it."""
+        if isinstance(frame, EncodedJpeg):
+            raise TypeError("an encoded JPEG is decoded on the model's device: batch it with PayloadBatchBuilder")
         slot = self._images[len(self._geometry)]
         if frame is None:
             slot[...] = self._spec.pad_value
@@ -74,12 +94,83 @@ class FrameBatchBuilder:
 
     def build(self) -> FrameBatch:
         """The frames added so far, as a batch (its images are a view of the builder's array)."""
-        heights, widths, scales, pad_tops, pad_lefts = zip(*self._geometry) if self._geometry else ((),) * 5
-        return FrameBatch(
-            images=self._images[: len(self._geometry)],
-            heights=np.array(heights, dtype=np.int32),
-            widths=np.array(widths, dtype=np.int32),
-            scales=np.array(scales, dtype=np.float64),
-            pad_tops=np.array(pad_tops, dtype=np.int32),
-            pad_lefts=np.array(pad_lefts, dtype=np.int32),
-        )
+        return frame_batch(self.columns())
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The frames added so far as the decode stage's columns: ``image`` and the ``GEOMETRY``."""
+        return {"image": self._images[: len(self._geometry)], **_geometry_columns(self._geometry)}
+
+
+def frame_batch(columns: dict[str, np.ndarray], rows: "np.ndarray | slice" = slice(None)) -> FrameBatch:
+    """``rows`` of the decode stage's columns (``FrameBatchBuilder.columns``) as a batch; ``image`` may be a tensor
+    (``workers.device_frames``)."""
+    return FrameBatch(
+        images=columns["image"][rows],
+        heights=columns["height"][rows],
+        widths=columns["width"][rows],
+        scales=columns["scale"][rows],
+        pad_tops=columns["pad_top"][rows],
+        pad_lefts=columns["pad_left"][rows],
+    )
+
+
+@dataclass(frozen=True)
+class EncodedJpeg:
+    """A JPEG left encoded for the model's device to decode (``--decode device``), with where it will land."""
+
+    data: bytes
+    height: int
+    width: int
+    """Of the image as displayed (orientation applied)."""
+    placement: Placement
+
+    @classmethod
+    def of(cls, data: bytes, spec: LetterboxSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> "EncodedJpeg | None":
+        """``data`` ready to travel, if it is a JPEG (None: another format, to decode on the CPU), after the checks
+        every decode makes first (a ``DecodeError``); a ``ValueError`` when it would not fit the canvas."""
+        header = read_header(data, max_pixels)
+        if header.kind != "JPEG":
+            return None
+        height, width = displayed_size(data, header)
+        return cls(data, height, width, place(height, width, spec))
+
+
+class PayloadBatchBuilder:
+    """The ``--decode device`` counterpart of ``FrameBatchBuilder``: each row's payload is either a JPEG's own
+    bytes (``jpeg``), which the model's device decodes and letterboxes, or a frame the CPU letterboxed (videos,
+    other formats), as its rescaled pixels in the model's channel order. The canvas is made on the device, so
+    no padding crosses the object store."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._payloads: list[bytes] = []
+        self._jpeg: list[bool] = []
+        self._geometry: list[tuple[int, int, float, int, int]] = []
+
+    def full(self) -> bool:
+        return len(self._geometry) == self._capacity
+
+    def add(self, frame: Letterboxed | EncodedJpeg | None) -> None:
+        """The next row's payload (None: none, a blank canvas)."""
+        if frame is None:
+            payload, jpeg, geometry = b"", False, _NO_FRAME
+        elif isinstance(frame, EncodedJpeg):
+            where = frame.placement
+            payload, jpeg = frame.data, True
+            geometry = (frame.height, frame.width, where.scale, where.pad_top, where.pad_left)
+        else:
+            payload, jpeg = frame.model_pixels().tobytes(), False
+            geometry = (frame.height, frame.width, frame.scale, frame.pad_top, frame.pad_left)
+        self._payloads.append(payload)
+        self._jpeg.append(jpeg)
+        self._geometry.append(geometry)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The rows added so far as the decode stage's columns: ``payload``, ``jpeg`` and the ``GEOMETRY``."""
+        payloads = np.empty(len(self._payloads), dtype=object)
+        payloads[:] = self._payloads
+        return {
+            "payload": payloads,
+            "jpeg": np.array(self._jpeg, dtype=bool),
+            **_geometry_columns(self._geometry),
+        }

@@ -87,6 +87,10 @@ class Letterboxed:
         if written.ctypes.data != region.ctypes.data:  # OpenCV gave a new array instead of filling the view
             region[...] = written
 
+    def model_pixels(self) -> np.ndarray:
+        """The rescaled pixels in the channel order the model is fed (a copy only when they must be swapped)."""
+        return cv2.cvtColor(self.pixels, cv2.COLOR_BGR2RGB) if self.swap else self.pixels
+
     @property
     def image(self) -> np.ndarray:
         """The frame alone on a canvas of its own, in the channel order the model is fed."""
@@ -138,6 +142,36 @@ def decode_for(
     reduction (1/2, 1/4, 1/8) whose pixels still cover that size (``jpeg_reduction``): the letterbox then rescales
     less, from pixels libjpeg averaged, and boxes still map back to the full image's pixels.
     """
+    header = read_header(data, max_pixels)
+    kind, width, height = header.kind, header.width, header.height
+    factor = jpeg_reduction(width, height, spec) if spec is not None and kind == "JPEG" else 1
+    flag = dict(REDUCED_DECODES).get(factor, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    if bgr is None:
+        raise DecodeError(f"truncated or corrupt {kind}: OpenCV could not decode the {width}x{height} image")
+    image = bgr if channels == "bgr" else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if factor == 1:
+        return Decoded(image, *image.shape[:2])
+    # EXIF orientation may have turned the image: the decoded shape tells which way the full size goes.
+    turned = image.shape[:2] != (-(-height // factor), -(-width // factor))
+    return Decoded(image, *((width, height) if turned else (height, width)))
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header declares, read before any pixel is decoded."""
+
+    kind: str
+    """One of the job's formats: JPEG, PNG, WebP, BMP, TIFF."""
+    width: int
+    height: int
+    """As stored, before any EXIF orientation."""
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
+    """The format and stored size of encoded image bytes, after the checks every decode makes first: a
+    ``DecodeError`` for empty data, bytes that are not one of the job's formats, an image above ``max_pixels``, a
+    JPEG, PNG or WebP that is cut short (``decode_for`` says why each matters)."""
     if not data:
         raise DecodeError("empty file")
     kind = _image_format(data)
@@ -154,17 +188,15 @@ def decode_for(
     cut = _TRUNCATION_CHECKS.get(kind)
     if cut is not None and (cause := cut(data)) is not None:
         raise DecodeError(f"truncated {kind}: {cause}")
-    factor = jpeg_reduction(width, height, spec) if spec is not None and kind == "JPEG" else 1
-    flag = dict(REDUCED_DECODES).get(factor, cv2.IMREAD_COLOR)
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
-    if bgr is None:
-        raise DecodeError(f"truncated or corrupt {kind}: OpenCV could not decode the {width}x{height} image")
-    image = bgr if channels == "bgr" else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if factor == 1:
-        return Decoded(image, *image.shape[:2])
-    # EXIF orientation may have turned the image: the decoded shape tells which way the full size goes.
-    turned = image.shape[:2] != (-(-height // factor), -(-width // factor))
-    return Decoded(image, *((width, height) if turned else (height, width)))
+    return ImageHeader(kind, width, height)
+
+
+def displayed_size(data: bytes, header: ImageHeader) -> tuple[int, int]:
+    """(height, width) of the image as shown, its EXIF orientation applied (as OpenCV and TorchCodec apply it
+    when they decode), from the header alone."""
+    shown = imagesize.get(io.BytesIO(data), exif_rotation=True) if header.kind == "JPEG" else None
+    turned = shown is not None and shown != (header.width, header.height)
+    return (header.width, header.height) if turned else (header.height, header.width)
 
 
 def jpeg_reduction(width: int, height: int, spec: LetterboxSpec) -> int:
@@ -321,23 +353,44 @@ def letterbox(
     swapping them before.
     """
     height, width = full or image.shape[:2]
-    scale = min(spec.fit[0] / height, spec.fit[1] / width)
-    target = target_size(height, width, spec)
-    if image.shape[:2] != target:
-        image = cv2.resize(image, dsize=target[::-1], interpolation=cv2.INTER_LINEAR)
-    new_h, new_w = image.shape[:2]
-    canvas_h, canvas_w = spec.canvas
-    if new_h > canvas_h or new_w > canvas_w:
-        raise ValueError(f"letterbox: rescaled frame {new_w}x{new_h} exceeds the {canvas_w}x{canvas_h} canvas")
+    placement = place(height, width, spec)
+    if image.shape[:2] != placement.size:
+        image = cv2.resize(image, dsize=placement.size[::-1], interpolation=cv2.INTER_LINEAR)
     return Letterboxed(
         pixels=image,
         swap=(channels == "bgr") != spec.bgr,
         spec=spec,
         height=height,
         width=width,
-        scale=scale,
-        pad_top=(canvas_h - new_h) // 2 if spec.centre else 0,
-        pad_left=(canvas_w - new_w) // 2 if spec.centre else 0,
+        scale=placement.scale,
+        pad_top=placement.pad_top,
+        pad_left=placement.pad_left,
+    )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a ``height`` x ``width`` frame lands on the model canvas: the letterbox's geometry without pixels."""
+
+    size: tuple[int, int]
+    """(height, width) of the rescaled frame."""
+    scale: float
+    pad_top: int
+    pad_left: int
+
+
+def place(height: int, width: int, spec: LetterboxSpec) -> Placement:
+    """The letterbox geometry of a ``height`` x ``width`` frame (``letterbox`` says how it is rounded); a
+    ``ValueError`` when the rescaled frame would not fit the canvas (a spec whose fit exceeds its canvas)."""
+    size = target_size(height, width, spec)
+    canvas_h, canvas_w = spec.canvas
+    if size[0] > canvas_h or size[1] > canvas_w:
+        raise ValueError(f"letterbox: rescaled frame {size[1]}x{size[0]} exceeds the {canvas_w}x{canvas_h} canvas")
+    return Placement(
+        size=size,
+        scale=min(spec.fit[0] / height, spec.fit[1] / width),
+        pad_top=(canvas_h - size[0]) // 2 if spec.centre else 0,
+        pad_left=(canvas_w - size[1]) // 2 if spec.centre else 0,
     )
 
 

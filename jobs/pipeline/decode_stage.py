@@ -1,4 +1,5 @@
-"""The decode stage of the Ray Data pipeline: read, decode and letterbox on CPU tasks.
+"""The decode stage of the Ray Data pipeline: read, decode and letterbox on CPU tasks (with ``--decode device``,
+JPEGs are only read and checked here, and decoded by the model actors).
 
 It takes and returns column batches and imports no torch, so decode workers start in a fraction of a model
 actor's time (``jobs/pipeline/detect_stage.py`` is the model side). A failure of one input (unreadable, undecodable, a
@@ -20,10 +21,19 @@ import cv2
 import numpy as np
 
 from common.storage import location
+from schemas.choices import DecodeMode
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.errors import one_line
-from workers.frames import FrameBatchBuilder
-from workers.preprocess import Channels, Decoded, DecodeError, Letterboxed, LetterboxSpec, decode_for, letterbox
+from workers.frames import EncodedJpeg, FrameBatchBuilder, PayloadBatchBuilder
+from workers.preprocess import (
+    Channels,
+    Decoded,
+    DecodeError,
+    Letterboxed,
+    LetterboxSpec,
+    decode_for,
+    letterbox,
+)
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")
@@ -43,16 +53,17 @@ class Decoding:
     """Frame rows per yielded batch, so a long video range never sits in memory whole."""
     max_pixels: int
     """Images declaring more pixels are refused unread (decompression bombs)."""
-    fast: bool = False
-    """``--decode fast``: a large JPEG decoded by libjpeg at the reduction the letterbox allows, a video frame
-    scaled by FFmpeg as it is converted to RGB."""
+    mode: DecodeMode = "exact"
+    """``fast``: a large JPEG decoded by libjpeg at the reduction the letterbox allows, a video frame scaled by
+    FFmpeg as it is converted to RGB. ``device``: a JPEG is passed on encoded, for the model actor to decode on its
+    device (``workers.device_frames``), and every other frame as its rescaled pixels, with no canvas."""
 
 
 @dataclass(frozen=True)
 class _Row:
     frame_index: int
     timestamp_s: float
-    frame: Letterboxed | None
+    frame: Letterboxed | EncodedJpeg | None
     status: str
     error: str
 
@@ -78,7 +89,11 @@ class _Rows:
     """One output batch in the making: each frame goes onto its canvas in the batch array as it is added."""
 
     def __init__(self, decoding: Decoding) -> None:
-        self._frames = FrameBatchBuilder(decoding.spec, decoding.rows_per_batch)
+        self._frames = (
+            PayloadBatchBuilder(decoding.rows_per_batch)
+            if decoding.mode == "device"
+            else FrameBatchBuilder(decoding.spec, decoding.rows_per_batch)
+        )
         self._rows: list[tuple[int, int, int, float, str, str]] = []
 
     def __len__(self) -> int:
@@ -94,18 +109,12 @@ class _Rows:
     def columns(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         item, item_rows, frame_index, timestamp_s, status, error = zip(*self._rows)
         index = np.array(item)
-        frames = self._frames.build()
         return {
             **{name: batch[name][index] for name in PASSTHROUGH + ("item",)},
             "item_rows": np.array(item_rows, dtype=np.int32),
             "frame_index": np.array(frame_index, dtype=np.int64),
             "timestamp_s": np.array(timestamp_s, dtype=np.float64),
-            "image": frames.images,
-            "height": frames.heights,
-            "width": frames.widths,
-            "scale": frames.scales,
-            "pad_top": frames.pad_tops,
-            "pad_left": frames.pad_lefts,
+            **self._frames.columns(),
             "status": np.array(status, dtype=object),
             "error": np.array(error, dtype=object),
         }
@@ -125,8 +134,10 @@ def _item_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[tuple[_Row,
 def _image_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
         data = _read(str(item["source_uri"]), decoding.storage_options)
-        decoded = _decode(data, decoding)
-        frame = _letterbox(decoded.image, decoding.spec, "bgr", (decoded.height, decoded.width))
+        frame: Letterboxed | EncodedJpeg | None = _encoded(data, decoding) if decoding.mode == "device" else None
+        if frame is None:
+            decoded = _decode(data, decoding)
+            frame = _letterbox(decoded.image, decoding.spec, "bgr", (decoded.height, decoded.width))
     except _StageError as exc:
         yield _Row(0, math.nan, None, STATUS_ERROR, str(exc))
         return
@@ -145,7 +156,7 @@ def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
     try:
         with location(uri, decoding.storage_options).open_input() as handle:
             info = _video_info(item, handle)
-            fit = decoding.spec if decoding.fast else None
+            fit = decoding.spec if decoding.mode == "fast" else None
             for decoded in decode_frames(handle, start, stop, decoding.sampling, info, fit):
                 unused = decoded.index + 1
                 try:
@@ -202,11 +213,21 @@ def _decode(data: bytes, decoding: Decoding) -> Decoded:
     """The image in OpenCV's channel order (``_letterbox`` puts them in the model's order after the rescale);
     with ``fast``, a large JPEG decoded reduced to what the letterbox needs."""
     try:
-        return decode_for(data, decoding.spec if decoding.fast else None, decoding.max_pixels, channels="bgr")
+        return decode_for(data, decoding.spec if decoding.mode == "fast" else None, decoding.max_pixels, "bgr")
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
     except Exception as exc:  # OpenCV raises cv2.error and others for hostile files; all are this input's fault
         raise _StageError(f"decode: {one_line(exc)}") from None
+
+
+def _encoded(data: bytes, decoding: Decoding) -> EncodedJpeg | None:
+    """A JPEG as it will travel to the model's device; None for another format, which is decoded here."""
+    try:
+        return EncodedJpeg.of(data, decoding.spec, decoding.max_pixels)
+    except DecodeError as exc:
+        raise _StageError(f"decode: {exc}") from None
+    except ValueError as exc:
+        raise _StageError(one_line(exc)) from None
 
 
 def _letterbox(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +14,9 @@ from jobs.pipeline.in_flight import Suspect, process_name
 from schemas.choices import Precision, Runtime
 from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
 from workers.detector import Detections, Detector, Thresholds
+from workers.device_frames import DeviceFrames
 from workers.errors import one_line
-from workers.frames import FrameBatch
+from workers.frames import FrameBatch, frame_batch
 from workers.onnx_runtime import onnx_detector
 from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
@@ -45,6 +46,8 @@ class DetectStage:
         import torch
 
         self.in_flight = in_flight
+        self.device_frames = DeviceFrames(spec, device)
+        """Makes the canvases of ``--decode device`` batches (their JPEGs still encoded) on the model's device."""
         self.process = process_name()
         loaded: Weights | bytes = ray.get(model) if isinstance(model, ray.ObjectRef) else model
         if device == "cpu":
@@ -62,8 +65,10 @@ class DetectStage:
         if device == "cuda":
             self.detector.fit_batch(batch_size)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+    def __call__(self, batch: dict[str, Any]) -> pa.Table:
         status, error = batch["status"].copy(), batch["error"].copy()
+        if "payload" in batch:
+            batch = self._on_device(batch, status, error)
         ok = np.flatnonzero(status == STATUS_OK)
         counts = np.zeros(len(status), dtype=np.int32)
         boxes = pa.array([], type=BOX_TYPE)
@@ -96,7 +101,7 @@ class DetectStage:
             schema=RESULTS_SCHEMA,
         )
 
-    def _guarded(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> tuple[dict[int, str], Detections]:
+    def _guarded(self, batch: dict[str, Any], rows: np.ndarray) -> tuple[dict[int, str], Detections]:
         """Detections of ``rows``, and error messages of the rows that get none: frames a model process died on
         ``POISON_DEATHS`` times alone, and frames the model raised on. A batch holding frames that were in flight
         when a process died runs one frame at a time, so a frame that kills the process is found alone."""
@@ -124,6 +129,14 @@ class DetectStage:
         finally:
             self._end()
 
+    def _on_device(self, batch: dict[str, np.ndarray], status: np.ndarray, error: np.ndarray) -> dict[str, Any]:
+        """The batch with its canvases made on the model's device (``image``, a tensor); a JPEG that cannot be
+        decoded makes its row an error row."""
+        images, failed = self.device_frames.build(batch)
+        for row, message in failed.items():
+            status[row], error[row] = STATUS_ERROR, message
+        return {**batch, "image": images}
+
     def _begin(self, keys: list[int]) -> dict[int, Suspect]:
         if self.in_flight is None:
             return {}
@@ -134,15 +147,7 @@ class DetectStage:
             self.in_flight.end.remote(self.process)
 
 
-def _frames(batch: dict[str, np.ndarray], rows: np.ndarray) -> FrameBatch:
+def _frames(batch: dict[str, Any], rows: np.ndarray) -> FrameBatch:
     # Selecting rows copies the frames (1.2 MB each at 640x640); when every frame is ok, as is usual, the batch is
     # taken as it came.
-    index = slice(None) if rows.size == len(batch["status"]) else rows
-    return FrameBatch(
-        images=batch["image"][index],
-        heights=batch["height"][index],
-        widths=batch["width"][index],
-        scales=batch["scale"][index],
-        pad_tops=batch["pad_top"][index],
-        pad_lefts=batch["pad_left"][index],
-    )
+    return frame_batch(batch, slice(None) if rows.size == len(batch["status"]) else rows)

@@ -5,24 +5,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
 from tests.support.awkward_images import make_corpus
-from tests.support.job_runs import run_detect
+from tests.support.job_runs import output_boxes, run_detect
+from tests.support.parity import mismatches
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory, coco_images, probe_weights, ray_cluster):
+def corpus(tmp_path_factory, coco_images) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("corpus") / "awkward"
     folder.mkdir()
     expected = make_corpus(folder, coco_images[3])
     (folder / "undecodable.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     (folder / "readme.md").write_text("not media")
     (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    run = run_detect([folder], tmp_path_factory.mktemp("corpus-out") / "out", probe_weights, shard_size=8)
+    return folder, expected
+
+
+def _run(corpus, tmp_path_factory, probe_weights, decode: str):
+    folder, expected = corpus
+    out = tmp_path_factory.mktemp(f"corpus-{decode}") / "out"
+    run = run_detect([folder], out, probe_weights, shard_size=8, decode=decode)
     rows = ds.dataset(run.out / "frames", format="parquet", partitioning="hive").to_table().to_pylist()
     return run, expected, {Path(r["source_uri"]).name: r for r in rows}, rows
+
+
+@pytest.fixture(scope="module")
+def exact_run(corpus, tmp_path_factory, probe_weights, ray_cluster):
+    return _run(corpus, tmp_path_factory, probe_weights, "exact")
+
+
+@pytest.fixture(scope="module")
+def device_run(corpus, tmp_path_factory, probe_weights, ray_cluster):
+    """``--decode device``: JPEGs travel encoded and the model actors decode them (here on their CPU)."""
+    return _run(corpus, tmp_path_factory, probe_weights, "device")
+
+
+@pytest.fixture(params=["exact", "device"])
+def corpus_run(request):
+    return request.getfixturevalue(f"{request.param}_run")
 
 
 def test_every_file_is_exactly_one_row_with_the_expected_outcome(corpus_run):
@@ -53,3 +77,14 @@ def test_counts_by_kind_skipped_files_and_exit_code(corpus_run):
     assert run.manifest.plan.skipped == {"not media": 2}
     assert run.result.exit_code == 3, run.log  # finished, but far more errors than --max-error-rate allows
     assert "decode " in run.log and "exit 3" in run.log
+
+
+def test_decoding_on_the_model_device_gives_the_boxes_of_the_cpu_decode(exact_run, device_run):
+    """Box for box, but for the CMYK JPEG, whose colours libjpeg-turbo and OpenCV convert with other rounding."""
+
+    def by_name(out: Path) -> dict[str, np.ndarray]:
+        return {Path(uri).name: boxes for uri, boxes in output_boxes(out).items() if not uri.endswith("cmyk.jpg")}
+
+    exact, device = by_name(exact_run[0].out), by_name(device_run[0].out)
+    assert {"photo.jpg", "progressive.jpg", "exif6.jpg", "gray.jpg", "photo.webp"} <= set(exact)
+    assert mismatches(device, exact) == []

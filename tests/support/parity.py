@@ -8,7 +8,8 @@ import numpy as np
 
 from workers.batching import batched
 from workers.detector import Detector
-from workers.frames import FrameBatch
+from workers.device_frames import DeviceFrames
+from workers.frames import EncodedJpeg, FrameBatch, PayloadBatchBuilder, frame_batch
 from workers.preprocess import LetterboxSpec, prepare_image
 
 
@@ -71,14 +72,28 @@ def agreement(
 
 
 def detect_all(
-    detector: Detector, images: list[Path], spec: LetterboxSpec, batch_size: int = 8
+    detector: Detector, images: list[Path], spec: LetterboxSpec, batch_size: int = 8, on_device: bool = False
 ) -> dict[str, np.ndarray]:
-    """``detector`` over ``images`` in batches, as the parity check takes it: per image URI an (N, 6) array."""
+    """``detector`` over ``images`` in batches, as the parity check takes it: per image URI an (N, 6) array.
+    ``on_device``: JPEGs decoded and letterboxed on the detector's device (``--decode device``)."""
     results = {}
     for chunk in batched(images, batch_size):
-        frames = [prepare_image(p.read_bytes(), spec) for p in chunk]
-        found = detector.detect(FrameBatch.stack(frames))
+        found = detector.detect(_device_batch(chunk, spec, detector) if on_device else _cpu_batch(chunk, spec))
         rows = np.concatenate([found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1)
         for i, path in enumerate(chunk):
             results["file://" + str(path.resolve())] = rows[found.frame == i]
     return results
+
+
+def _cpu_batch(images: list[Path], spec: LetterboxSpec) -> FrameBatch:
+    return FrameBatch.stack([prepare_image(p.read_bytes(), spec) for p in images])
+
+
+def _device_batch(images: list[Path], spec: LetterboxSpec, detector: Detector) -> FrameBatch:
+    builder = PayloadBatchBuilder(len(images))
+    for path in images:
+        builder.add(EncodedJpeg.of(path.read_bytes(), spec))
+    columns = builder.columns()
+    canvases, failed = DeviceFrames(spec, detector.device).build(columns)
+    assert failed == {}
+    return frame_batch({**columns, "image": canvases})

@@ -1,6 +1,6 @@
 """Camera photos (12 MP, EXIF-turned) give super-gradients' own boxes: ``predict()`` on the full image, displayed
-upright, against the job's decode, letterbox and model. (How far ``--decode fast`` strays from them is
-measured by ``benchmarks/decode.py``.)"""
+upright, against the job's decode, letterbox and model, on the CPU and with ``--decode device``. (How far
+``--decode fast`` strays from them is measured by ``benchmarks/decode.py``.)"""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ PARITY = 0.97
 
 
 @pytest.mark.slow
-def test_camera_photos_give_the_boxes_of_predict_on_the_full_image(large, probe_weights, reference_model):
+@pytest.mark.parametrize("on_device", [False, True], ids=["cpu-decode", "device-decode"])
+def test_camera_photos_give_the_boxes_of_predict_on_the_full_image(large, probe_weights, reference_model, on_device):
     displayed = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in large]  # EXIF applied, as a viewer
     assert all(image.shape[0] * image.shape[1] >= 10_000_000 for image in displayed)
     reference = dict(zip(("file://" + str(p.resolve()) for p in large), predict_boxes(reference_model, displayed)))
     assert sum(map(len, reference.values())) > 0
     detector = Detector("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
 
-    ours = detect_all(detector, large, LetterboxSpec())
+    ours = detect_all(detector, large, LetterboxSpec(), on_device=on_device)
 
     assert mismatches(ours, reference) == []
     recall, precision = agreement(ours, reference)[0], agreement(reference, ours)[0]

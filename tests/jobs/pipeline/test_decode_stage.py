@@ -52,7 +52,7 @@ def test_reduced_jpegs_keep_the_geometry_of_the_full_decode(large):
     """``--decode fast``: the same rows and letterbox geometry (boxes map back to the full photo), pixels
     from libjpeg's 1/4 decode instead of the full image, close to them."""
     full = _rows(large, "image")
-    reduced = _rows(large, "image", replace(DECODING, fast=True))
+    reduced = _rows(large, "image", replace(DECODING, mode="fast"))
     assert list(reduced["status"]) == list(full["status"]) == ["ok"] * len(large)
     for name in GEOMETRY:
         np.testing.assert_array_equal(reduced[name], full[name])
@@ -62,7 +62,7 @@ def test_reduced_jpegs_keep_the_geometry_of_the_full_decode(large):
 
 def test_fast_video_frames_keep_the_geometry_of_the_exact_ones(tmp_path, coco_images):
     path = encode_h264(tmp_path / "clip.mp4", photo_frames(coco_images, 6, size=(1280, 720)), fps=12, rotation=-90)
-    exact, fast = _rows([path], "video"), _rows([path], "video", replace(DECODING, fast=True))
+    exact, fast = _rows([path], "video"), _rows([path], "video", replace(DECODING, mode="fast"))
     assert list(fast["status"]) == list(exact["status"]) == ["ok"] * 3
     for name in GEOMETRY:
         np.testing.assert_array_equal(fast[name], exact[name])
