@@ -1,8 +1,9 @@
 """How many frames per second one core decodes and letterboxes, for camera photos and HD video, with
-``--decode exact`` (super-gradients' pixels) and ``--decode fast``, and what the difference does to the boxes.
+``--decode exact`` (super-gradients' pixels) and ``--decode fast``, and what the difference does to the boxes;
+and for ``--decode device``, what the CPU still does per photo and how fast the model's device decodes them.
 
     python3 -m uv run --frozen python benchmarks/decode.py [--photos 0.3,3,12,24] [--videos 720p,1080p,4k]
-        [--frames 48] [--repeat 5] [--cores 16] [--weights PATH] [--json out/decode.json]
+        [--frames 48] [--repeat 5] [--cores 16] [--device-batch 16] [--weights PATH] [--json out/decode.json]
 
 Photos: a coco-tiny photo upscaled (bicubic) to each size in megapixels, saved as JPEG (quality 92), then read
 from memory, decoded and letterboxed as the decode stage does it (``workers.preprocess.decode_for`` and
@@ -11,6 +12,11 @@ photo, so every frame differs), decoded from the file and letterboxed as the dec
 (``workers.video.decode_frames``, every frame sampled). OpenCV is held to one thread and the process to one core
 (FFmpeg's decoding threads included): the rates are per core, and a node feeds its model about ``--cores`` times
 as many (its decode tasks each hold one core).
+
+``--decode device`` (photos): the CPU's share, reading the header and checking the file whole
+(``workers.frames.EncodedJpeg.of``), per core; and the device's, ``workers.device_frames.DeviceFrames`` decoding
+and letterboxing batches of ``--device-batch`` copies of the photo on CUDA where there is a GPU (else on this one
+core), in frames/s of the whole device.
 
 With ``--weights`` (a checkpoint), the coco-tiny photos whose long side is 640, upscaled to 12 MP and stored under
 four EXIF orientations (``tests/support/photos.large_photos``), are detected both ways and the fast boxes scored
@@ -31,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,7 +45,8 @@ sys.path.insert(0, str(REPO))
 from tests.support.parity import agreement  # noqa: E402
 from tests.support.photos import large_photos  # noqa: E402
 from tests.support.videos import encode_h264  # noqa: E402
-from workers.frames import FrameBatch  # noqa: E402
+from workers.device_frames import DeviceFrames  # noqa: E402
+from workers.frames import EncodedJpeg, FrameBatch, PayloadBatchBuilder  # noqa: E402
 from workers.preprocess import LetterboxSpec, decode_for, letterbox, prepare_image  # noqa: E402
 from workers.video import Sampling, decode_frames, probe_video  # noqa: E402
 
@@ -55,16 +63,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=48, help="frames per video clip")
     parser.add_argument("--repeat", type=int, default=5, help="decodes of each photo")
     parser.add_argument("--cores", type=int, default=16, help="cores of the node the projection is for")
+    parser.add_argument("--device-batch", type=int, default=16, help="photos per device call (--decode device)")
     parser.add_argument("--weights", help="a yolo_nas_s checkpoint: also score the fast boxes against the exact ones")
     parser.add_argument("--json", type=Path, default=REPO / "out" / "decode.json")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    torch.set_num_threads(1)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # FFmpeg's decoding threads too: one core's rate
     spec = LetterboxSpec()
     with tempfile.TemporaryDirectory() as scratch:
         photos = [_photo(float(mp)) for mp in args.photos.split(",")]
         results = {
-            "photos": [_photo_rates(data, spec, args.repeat, args.cores) for data in photos],
+            "photos": [_photo_rates(data, spec, args.repeat, args.cores, args.device_batch) for data in photos],
             "videos": [
                 _video_rates(_clip(Path(scratch), name, args.frames), name, spec, args.cores)
                 for name in args.videos.split(",")
@@ -85,7 +95,7 @@ def _photo(megapixels: float) -> bytes:
     return cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
 
 
-def _photo_rates(data: bytes, spec: LetterboxSpec, repeat: int, cores: int) -> dict:
+def _photo_rates(data: bytes, spec: LetterboxSpec, repeat: int, cores: int, batch: int) -> dict:
     height, width = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8).shape[:2]
     row: dict = {"megapixels": round(height * width * 64 / 1e6, 1)}
     for mode in MODES:
@@ -95,7 +105,30 @@ def _photo_rates(data: bytes, spec: LetterboxSpec, repeat: int, cores: int) -> d
             letterbox(decoded.image, spec, "bgr", (decoded.height, decoded.width))
         rate = repeat / (time.perf_counter() - started)
         row[mode] = {"per_core": rate, "node": rate * cores}
+    row["device"] = _device_rates(data, spec, repeat, batch)
     return row
+
+
+def _device_rates(data: bytes, spec: LetterboxSpec, repeat: int, batch: int) -> dict:
+    """``--decode device``: the CPU's check of one photo per core, and the device's batched decode+letterbox."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        encoded = EncodedJpeg.of(data, spec)
+    checked = repeat / (time.perf_counter() - started)
+    builder = PayloadBatchBuilder(batch)
+    for _ in range(batch):
+        builder.add(encoded)
+    columns = builder.columns()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    frames = DeviceFrames(spec, device)
+    frames.build(columns)  # warm: nvJPEG's handle, CUDA kernels
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        frames.build(columns)
+    synchronize()
+    return {"cpu_per_core": checked, "device": device, "frames_per_s": repeat * batch / (time.perf_counter() - started)}
 
 
 def _clip(folder: Path, name: str, frames: int) -> Path:
@@ -144,6 +177,14 @@ def _agreement(folder: Path, spec: LetterboxSpec, weights: str) -> dict:
 
 
 def _print(results: dict, cores: int) -> None:
+    print("| photo (MP) | device: CPU check, frames/s per core | device: decode + letterbox, frames/s | on |")
+    print("|---|---|---|---|")
+    for row in results["photos"]:
+        rates = row["device"]
+        print(
+            f"| {row['megapixels']} | {rates['cpu_per_core']:.0f} | {rates['frames_per_s']:.1f} | {rates['device']} |"
+        )
+    print()
     header = f"exact: frames/s per core | fast: frames/s per core | fast / exact | fast, {cores} cores |"
     for kind, key in (("photo (MP)", "megapixels"), ("video (H.264)", "video")):
         print(f"| {kind} | {header}\n|---|---|---|---|---|")

@@ -149,6 +149,10 @@ class Detector:
             )
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._layout = torch.channels_last if isinstance(model, torch.nn.Module) else torch.contiguous_format
+        """The input's memory layout: channels-last for torch; another runtime (ONNX Runtime) reads plain NCHW."""
+        self._inputs: torch.Tensor | None = None
+        """The float input of the last batch, its memory reused by the next (``_normalised``)."""
 
     @torch.inference_mode()
     def detect(self, batch: FrameBatch) -> Detections:
@@ -193,9 +197,23 @@ class Detector:
             if self.device.type == "cuda":
                 frames = frames.pin_memory()
             frames = frames.to(self.device, non_blocking=True)
-        inputs = (frames.permute(0, 3, 1, 2).float() - self._mean) / self._std
-        inputs = inputs.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        return _decoded_output(self.model(inputs))
+        return _decoded_output(self.model(self._normalised(frames)))
+
+    def _normalised(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 → (B, 3, H, W) ``(pixel - mean) / std`` in float32, then the model's type, in the
+        layout its runtime reads. Written in place into memory kept from the previous batch: a fresh 40 MB tensor
+        per step (convert, subtract, divide, change layout) is mostly page faults, and on a CPU cost a tenth of
+        the forward pass's time."""
+        batch, height, width, _ = frames.shape
+        if self._inputs is None or self._inputs.shape[0] < batch or self._inputs.shape[2:] != (height, width):
+            self._inputs = None  # the old memory goes before the new is taken
+            self._inputs = torch.empty(
+                (batch, 3, height, width), dtype=torch.float32, device=self.device
+            ).contiguous(memory_format=self._layout)
+        inputs = self._inputs[:batch]
+        inputs.copy_(frames.permute(0, 3, 1, 2))
+        inputs.sub_(self._mean).div_(self._std)
+        return inputs if self.dtype == torch.float32 else inputs.to(self.dtype)
 
 
 def trace_fused(model_name: str, weights: Weights, spec: LetterboxSpec, precision: Precision = "fp32") -> bytes:

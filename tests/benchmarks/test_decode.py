@@ -1,4 +1,5 @@
-"""``benchmarks/decode.py`` times decode and letterbox both ways for each photo and video size it is given."""
+"""``benchmarks/decode.py`` times decode and letterbox both ways (and on the model's device) for each photo and
+video size it is given."""
 
 from __future__ import annotations
 
@@ -15,4 +16,6 @@ def test_the_decode_benchmark_runs(run_benchmark, tmp_path: Path) -> None:
     assert [row["video"] for row in results["videos"]] == ["720p"]
     for row in results["photos"] + results["videos"]:
         assert row["exact"]["per_core"] > 0 and row["fast"]["node"] == 16 * row["fast"]["per_core"], row
-    assert finished.stdout.count("\n|---|") == 2, finished.stdout
+    for row in results["photos"]:  # --decode device: the CPU's check and the device's decode, here on the CPU
+        assert row["device"]["cpu_per_core"] > 0 and row["device"]["frames_per_s"] > 0, row
+    assert finished.stdout.count("\n|---|") == 3, finished.stdout
