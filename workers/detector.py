@@ -207,9 +207,9 @@ class Detector:
         batch, height, width, _ = frames.shape
         if self._inputs is None or self._inputs.shape[0] < batch or self._inputs.shape[2:] != (height, width):
             self._inputs = None  # the old memory goes before the new is taken
-            self._inputs = torch.empty(
-                (batch, 3, height, width), dtype=torch.float32, device=self.device
-            ).contiguous(memory_format=self._layout)
+            self._inputs = torch.empty((batch, 3, height, width), dtype=torch.float32, device=self.device).contiguous(
+                memory_format=self._layout
+            )
         inputs = self._inputs[:batch]
         inputs.copy_(frames.permute(0, 3, 1, 2))
         inputs.sub_(self._mean).div_(self._std)

@@ -10,6 +10,7 @@ commits each shard as it completes, which is what resume and progress rest on.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 
@@ -49,10 +50,10 @@ def build_dataset(
     (``jobs.pipeline.in_flight``).
     Ray redoes the tasks of dead actors and nodes without limit (Ray Data's defaults): the stall watchdog, not a
     retry count, bounds a run that stops making progress.
-    Decode tasks take one work item at a time (a video range may give thousands of frames, yielded in batches
-    of ``decode_batch_size``), so items spread evenly over the cluster."""
-    rows = min(resources.block_rows, resources.batch_size)
-    blocks = [pending.slice(i, rows) for i in range(0, pending.num_rows, rows)]
+    A decode task takes one block of the plan whole (``work_blocks``); it yields its frames in batches of
+    ``decode_batch_size``. On CPUs Ray Data fuses the decode stage into the model actors (same resources, a task
+    pool into an actor pool), so there each actor decodes its own blocks between forward passes."""
+    blocks = work_blocks(pending, min(resources.block_rows, resources.batch_size))
     _limit_object_store(resources, setup.spec.canvas)
     model_ref = ray.put(traced if traced is not None else setup.weights)
     results = (
@@ -61,7 +62,7 @@ def build_dataset(
         ray.data.from_blocks(blocks)
         .map_batches(
             decode_batch,
-            batch_size=1,
+            batch_size=None,
             batch_format="numpy",
             fn_kwargs={"decoding": decoding},
             compute=ray.data.TaskPoolStrategy(size=resources.decode_workers),
@@ -89,6 +90,23 @@ def build_dataset(
         )
     )
     return with_writes(results, committer, resources.write_workers)
+
+
+def work_blocks(pending: pa.Table, photos: int) -> list[pa.Table]:
+    """The plan cut into the blocks decode tasks take, one block a task, in plan order: up to ``photos``
+    consecutive photos together, decoded in one call, so that a task's frames leave it in full batches (an
+    output block per photo costs a quarter of the decode stage's rate on small photos:
+    ``benchmarks/decode_stage.py``), and each video range alone, so that ranges, thousands of frames each, spread
+    over the decode slots of the cluster."""
+    blocks: list[pa.Table] = []
+    kinds = pending.column("kind").to_pylist()
+    start = 0
+    for is_photo, run in itertools.groupby(kinds, key=lambda kind: kind == "image"):
+        length = len(list(run))
+        step = photos if is_photo else 1
+        blocks += [pending.slice(i, min(step, start + length - i)) for i in range(start, start + length, step)]
+        start += length
+    return blocks
 
 
 def with_writes(results: ray.data.Dataset, committer: ShardCommitter, workers: int) -> ray.data.Dataset:

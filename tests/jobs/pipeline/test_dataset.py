@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from jobs.pipeline.dataset import run_pipeline
+from jobs.pipeline.dataset import run_pipeline, work_blocks
 
 WAIT_S = 20
 
@@ -64,3 +64,13 @@ def test_each_result_reaches_the_driver_as_soon_as_its_batch_is_done(ray_cluster
     assert sorted(results.column("call").to_pylist()) == [1] * 4 + [2] * 4 + [3] * 4
     second = results.filter(pa.compute.equal(results.column("call"), 2))
     assert all(second.column("driver_had_first").to_pylist()), "the first batch's result reached the driver late"
+
+
+def test_photos_go_to_decode_tasks_in_blocks_and_each_video_range_alone() -> None:
+    kinds = ["image"] * 5 + ["video"] * 2 + ["image"] * 2 + ["video"]
+    pending = pa.table({"item": list(range(len(kinds))), "kind": kinds})
+
+    blocks = work_blocks(pending, photos=2)
+
+    assert [block.column("item").to_pylist() for block in blocks] == [[0, 1], [2, 3], [4], [5], [6], [7, 8], [9]]
+    assert work_blocks(pending.slice(0, 0), photos=2) == []
