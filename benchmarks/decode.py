@@ -44,11 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.parity import agreement  # noqa: E402
 from tests.support.photos import large_photos  # noqa: E402
-from tests.support.videos import encode_h264  # noqa: E402
 from workers.device_frames import DeviceFrames  # noqa: E402
 from workers.frames import EncodedJpeg, FrameBatch, PayloadBatchBuilder  # noqa: E402
 from workers.preprocess import LetterboxSpec, decode_for, letterbox, prepare_image  # noqa: E402
-from workers.video import Sampling, decode_frames, probe_video  # noqa: E402
 
 PHOTO = REPO / "tests" / "data" / "coco-tiny" / "images" / "train2017" / "000000041888.jpg"
 """A 640x480 landscape photo with several people (coco-tiny)."""
@@ -59,7 +57,9 @@ MODES = ("exact", "fast")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", default="0.3,3,12,24", help="photo sizes in megapixels, comma-separated")
-    parser.add_argument("--videos", default="720p,1080p,4k", help=f"video sizes: {', '.join(VIDEO_SIZES)}")
+    parser.add_argument(
+        "--videos", default="720p,1080p,4k", help=f"video sizes: {', '.join(VIDEO_SIZES)}; empty: none (no PyAV needed)"
+    )
     parser.add_argument("--frames", type=int, default=48, help="frames per video clip")
     parser.add_argument("--repeat", type=int, default=5, help="decodes of each photo")
     parser.add_argument("--cores", type=int, default=16, help="cores of the node the projection is for")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             "photos": [_photo_rates(data, spec, args.repeat, args.cores, args.device_batch) for data in photos],
             "videos": [
                 _video_rates(_clip(Path(scratch), name, args.frames), name, spec, args.cores)
-                for name in args.videos.split(",")
+                for name in filter(None, args.videos.split(","))
             ],
         }
         if args.weights:
@@ -133,6 +133,8 @@ def _device_rates(data: bytes, spec: LetterboxSpec, repeat: int, batch: int) -> 
 
 def _clip(folder: Path, name: str, frames: int) -> Path:
     """An H.264 clip at size ``name``: a window panning across the upscaled photo."""
+    from tests.support.videos import encode_h264  # PyAV: only where videos are measured (not in the GPU wheel set)
+
     width, height = VIDEO_SIZES[name]
     image = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
     wide = cv2.resize(image, (width + 4 * frames, height), interpolation=cv2.INTER_CUBIC)
@@ -141,6 +143,8 @@ def _clip(folder: Path, name: str, frames: int) -> Path:
 
 
 def _video_rates(path: Path, name: str, spec: LetterboxSpec, cores: int) -> dict:
+    from workers.video import Sampling, decode_frames, probe_video
+
     row: dict = {"video": name}
     with open(path, "rb") as handle:
         info = probe_video(handle)

@@ -5,10 +5,11 @@
 
 Measures on the same photos and weights: (a) ``model.predict(paths, batch_size=B)``, how users run YOLO-NAS;
 (b) the bare fused forward on pre-batched tensors (torch, and on a CPU at fp32 ONNX Runtime too: the faster is
-the ceiling); (c) ``workers/`` in-process (decode, letterbox, model, NMS, no Ray), one batch after another, and
-pipelined (decoding in a pool of processes while the model runs, as the job's stages run); (d) the full job on a
-local Ray, end to end from a fresh command and at steady state, with its start-up. Prints a table of frames/s
-with ratios and writes the numbers as JSON. CPU or GPU is detected; without Ray installed (d) is left out.
+the ceiling); (c) ``workers/`` in-process (decode, letterbox, model, NMS, no Ray), one batch after another; the
+same with the JPEGs decoded and letterboxed on the model's device (``--decode device``); and pipelined (decoding
+in a pool of processes while the model runs, as the job's stages run); (d) the full job on a local Ray, end to
+end from a fresh command and at steady state, with its start-up. Prints a table of frames/s with ratios and
+writes the numbers as JSON. CPU or GPU is detected; without Ray installed (d) is left out.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from benchmarks.support import copied_images, image_paths, weights_file  # noqa:
 from schemas.choices import DEFAULT_BATCH_SIZE  # noqa: E402
 from workers.batching import batched  # noqa: E402
 from workers.detector import DTYPES, Detector  # noqa: E402
-from workers.frames import FrameBatch, FrameBatchBuilder  # noqa: E402
+from workers.device_frames import DeviceFrames  # noqa: E402
+from workers.frames import FrameBatch, FrameBatchBuilder, frame_batch, payload_columns  # noqa: E402
 from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
 from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
@@ -116,6 +118,15 @@ def main() -> None:
             detector.detect(_decoded(chunk))
 
     results["workers_in_process"] = n / _timed(in_process)
+    frames_on_device = DeviceFrames(LetterboxSpec(), device)
+
+    def on_device() -> None:  # --decode device: this process only reads the JPEGs, the model's device decodes
+        for chunk in batched(paths, args.batch_size):
+            columns = payload_columns([p.read_bytes() for p in chunk], LetterboxSpec())
+            canvases, _ = frames_on_device.build(columns)
+            detector.detect(frame_batch({**columns, "image": canvases}))
+
+    results["workers_device_decode"] = n / _timed(on_device)
     results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in batched(paths, args.batch_size)])
     results.update(_pipelined(detector, paths, args.batch_size, device))
     if not args.skip_job and importlib.util.find_spec("ray") is not None:
@@ -236,6 +247,7 @@ def _report(results: dict[str, float], n: int, device: str, args: argparse.Names
         "bare_forward",
         "bare_forward_onnxruntime",
         "workers_in_process",
+        "workers_device_decode",
         "workers_pipelined",
         "job_steady_state",
         "job_end_to_end",

@@ -89,12 +89,11 @@ class DeviceFrames:
 
     def _rescale(self, image: torch.Tensor) -> torch.Tensor:
         """(3, H, W) RGB → (h, w, 3) in the model's channel order, rescaled into ``spec.fit`` as OpenCV does."""
-        size = target_size(image.shape[1], image.shape[2], self.spec)
-        if tuple(image.shape[1:]) != size:
-            image = resize_linear(image, size)
-        if self.spec.bgr:
-            image = image.flip(0)
-        return image.permute(1, 2, 0)
+        pixels = image.permute(1, 2, 0)  # decoders keep pixels interleaved: this is the layout in memory
+        size = target_size(pixels.shape[0], pixels.shape[1], self.spec)
+        if tuple(pixels.shape[:2]) != size:
+            pixels = resize_linear(pixels, size)
+        return pixels.flip(-1) if self.spec.bgr else pixels
 
 
 def _cause(exc: Exception) -> str:

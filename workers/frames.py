@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from schemas.choices import DEFAULT_MAX_PIXELS
-from workers.preprocess import Letterboxed, LetterboxSpec, Placement, displayed_size, place, read_header
+from workers.preprocess import (
+    Letterboxed,
+    LetterboxSpec,
+    Placement,
+    displayed_size,
+    place,
+    prepare_image,
+    read_header,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -174,3 +182,12 @@ class PayloadBatchBuilder:
             "jpeg": np.array(self._jpeg, dtype=bool),
             **_geometry_columns(self._geometry),
         }
+
+
+def payload_columns(images: Sequence[bytes], spec: LetterboxSpec) -> dict[str, np.ndarray]:
+    """Encoded images as the decode stage passes them on under ``--decode device``, for use in-process (benchmarks,
+    tests): JPEGs as they are, other formats decoded and letterboxed here."""
+    builder = PayloadBatchBuilder(len(images))
+    for data in images:
+        builder.add(EncodedJpeg.of(data, spec) or prepare_image(data, spec))
+    return builder.columns()

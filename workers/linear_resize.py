@@ -17,14 +17,18 @@ _BITS = 11
 
 
 def resize_linear(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(C, H, W) uint8 → (C, h, w) uint8 for ``size`` = (h, w), as ``cv2.resize(..., INTER_LINEAR)`` gives it."""
-    _, height, width = image.shape
+    """(H, W, C) uint8 → (h, w, C) uint8 for ``size`` = (h, w), as ``cv2.resize(..., INTER_LINEAR)`` gives it.
+    Channels last, as decoders lay pixels out: whole rows are then contiguous to select."""
+    height, width, _ = image.shape
     x0, x1, a0, a1 = _taps(width, size[1], image.device)
     y0, y1, b0, b1 = _taps(height, size[0], image.device)
-    pixels = image.to(torch.int32)
-    rows = pixels[:, :, x0] * a0 + pixels[:, :, x1] * a1  # (C, H, w), scaled by 2**11
-    top, bottom = rows[:, y0] >> 4, rows[:, y1] >> 4
-    summed = ((b0[:, None] * top) >> 16) + ((b1[:, None] * bottom) >> 16)
+    # Only the source rows some output row reads (on a downscale, a few of them) go through the horizontal pass.
+    used = torch.unique(torch.cat([y0, y1]))
+    pixels = image.index_select(0, used).to(torch.int32)
+    rows = pixels.index_select(1, x0) * a0[:, None] + pixels.index_select(1, x1) * a1[:, None]  # scaled by 2**11
+    top = rows.index_select(0, torch.searchsorted(used, y0)) >> 4
+    bottom = rows.index_select(0, torch.searchsorted(used, y1)) >> 4
+    summed = ((b0[:, None, None] * top) >> 16) + ((b1[:, None, None] * bottom) >> 16)
     return ((summed + 2) >> 2).clamp_(0, 255).to(torch.uint8)
 
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from workers.device_frames import DeviceFrames
-from workers.frames import EncodedJpeg, PayloadBatchBuilder
+from workers.frames import EncodedJpeg, PayloadBatchBuilder, payload_columns
 from workers.preprocess import LetterboxSpec, prepare_image
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
@@ -28,13 +28,6 @@ def _jpeg(image: Image.Image, orientation: int = 1, **options: object) -> bytes:
     sink = io.BytesIO()
     image.save(sink, "JPEG", quality=90, exif=exif, **options)
     return sink.getvalue()
-
-
-def _payloads(images: list[bytes], spec: LetterboxSpec) -> dict[str, np.ndarray]:
-    builder = PayloadBatchBuilder(len(images))
-    for data in images:
-        builder.add(EncodedJpeg.of(data, spec) or prepare_image(data, spec))
-    return builder.columns()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +55,7 @@ def test_canvases_are_the_cpu_letterbox_within_a_level(photos, device):
     png = io.BytesIO()
     photos[0].save(png, "PNG")
     images.append(png.getvalue())  # not a JPEG: letterboxed on the CPU, its pixels placed as they came
-    columns = _payloads(images, spec)
+    columns = payload_columns(images, spec)
     assert columns["jpeg"].tolist() == [True] * (len(images) - 1) + [False]
 
     canvases, failed = DeviceFrames(spec, device).build(columns)
