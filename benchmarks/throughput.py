@@ -41,7 +41,7 @@ from schemas.choices import DEFAULT_BATCH_SIZE  # noqa: E402
 from workers.batching import batched  # noqa: E402
 from workers.detector import DTYPES, Detector  # noqa: E402
 from workers.device_frames import DeviceFrames  # noqa: E402
-from workers.frames import FrameBatch, FrameBatchBuilder, frame_batch, payload_columns  # noqa: E402
+from workers.frames import FrameBatch, FrameBatchBuilder, payload_columns  # noqa: E402
 from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
 from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
@@ -122,9 +122,8 @@ def main() -> None:
 
     def on_device() -> None:  # --decode device: this process only reads the JPEGs, the model's device decodes
         for chunk in batched(paths, args.batch_size):
-            columns = payload_columns([p.read_bytes() for p in chunk], LetterboxSpec())
-            canvases, _ = frames_on_device.build(columns)
-            detector.detect(frame_batch({**columns, "image": canvases}))
+            batch, _ = frames_on_device.batch(payload_columns([p.read_bytes() for p in chunk], LetterboxSpec()))
+            detector.detect(batch)
 
     results["workers_device_decode"] = n / _timed(on_device)
     results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in batched(paths, args.batch_size)])

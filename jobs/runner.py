@@ -45,7 +45,7 @@ from jobs.records.run_store import RunStore
 from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
-from workers.runtime_choice import native_bf16
+from workers.runtime_choice import Measured, native_bf16
 from workers.video import Sampling
 
 T = TypeVar("T")
@@ -245,27 +245,30 @@ def _start_cluster(run: _Run, stream: TextIO) -> tuple[Resources, bytes | None]:
     tracing = _in_background(cpu_models, config, run.setup) if config.device != "cuda" else None
     start_ray(config.ray_address)
     resources = plan_resources(config)
-    if config.decode == "device" and resources.device == "cpu":
-        print(
-            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
-            "where decode tasks would decode them beside it; --decode device pays on GPUs",
-            file=stream,
-            flush=True,
-        )
     if tracing is None or resources.device != "cpu":
         return resources, None
     models = tracing.result()
     runtime, measured = choose_cpu_runtime(config, run.setup, models, resources)
-    if measured is not None:
-        print(measured.line(resources.torch_threads), file=stream, flush=True)
-    if config.precision == "fp32" and native_bf16():
-        print(
-            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
-            "differ from fp32's as docs/performance.md#precision measures",
-            file=stream,
-            flush=True,
-        )
+    for note in _cpu_notes(config, resources, measured):
+        print(note, file=stream, flush=True)
     return replace(resources, runtime=runtime), models[runtime]
+
+
+def _cpu_notes(config: JobConfig, resources: Resources, measured: Measured | None) -> list[str]:
+    """What the console says of a run on CPU model actors: the runtime measured the faster, and the settings that
+    would run faster here or that pay on GPUs only."""
+    notes = [measured.line(resources.torch_threads)] if measured is not None else []
+    if config.precision == "fp32" and native_bf16():
+        notes.append(
+            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
+            "differ from fp32's as docs/performance.md#precision measures"
+        )
+    if config.decode == "device":
+        notes.append(
+            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
+            "where decode tasks would decode them beside it; --decode device pays on GPUs"
+        )
+    return notes
 
 
 def _close_run(

@@ -19,14 +19,15 @@ CPUs with AVX512-BF16 or AMX and on GPUs; fp16 is for GPUs."""
 Runtime = Literal["torch", "onnxruntime"]
 """What runs the forward pass: torch (TorchScript or eager), or ONNX Runtime (CPU, fp32)."""
 RuntimeChoice = Literal["auto", "torch", "onnxruntime"]
-"""``--runtime``: ``auto`` is ONNX Runtime for fp32 on CPUs (same boxes, faster), else torch."""
+"""``--runtime``: ``auto`` is, for fp32 on CPUs, the faster of the two there (same boxes; measured once per kind of
+CPU, ``workers.runtime_choice``), else torch."""
 
 DecodeMode = Literal["exact", "fast", "device"]
 """``--decode``: ``exact`` gives super-gradients' pixels (a frame decoded whole, then rescaled bilinearly); ``fast``
 decodes a JPEG at least twice the model's input at 1/2, 1/4 or 1/8 of its size (libjpeg) and has FFmpeg scale a
 video frame while converting it to RGB: several times faster on camera photos and HD video, other pixels and so
 other boxes (docs/performance.md gives their agreement); ``device`` has the model actors decode JPEGs on their own
-device (nvJPEG on a GPU), so the CPUs only read them, with pixels within one level of ``exact``'s."""
+device (nvJPEG on a GPU), so the CPUs only read them: ``exact``'s pixels on a CPU, within a few levels on a GPU."""
 
 OverwriteScope = Literal["model", "all"]
 """``--overwrite``: the earlier runs of this model (its model fingerprint) and their rows, or every run's."""

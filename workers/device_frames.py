@@ -15,13 +15,14 @@ cannot decode is decoded on the CPU instead.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
 from torchcodec.decoders import decode_jpeg
 
 from workers.errors import one_line
+from workers.frames import FrameBatch, frame_batch
 from workers.linear_resize import resize_linear
 from workers.preprocess import LetterboxSpec, target_size
 
@@ -63,6 +64,11 @@ class DeviceFrames:
                 _paste(canvas[row], pixels.to(self.device), int(tops[row]), int(lefts[row]))
         return canvas, failed
 
+    def batch(self, columns: dict[str, np.ndarray]) -> tuple[FrameBatch, dict[int, str]]:
+        """``build``'s canvases with the columns' geometry, as the detector takes them."""
+        canvases, failed = self.build(columns)
+        return frame_batch({**columns, "image": canvases}), failed
+
     def _decode(self, payloads: Sequence[bytes]) -> list[torch.Tensor | str]:
         """(3, H, W) RGB of each JPEG, or its error message: all in one device call; when that fails, each alone,
         and one the device cannot decode on the CPU."""
@@ -80,9 +86,7 @@ class DeviceFrames:
         error = ""
         for device in devices:
             try:
-                image = decode_jpeg(data, mode="RGB", device=device)
-                assert isinstance(image, torch.Tensor)  # one source, one image
-                return image.to(self.device)
+                return cast(torch.Tensor, decode_jpeg(data, mode="RGB", device=device)).to(self.device)
             except Exception as exc:  # a JPEG this decoder cannot take: the next one, or the row's error
                 error = f"decode: corrupt JPEG: {_cause(exc)}"
         return error

@@ -10,7 +10,7 @@ No torch here: the decode stage builds these batches in workers that never impor
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -61,11 +61,10 @@ class FrameBatch:
 
 _NO_FRAME = (0, 0, 1.0, 0, 0)
 """Geometry recorded for a slot without a frame (an input that failed): a blank canvas, no boxes to map."""
-GEOMETRY = ("height", "width", "scale", "pad_top", "pad_left")
-"""The decode stage's columns that map boxes on the canvas back to the frame, in ``_NO_FRAME``'s order."""
 
 
 def _geometry_columns(geometry: list[tuple[int, int, float, int, int]]) -> dict[str, np.ndarray]:
+    """The decode stage's columns that map boxes on the canvas back to the frame."""
     heights, widths, scales, pad_tops, pad_lefts = zip(*geometry) if geometry else ((),) * 5
     return {
         "height": np.array(heights, dtype=np.int32),
@@ -105,11 +104,11 @@ class FrameBatchBuilder:
         return frame_batch(self.columns())
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The frames added so far as the decode stage's columns: ``image`` and the ``GEOMETRY``."""
+        """The frames added so far as the decode stage's columns: ``image`` and the geometry."""
         return {"image": self._images[: len(self._geometry)], **_geometry_columns(self._geometry)}
 
 
-def frame_batch(columns: dict[str, np.ndarray], rows: "np.ndarray | slice" = slice(None)) -> FrameBatch:
+def frame_batch(columns: Mapping[str, Any], rows: "np.ndarray | slice" = slice(None)) -> FrameBatch:
     """``rows`` of the decode stage's columns (``FrameBatchBuilder.columns``) as a batch; ``image`` may be a tensor
     (``workers.device_frames``)."""
     return FrameBatch(
@@ -174,7 +173,7 @@ class PayloadBatchBuilder:
         self._geometry.append(geometry)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The rows added so far as the decode stage's columns: ``payload``, ``jpeg`` and the ``GEOMETRY``."""
+        """The rows added so far as the decode stage's columns: ``payload``, ``jpeg`` and the geometry."""
         payloads = np.empty(len(self._payloads), dtype=object)
         payloads[:] = self._payloads
         return {

@@ -226,8 +226,8 @@ def _encoded(data: bytes, decoding: Decoding) -> EncodedJpeg | None:
         return EncodedJpeg.of(data, decoding.spec, decoding.max_pixels)
     except DecodeError as exc:
         raise _StageError(f"decode: {exc}") from None
-    except ValueError as exc:
-        raise _StageError(one_line(exc)) from None
+    except ValueError as exc:  # a frame that would not fit the canvas, as ``_letterbox`` says it
+        raise _StageError(f"letterbox: {one_line(exc)}") from None
 
 
 def _letterbox(

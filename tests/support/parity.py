@@ -9,7 +9,7 @@ import numpy as np
 from workers.batching import batched
 from workers.detector import Detector
 from workers.device_frames import DeviceFrames
-from workers.frames import FrameBatch, frame_batch, payload_columns
+from workers.frames import FrameBatch, payload_columns
 from workers.preprocess import LetterboxSpec, prepare_image
 
 
@@ -90,7 +90,6 @@ def _cpu_batch(images: list[Path], spec: LetterboxSpec) -> FrameBatch:
 
 
 def _device_batch(images: list[Path], spec: LetterboxSpec, detector: Detector) -> FrameBatch:
-    columns = payload_columns([p.read_bytes() for p in images], spec)
-    canvases, failed = DeviceFrames(spec, detector.device).build(columns)
+    batch, failed = DeviceFrames(spec, detector.device).batch(payload_columns([p.read_bytes() for p in images], spec))
     assert failed == {}
-    return frame_batch({**columns, "image": canvases})
+    return batch

@@ -1,6 +1,7 @@
-"""``--decode device``: canvases made from encoded JPEGs on the model's device equal the CPU letterbox's within a
-level, for every EXIF orientation and the JPEG kinds cameras and scanners write; other payloads are placed as
-they came; a JPEG the decoder refuses is its row's error alone. Here on the CPU; on CUDA where a GPU is."""
+"""``--decode device``: canvases made from encoded JPEGs on the model's device equal the CPU letterbox's (on a CPU
+exactly, but for an upscale or CMYK), for every EXIF orientation and the JPEG kinds cameras and scanners write;
+other payloads are placed as they came; a JPEG the decoder refuses is its row's error alone. Here on the CPU; on
+CUDA where a GPU is."""
 
 from __future__ import annotations
 
