@@ -56,7 +56,9 @@ MODES = ("exact", "fast")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", default="0.3,3,12,24", help="photo sizes in megapixels, comma-separated")
+    parser.add_argument(
+        "--photos", default="0.3,3,12,24", help="photo sizes in megapixels, comma-separated; empty: none"
+    )
     parser.add_argument(
         "--videos", default="720p,1080p,4k", help=f"video sizes: {', '.join(VIDEO_SIZES)}; empty: none (no PyAV needed)"
     )
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # FFmpeg's decoding threads too: one core's rate
     spec = LetterboxSpec()
     with tempfile.TemporaryDirectory() as scratch:
-        photos = [_photo(float(mp)) for mp in args.photos.split(",")]
+        photos = [_photo(float(mp)) for mp in filter(None, args.photos.split(","))]
         results = {
             "photos": [_photo_rates(data, spec, args.repeat, args.cores, args.device_batch) for data in photos],
             "videos": [

@@ -16,7 +16,7 @@ upright, and boxes, width and height are in the pixels of the frame as displayed
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO, Iterator, Mapping, cast
 
@@ -24,6 +24,7 @@ import av
 import numpy as np
 from av.buffer import Buffer
 from av.sidedata.sidedata import Type as SideDataType
+from av.video.reformatter import VideoReformatter
 
 from workers.errors import one_line
 from workers.preprocess import LetterboxSpec, target_size
@@ -115,36 +116,60 @@ def probe_video(file: BinaryIO) -> VideoInfo:
 
 
 def decode_frames(
-    file: BinaryIO, start: int, stop: int | None, sampling: Sampling, info: VideoInfo, fit: LetterboxSpec | None = None
+    file: BinaryIO,
+    start: int,
+    stop: int | None,
+    sampling: Sampling,
+    info: VideoInfo,
+    fit: LetterboxSpec | None = None,
+    threads: int = 1,
 ) -> Iterator[VideoFrame]:
     """The sampled frames with ``start <= index < stop`` (``stop`` None: to the end), in order.
+
+    FFmpeg decodes and converts on ``threads`` threads: as many as the CPUs its caller holds. Left to itself it
+    starts a thread per core of the node in every decode task (and frame threading keeps a decoded frame per
+    thread); PyAV's own conversion (``frame.to_ndarray``) even gives each frame a converter with threads of its
+    own, which live until the garbage collector frees the frame. And how a cut stream ends would depend on the
+    count: with one thread the broken packet is an error, with several the stream just stops there. A fixed
+    count, and one converter for the whole range, give the same frames and message on every node.
 
     With ``fit`` (``--decode fast``), FFmpeg scales each sampled frame to the letterbox's target size as it
     converts it to RGB (its fast bilinear filter): one pass over the full frame instead of a conversion and a
     resize. H.264 decoding itself costs most of a frame, so this gains little (docs/performance.md).
 
-    Raises ``BrokenVideo`` where decoding breaks, or where the stream ends before the frame count its
-    container declares, after yielding every frame decoded before that point. Only the range the stream ended
-    in reports it (not a later range whose seek found nothing, or found only earlier frames), so a broken video
-    gives the same one error row however it was cut.
+    Raises ``BrokenVideo`` where decoding breaks (FFmpeg names a cause), or where the stream ends before the
+    frame count its container declares, after yielding every frame decoded before that point. Only the range the
+    stream broke off in reports it (not a later range whose seek found nothing, or found only earlier frames
+    before the break), so a broken video gives the same one error row however it was cut.
     """
-    decoded, seen_any = start, False
+    decoded, seen_any, cause = start, False, None
     try:
         with av.open(file, mode="r") as container:
             stream = _video_stream(container)
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
+            converter = _Converter(threads)
             for index, frame in _numbered(container, stream, start):
                 if stop is not None and index >= stop:
                     return
                 decoded, seen_any = index + 1, True
                 if index < start or sampling.sample_number(index, info.fps) is None:
                     continue
-                yield _displayed(frame, index, index / info.fps, fit)
-    except (av.FFmpegError, VideoError) as exc:
-        raise BrokenVideo(decoded, one_line(exc) if isinstance(exc, av.FFmpegError) else str(exc)) from None
+                yield _displayed(frame, index, index / info.fps, fit, converter)
+    except av.FFmpegError as exc:
+        cause = exc.strerror or one_line(exc)
+    except VideoError as exc:
+        raise BrokenVideo(decoded, str(exc)) from None
     declared = min(stop if stop is not None else math.inf, info.frames or 0) if info.exact_count else 0
-    if start <= decoded < declared and (seen_any or start == 0):
-        raise BrokenVideo(decoded, f"stream ended at frame {decoded} of {info.frames}")
+    short = cause is not None or decoded < declared
+    if short and start <= decoded and (seen_any or start == 0):
+        raise BrokenVideo(decoded, _ended(decoded, info, cause))
+
+
+def _ended(decoded: int, info: VideoInfo, cause: str | None = None) -> str:
+    """Where the stream broke off, one way whether FFmpeg named a cause or the stream just stopped short."""
+    where = f"stream ended at frame {decoded}" + (f" of {info.frames}" if info.exact_count else "")
+    return f"{where}: {cause}" if cause else where
 
 
 class BrokenVideo(VideoError):
@@ -187,7 +212,28 @@ def _after_seek(
         yield round((frame.pts - origin) * stream.time_base * rate), frame
 
 
-def _displayed(frame: av.VideoFrame, index: int, timestamp_s: float, fit: LetterboxSpec | None) -> VideoFrame:
+@dataclass(frozen=True)
+class _Converter:
+    """FFmpeg's conversion to RGB (libswscale), set up once for a range and run on ``threads`` threads."""
+
+    threads: int
+    reformatter: VideoReformatter = field(default_factory=VideoReformatter)
+
+    def rgb(self, frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The frame as (H, W, 3) RGB; with ``size`` (width, height), scaled by FFmpeg's fast bilinear filter as
+        it is converted."""
+        if size is None:
+            return self.reformatter.reformat(frame, format="rgb24", threads=self.threads).to_ndarray()
+        width, height = size
+        scaled = self.reformatter.reformat(
+            frame, width, height, format="rgb24", interpolation="FAST_BILINEAR", threads=self.threads
+        )
+        return scaled.to_ndarray()
+
+
+def _displayed(
+    frame: av.VideoFrame, index: int, timestamp_s: float, fit: LetterboxSpec | None, converter: _Converter
+) -> VideoFrame:
     """The frame's RGB pixels turned and mirrored as its display matrix says, the way FFmpeg's own player shows
     them; unchanged when it has none. FFmpeg's decoders copy the container's matrix onto every frame they give.
     With ``fit``, scaled first (in the stored orientation) to the target size of the displayed frame."""
@@ -198,12 +244,10 @@ def _displayed(frame: av.VideoFrame, index: int, timestamp_s: float, fit: Letter
     turned = matrix is not None and _is_quarter_turn(matrix)
     full = (frame.width, frame.height) if turned else (frame.height, frame.width)
     if fit is None:
-        image = frame.to_ndarray(format="rgb24")
+        image = converter.rgb(frame)
     else:
         height, width = target_size(*full, fit)
-        if turned:
-            height, width = width, height
-        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
+        image = converter.rgb(frame, (height, width) if turned else (width, height))
     if matrix is not None:
         image = _apply_display_matrix(image, matrix)
     return VideoFrame(index=index, timestamp_s=timestamp_s, image=image, full=full)

@@ -20,7 +20,7 @@ from ray.data import DataContext
 
 from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
-from jobs.pipeline.decode_stage import Decoding, decode_batch
+from jobs.pipeline.decode_stage import DECODE_TASK_CPUS, Decoding, decode_batch
 from jobs.pipeline.detect_stage import DetectStage
 from jobs.pipeline.model_setup import ModelSetup
 from jobs.pipeline.resources import Resources
@@ -66,7 +66,7 @@ def build_dataset(
             batch_format="numpy",
             fn_kwargs={"decoding": decoding},
             compute=ray.data.TaskPoolStrategy(size=resources.decode_workers),
-            num_cpus=1,
+            num_cpus=DECODE_TASK_CPUS,
         )
         .map_batches(
             DetectStage,

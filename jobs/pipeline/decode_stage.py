@@ -38,6 +38,8 @@ from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_f
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")
 """Columns every row carries from its work item to the output unchanged."""
+DECODE_TASK_CPUS = 1
+"""The CPUs a decode task holds, so the threads its OpenCV and FFmpeg may use."""
 _NO_ERROR = ""
 """Between stages an ok row's error is an empty string: Ray turns None in object columns into NaN."""
 
@@ -71,9 +73,9 @@ class _Row:
 def decode_batch(batch: dict[str, np.ndarray], decoding: Decoding) -> Iterator[dict[str, np.ndarray]]:
     """Read, decode and letterbox each work item; yields batches of at most ``decoding.rows_per_batch`` frame
     rows. A frame that fails gets an error row and a blank canvas."""
-    # A decode task holds one CPU; OpenCV would otherwise split each resize over a thread per core of the node,
-    # competing with the other decode tasks and the model actors for them.
-    cv2.setNumThreads(1)
+    # OpenCV would otherwise split each resize over a thread per core of the node, competing with the other
+    # decode tasks and the model actors for them (FFmpeg likewise: ``_video_rows``).
+    cv2.setNumThreads(DECODE_TASK_CPUS)
     rows = _Rows(decoding)
     for i in range(len(batch["source_uri"])):
         for row, item_rows in _item_rows({name: batch[name][i] for name in batch}, decoding):
@@ -157,7 +159,7 @@ def _video_rows(item: dict[str, Any], decoding: Decoding) -> Iterator[_Row]:
         with location(uri, decoding.storage_options).open_input() as handle:
             info = _video_info(item, handle)
             fit = decoding.spec if decoding.mode == "fast" else None
-            for decoded in decode_frames(handle, start, stop, decoding.sampling, info, fit):
+            for decoded in decode_frames(handle, start, stop, decoding.sampling, info, fit, DECODE_TASK_CPUS):
                 unused = decoded.index + 1
                 try:
                     frame = _letterbox(decoded.image, decoding.spec, "rgb", decoded.full)

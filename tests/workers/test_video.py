@@ -3,6 +3,7 @@ phone video (no Ray)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -86,7 +87,49 @@ def test_truncated_video_keeps_decoded_frames_and_says_where_it_broke(tmp_path, 
             for frame in decode_frames(handle, 0, None, Sampling(), info):
                 got.append(frame.index)
     assert 10 <= len(got) < 48 and got == list(range(len(got)))
-    assert broken.value.at == len(got) and "of 48" in str(broken.value)
+    assert broken.value.at == len(got)
+    assert str(broken.value) == f"stream ended at frame {len(got)} of 48: Invalid data found when processing input"
+
+
+def test_a_truncated_video_cut_into_ranges_breaks_once_where_one_pass_breaks(tmp_path, mp4):
+    data = mp4.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    with open(mp4, "rb") as handle:
+        info = probe_video(handle)
+
+    def outcome(start: int, stop: int | None) -> tuple[list[int], tuple[int, str] | None]:
+        got: list[int] = []
+        with open(cut, "rb") as handle:
+            try:
+                got.extend(f.index for f in decode_frames(handle, start, stop, Sampling(), info))
+            except BrokenVideo as exc:
+                return got, (exc.at, str(exc))
+        return got, None
+
+    whole_frames, whole_break = outcome(0, None)
+    assert whole_break is not None
+    for step in (10, 7, 24):
+        bounds = [*range(0, 48, step), None]
+        ranges = [outcome(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        assert [i for frames, _ in ranges for i in frames] == whole_frames, step
+        assert [b for _, b in ranges if b is not None] == [whole_break], step  # later ranges seek past the break
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_ffmpeg_decodes_on_the_threads_it_is_given(mp4):
+    """A decode task holds one CPU: FFmpeg left to itself would start a thread per core of the node in each."""
+    with open(mp4, "rb") as handle:
+        info = probe_video(handle)
+    before = _threads()
+    with open(mp4, "rb") as handle:
+        during = [_threads() for _ in decode_frames(handle, 0, None, Sampling(), info, threads=1)]
+    assert len(during) == 48 and max(during) == before
+    with open(mp4, "rb") as handle:
+        assert max(_threads() for _ in decode_frames(handle, 0, None, Sampling(), info, threads=3)) > before
 
 
 def test_not_a_video_is_a_video_error(tmp_path):
