@@ -9,12 +9,13 @@ and its wheel carries nvJPEG, so nothing else is installed for it.
 The pixels are the CPU path's (``workers.preprocess``): on a CPU the same libjpeg-turbo decode, with the EXIF
 orientation applied as OpenCV applies it, and OpenCV's own bilinear arithmetic (``workers.linear_resize``), so the
 same boxes (tested). On CUDA, nvJPEG's IDCT may differ from libjpeg-turbo's by a level or two; a JPEG the device
-cannot decode is decoded on the CPU instead.
+cannot decode is decoded on the CPU instead, and one whose data TorchCodec finds damaged by OpenCV, as the CPU
+path decodes it.
 """
 
 from __future__ import annotations
 
-import re
+import sys
 from typing import Sequence, cast
 
 import numpy as np
@@ -24,7 +25,7 @@ from torchcodec.decoders import decode_jpeg
 from workers.errors import one_line
 from workers.frames import FrameBatch, frame_batch
 from workers.linear_resize import resize_linear
-from workers.preprocess import LetterboxSpec, target_size
+from workers.preprocess import DecodeError, LetterboxSpec, decode_for, target_size
 
 _CPU = torch.device("cpu")
 
@@ -82,14 +83,21 @@ class DeviceFrames:
         return [self._decode_one(data) for data in payloads]
 
     def _decode_one(self, data: bytes) -> torch.Tensor | str:
-        devices = [self.device] if self.device.type == "cpu" else [self.device, _CPU]
-        error = ""
-        for device in devices:
+        """One JPEG on the device, else by TorchCodec on the CPU, else by OpenCV as ``--decode exact`` decodes it:
+        libjpeg-turbo refuses a JPEG whose data is damaged, where OpenCV keeps what it could decode (grey
+        below), so a damaged photo is the same row, and the same boxes, whichever way it is decoded."""
+        for device in [self.device] if self.device.type == "cpu" else [self.device, _CPU]:
             try:
                 return cast(torch.Tensor, decode_jpeg(data, mode="RGB", device=device)).to(self.device)
-            except Exception as exc:  # a JPEG this decoder cannot take: the next one, or the row's error
-                error = f"decode: corrupt JPEG: {_cause(exc)}"
-        return error
+            except Exception:  # a JPEG this decoder cannot take: the next one
+                pass
+        try:  # the decode stage has checked the header against --max-image-pixels already
+            image = decode_for(data, None, max_pixels=sys.maxsize).image
+        except DecodeError as exc:
+            return f"decode: {exc}"
+        except Exception as exc:  # OpenCV raises cv2.error and others for hostile files
+            return f"decode: {one_line(exc)}"
+        return torch.from_numpy(image).to(self.device).permute(2, 0, 1)
 
     def _rescale(self, image: torch.Tensor) -> torch.Tensor:
         """(3, H, W) RGB → (h, w, 3) in the model's channel order, rescaled into ``spec.fit`` as OpenCV does."""
@@ -98,14 +106,6 @@ class DeviceFrames:
         if tuple(pixels.shape[:2]) != size:
             pixels = resize_linear(pixels, size)
         return pixels.flip(-1) if self.spec.bgr else pixels
-
-
-def _cause(exc: Exception) -> str:
-    """The decoder's message on one line, without the C++ function and source location TorchCodec starts it with."""
-    return _SOURCE_LOCATION.sub("", one_line(exc), count=1)
-
-
-_SOURCE_LOCATION = re.compile(r"^RuntimeError: \w+, \S+:\d+, ")
 
 
 def _paste(canvas: torch.Tensor, pixels: torch.Tensor, top: int, left: int) -> None:

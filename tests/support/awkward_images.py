@@ -134,6 +134,21 @@ def _truncated_after_preview(photo: Photo) -> tuple[bytes, Expected]:
     return cut, _fails("decode: truncated JPEG: no end-of-image marker after the image data")
 
 
+def _damaged_data(photo: Photo) -> tuple[bytes, Expected]:
+    """A JPEG whose entropy-coded data has bytes overwritten mid-scan, as a bad sector or a bit flip in transit
+    leaves it: the header and end marker are whole, and libjpeg decodes the photo down to the damage (grey
+    below). Decoded that way by every ``--decode`` mode, an ok row."""
+    middle = len(photo.jpeg) // 2
+    return photo.jpeg[:middle] + b"\xff\x51" * 2000 + photo.jpeg[middle + 4000 :], photo.shown
+
+
+def _unreadable_scan(photo: Photo) -> tuple[bytes, Expected]:
+    """A JPEG whose scan names a colour component its frame does not have: whole to every header check, refused
+    by every decoder."""
+    scan = photo.jpeg.index(b"\xff\xda") + 5
+    return photo.jpeg[:scan] + b"\x09" + photo.jpeg[scan + 1 :], _fails("decode: truncated or corrupt JPEG: ")
+
+
 def _zip(photo: Photo) -> tuple[bytes, Expected]:
     """An archive of photos saved under an image name."""
     out = io.BytesIO()
@@ -197,6 +212,8 @@ CASES: dict[str, Case] = {
         _fails("decode: truncated JPEG: ends inside the header"),
     ),
     "truncated-after-preview.jpg": _truncated_after_preview,
+    "damaged-data.jpg": _damaged_data,
+    "unreadable-scan.jpg": _unreadable_scan,
     "truncated.png": lambda p: (
         _half(_pillow(p.image, "PNG")),
         _fails("decode: truncated PNG: ends inside the IDAT chunk"),
