@@ -3,7 +3,8 @@ phone video (no Ray)."""
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,8 @@ import pytest
 from tests.support.videos import decode_all, encode_h264, marked_frames, photo_frames
 from workers.preprocess import LetterboxSpec, target_size
 from workers.video import BrokenVideo, Sampling, VideoError, decode_frames, probe_video
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +119,33 @@ def test_a_truncated_video_cut_into_ranges_breaks_once_where_one_pass_breaks(tmp
         assert [b for _, b in ranges if b is not None] == [whole_break], step  # later ranges seek past the break
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+_MOST_THREADS = """
+import os, sys
+from workers.video import Sampling, decode_frames, probe_video
+with open(sys.argv[1], "rb") as handle:
+    info = probe_video(handle)
+before = len(os.listdir("/proc/self/task"))
+with open(sys.argv[1], "rb") as handle:
+    frames = decode_frames(handle, 0, None, Sampling(), info, threads=int(sys.argv[2]))
+    print(before, max(len(os.listdir("/proc/self/task")) for _ in frames))
+"""
+
+
+def _most_threads(video: Path, threads: int) -> tuple[int, int]:
+    """Threads of a process before decoding and at most while decoding with ``threads``: in a process of its own,
+    where no other library starts threads meanwhile."""
+    command = [sys.executable, "-c", _MOST_THREADS, str(video), str(threads)]
+    before, most = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return int(before), int(most)
 
 
 def test_ffmpeg_decodes_on_the_threads_it_is_given(mp4):
-    """A decode task holds one CPU: FFmpeg left to itself would start a thread per core of the node in each."""
-    with open(mp4, "rb") as handle:
-        info = probe_video(handle)
-    before = _threads()
-    with open(mp4, "rb") as handle:
-        during = [_threads() for _ in decode_frames(handle, 0, None, Sampling(), info, threads=1)]
-    assert len(during) == 48 and max(during) == before
-    with open(mp4, "rb") as handle:
-        assert max(_threads() for _ in decode_frames(handle, 0, None, Sampling(), info, threads=3)) > before
+    """A decode task holds one CPU: FFmpeg left to itself would start a thread per core of the node in each, and
+    PyAV's own conversion more for every frame."""
+    before, most = _most_threads(mp4, 1)
+    assert most == before
+    before, most = _most_threads(mp4, 3)
+    assert most > before
 
 
 def test_not_a_video_is_a_video_error(tmp_path):
