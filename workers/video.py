@@ -221,14 +221,13 @@ class _Converter:
 
     def rgb(self, frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
         """The frame as (H, W, 3) RGB; with ``size`` (width, height), scaled by FFmpeg's fast bilinear filter as
-        it is converted."""
-        if size is None:
-            return self.reformatter.reformat(frame, format="rgb24", threads=self.threads).to_ndarray()
-        width, height = size
-        scaled = self.reformatter.reformat(
-            frame, width, height, format="rgb24", interpolation="FAST_BILINEAR", threads=self.threads
+        it is converted (without, FFmpeg's default filter, which also upsamples the chroma)."""
+        width, height = size or (None, None)
+        interpolation = "FAST_BILINEAR" if size else None
+        converted = self.reformatter.reformat(
+            frame, width, height, format="rgb24", interpolation=interpolation, threads=self.threads
         )
-        return scaled.to_ndarray()
+        return converted.to_ndarray()
 
 
 def _displayed(

@@ -25,15 +25,7 @@ from schemas.choices import DecodeMode
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
 from workers.errors import one_line
 from workers.frames import EncodedJpeg, FrameBatchBuilder, PayloadBatchBuilder
-from workers.preprocess import (
-    Channels,
-    Decoded,
-    DecodeError,
-    Letterboxed,
-    LetterboxSpec,
-    decode_for,
-    letterbox,
-)
+from workers.preprocess import Channels, Decoded, DecodeError, Letterboxed, LetterboxSpec, decode_for, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")
