@@ -6,9 +6,9 @@ and for ``--decode device``, what the CPU still does per photo and how fast the 
         [--frames 48] [--repeat 5] [--cores 16] [--device-batch 16] [--weights PATH] [--json out/decode.json]
 
 Photos: a coco-tiny photo upscaled (bicubic) to each size in megapixels, saved as JPEG (quality 92), then read
-from memory, decoded and letterboxed as the decode stage does it (``workers.preprocess.decode_for`` and
-``letterbox``) ``--repeat`` times. Video: an H.264 clip of ``--frames`` frames at each size (a pan across the
-photo, so every frame differs), decoded from the file and letterboxed as the decode stage does
+from memory, decoded and letterboxed as the decode stage does it (``workers.decoding.decode_for`` and
+``workers.letterbox.letterbox``) ``--repeat`` times. Video: an H.264 clip of ``--frames`` frames at each size (a
+pan across the photo, so every frame differs), decoded from the file and letterboxed as the decode stage does
 (``workers.video.decode_frames``, every frame sampled). OpenCV is held to one thread and the process to one core
 (FFmpeg's decoding threads included): the rates are per core, and a node feeds its model about ``--cores`` times
 as many (its decode tasks each hold one core).
@@ -44,9 +44,10 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.parity import agreement  # noqa: E402
 from tests.support.photos import large_photos  # noqa: E402
+from workers.decoding import decode_for, prepare_image  # noqa: E402
 from workers.device_frames import DeviceFrames  # noqa: E402
 from workers.frames import EncodedJpeg, FrameBatch, PayloadBatchBuilder  # noqa: E402
-from workers.preprocess import LetterboxSpec, decode_for, letterbox, prepare_image  # noqa: E402
+from workers.letterbox import LetterboxSpec, letterbox  # noqa: E402
 
 PHOTO = REPO / "tests" / "data" / "coco-tiny" / "images" / "train2017" / "000000041888.jpg"
 """A 640x480 landscape photo with several people (coco-tiny)."""
@@ -167,7 +168,7 @@ def _agreement(folder: Path, spec: LetterboxSpec, weights: str) -> dict:
 
     photos = [p for p in sorted(PHOTO.parents[1].glob("*/*.jpg")) if max(cv2.imread(str(p)).shape[:2]) == 640]
     large = large_photos(folder, photos)
-    detector = Detector("yolo_nas_s", load_weights(weights, "yolo_nas_s"), spec)
+    detector = Detector.from_weights("yolo_nas_s", load_weights(weights, "yolo_nas_s"), spec)
     boxes: dict[str, dict[str, np.ndarray]] = {mode: {} for mode in MODES}
     for path in large:
         for mode in MODES:

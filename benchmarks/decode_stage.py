@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.support import image_paths  # noqa: E402
 from schemas.choices import DecodeMode  # noqa: E402
 from schemas.tables import PLAN_SCHEMA  # noqa: E402
-from workers.preprocess import LetterboxSpec  # noqa: E402
+from workers.letterbox import LetterboxSpec  # noqa: E402
 from workers.video import Sampling  # noqa: E402
 
 

@@ -60,7 +60,7 @@ def main() -> None:
 
 def _warm_model_cache(weights: str) -> None:
     """Put the models the job's CPU actors may load (as the job itself chooses them) into the model cache."""
-    from jobs.pipeline.model_setup import prepare_model
+    from jobs.planning.model_setup import prepare_model
     from jobs.runner import cpu_models
     from schemas.config import JobConfig
 

@@ -21,17 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from more_itertools import chunked
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.support import image_paths  # noqa: E402
 from tests.support.parity import agreement  # noqa: E402
-from workers.batching import batched  # noqa: E402
+from workers.decoding import prepare_image  # noqa: E402
 from workers.detector import Detector, _decoded_output, _postprocess  # noqa: E402
 from workers.frames import FrameBatch  # noqa: E402
+from workers.letterbox import LetterboxSpec  # noqa: E402
 from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
-from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.weights import load_weights  # noqa: E402
 
 
@@ -55,12 +56,12 @@ def main() -> None:
     spec = LetterboxSpec()
     paths = image_paths(args.images)
     weights = load_weights(args.weights, args.model)
-    detector = Detector(args.model, weights, spec)
+    detector = Detector.from_weights(args.model, weights, spec)
     batches = [
         FrameBatch.stack([prepare_image(p.read_bytes(), spec) for p in chunk])
-        for chunk in batched(paths, args.batch_size)
+        for chunk in chunked(paths, args.batch_size)
     ]
-    keys = [[str(p) for p in chunk] for chunk in batched(paths, args.batch_size)]
+    keys = [[str(p) for p in chunk] for chunk in chunked(paths, args.batch_size)]
 
     def normalised(batch: FrameBatch) -> np.ndarray:
         images = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float()

@@ -238,7 +238,7 @@ def _check(committer: Any, plan: Any) -> None:
     """One marker per shard and every planned frame once."""
     import pyarrow.dataset as ds
 
-    commits = committer.committed()
+    commits = committer.markers.committed()
     assert set(commits) == set(plan.shard_sizes), "a shard was not committed"
     assert sum(c.frames for c in commits.values()) == plan.table.num_rows
     frames_root = committer.out.child("frames")

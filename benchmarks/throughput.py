@@ -32,18 +32,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from more_itertools import chunked
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.support import copied_images, image_paths, weights_file  # noqa: E402
 from schemas.choices import DEFAULT_BATCH_SIZE  # noqa: E402
-from workers.batching import batched  # noqa: E402
+from workers.decoding import prepare_image  # noqa: E402
 from workers.detector import DTYPES, Detector  # noqa: E402
 from workers.device_frames import DeviceFrames  # noqa: E402
 from workers.frames import FrameBatch, FrameBatchBuilder, payload_columns  # noqa: E402
+from workers.letterbox import LetterboxSpec  # noqa: E402
 from workers.onnx_runtime import OnnxForward, export_onnx  # noqa: E402
-from workers.preprocess import LetterboxSpec, prepare_image  # noqa: E402
 from workers.processing import default_processing_params  # noqa: E402
 from workers.quiet import silenced_output, super_gradients_models  # noqa: E402
 from workers.runtime_choice import cpu_flags, cpu_model_name  # noqa: E402
@@ -88,7 +89,7 @@ def main() -> None:
             lambda: list(model.predict([str(p) for p in paths], batch_size=args.batch_size))
         )
 
-    detector = Detector(args.model, weights, LetterboxSpec(), device=device, precision=args.precision)
+    detector = Detector.from_weights(args.model, weights, LetterboxSpec(), device=device, precision=args.precision)
     frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in paths]
     tensors = [
         torch.from_numpy(np.stack([f.image for f in chunk]))
@@ -97,7 +98,7 @@ def main() -> None:
         .div(255)
         .contiguous(memory_format=torch.channels_last)
         .to(device)
-        for chunk in batched(frames, args.batch_size)
+        for chunk in chunked(frames, args.batch_size)
     ]
 
     def forward() -> None:
@@ -114,19 +115,19 @@ def main() -> None:
         results["bare_forward_onnxruntime"] = n / _timed(lambda: [onnx(t) for t in plain])
 
     def in_process() -> None:
-        for chunk in batched(paths, args.batch_size):
+        for chunk in chunked(paths, args.batch_size):
             detector.detect(_decoded(chunk))
 
     results["workers_in_process"] = n / _timed(in_process)
     frames_on_device = DeviceFrames(LetterboxSpec(), device)
 
     def on_device() -> None:  # --decode device: this process only reads the JPEGs, the model's device decodes
-        for chunk in batched(paths, args.batch_size):
+        for chunk in chunked(paths, args.batch_size):
             batch, _ = frames_on_device.batch(payload_columns([p.read_bytes() for p in chunk], LetterboxSpec()))
             detector.detect(batch)
 
     results["workers_device_decode"] = n / _timed(on_device)
-    results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in batched(paths, args.batch_size)])
+    results["decode_per_core"] = n / _timed(lambda: [_decoded(chunk) for chunk in chunked(paths, args.batch_size)])
     results.update(_pipelined(detector, paths, args.batch_size, device))
     if not args.skip_job and importlib.util.find_spec("ray") is not None:
         results.update(_job(paths, args))
@@ -152,7 +153,7 @@ def _pipelined(detector: Detector, paths: list[Path], batch_size: int, device: s
     with ProcessPoolExecutor(decoders, mp_context=multiprocessing.get_context("spawn")) as pool:
 
         def run() -> None:
-            for batch in pool.map(_decoded, batched(work, batch_size)):
+            for batch in pool.map(_decoded, chunked(work, batch_size)):
                 detector.detect(batch)
             if device == "cuda":
                 torch.cuda.synchronize()

@@ -1,7 +1,7 @@
 """Annotated thumbnails for the report: the sampled frames read from their inputs (local or S3), boxes drawn.
 
-Images are read and decoded the way the job reads and decodes them (``jobs.storage.location``,
-``workers.preprocess.decode_image`` with EXIF orientation, ``workers.video`` for a video frame), so the boxes,
+Images are read and decoded the way the job reads and decodes them (``common.storage.location``,
+``workers.decoding.decode_image`` with EXIF orientation, ``workers.video`` for a video frame), so the boxes,
 which are in pixels of the oriented frame, land where the model saw the objects. An input that cannot be read
 or decoded any more (moved, deleted, changed) becomes a tile that says why, never a failed report.
 """
@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from common.storage import location
 from exports.report_stats import SampledFrame
+from workers.decoding import decode_image
 from workers.errors import one_line
-from workers.preprocess import decode_image
 from workers.video import Sampling, VideoError, decode_frames, probe_video
 
 THUMB_SIZE = 320

@@ -26,17 +26,17 @@ from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
 from jobs.commit.publish import Publisher
 from jobs.console import announce, summary
+from jobs.failures import Failure, classify, describe_failure
 from jobs.pipeline.dataset import build_dataset, limit_stalls, run_pipeline
 from jobs.pipeline.decode_stage import Decoding
-from jobs.pipeline.execution import execute
-from jobs.pipeline.failures import Failure, classify, describe_failure
+from jobs.pipeline.execution import RETRIES, Retries, execute
 from jobs.pipeline.in_flight import start_registry
-from jobs.pipeline.model_setup import ModelSetup, prepare_model
 from jobs.pipeline.ray_session import start_ray
 from jobs.pipeline.resources import Resources, choose_cpu_runtime, cpu_models, fit_to_cluster, plan_resources
 from jobs.pipeline.watchdog import Fired, Watchdog
 from jobs.planning.incremental import record_run
 from jobs.planning.listing import list_sources
+from jobs.planning.model_setup import ModelSetup, prepare_model
 from jobs.planning.plan import Plan
 from jobs.planning.resume import resume_or_plan
 from jobs.records.lease import RunLease
@@ -59,8 +59,11 @@ class RunResult:
     exit_code: int
 
 
-def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
+def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = RETRIES) -> RunResult:
     """Run (or resume) the job ``config`` describes, holding the output's lease throughout.
+
+    ``retries`` paces the retries of failed pipeline runs: an argument, not an option, since its backoff waits for
+    the cluster (a lost node declared dead), not for anything a user decides; a test of a stall passes a short one.
 
     Raises ``UsageError`` if it cannot run as asked (before any work where that can be known without a cluster),
     ``LeaseHeld`` if another run holds the output."""
@@ -79,7 +82,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None) -> RunResult:
         usage: UsageError | None = None
         try:
             if run.pending.num_rows:
-                _process(run, progress, processed, stream)
+                _process(run, progress, processed, stream, retries)
                 error = _failure_text(processed)
         except KeyboardInterrupt:
             error = "interrupted"
@@ -157,9 +160,9 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
     lease.announce(chosen.manifest.run_id)
     committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names, lease.fence)
-    committed = committer.committed_ids()
+    committed = committer.markers.committed_ids()
     if chosen.resumed and lease.fence.epoch > 1:  # taken over from a run that never released the output
-        committed -= committer.drop_unbacked()
+        committed -= committer.markers.drop_unbacked()
     cleaned = committer.clean_uncommitted(committed) if chosen.resumed else 0
     pending = chosen.plan.pending(committed)
     attempt = Attempt(
@@ -180,7 +183,7 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
 
 
-def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO) -> None:
+def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO, retries: Retries) -> None:
     """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
     config, setup = run.config, run.setup
     resources, traced = _start_cluster(run, stream)
@@ -223,7 +226,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
 
     shards = sorted(set(run.pending.column("shard_id").to_pylist()))
     try:
-        outcome = execute(shards, process_shards, run.committer.committed_ids, on_retry=retrying)
+        outcome = execute(shards, process_shards, run.committer.markers.committed_ids, retries, on_retry=retrying)
     finally:
         run.committer.remove_staging()
     processed.pipeline_runs = outcome.runs
@@ -288,7 +291,9 @@ def _close_run(
             "error": error,
         }
     )
-    manifest = finished(run.manifest, run.committer.committed(), run.plan, processed.failed, attempt)
+    manifest = finished(
+        run.manifest, run.committer.markers.committed(), run.plan.shard_sizes, processed.failed, attempt
+    )
     run.lease.check()  # a run that lost the output to another must not write over its manifest
     run.store.save(manifest)
     record_run(run.store, manifest, run.plan, stream)

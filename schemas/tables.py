@@ -8,6 +8,7 @@ add them back as columns.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 _KEY_FIELDS = [
@@ -99,9 +100,23 @@ RECEIPT_SCHEMA = pa.schema(
     ]
 )
 """What the write stage hands the driver for each staged file (``jobs.pipeline.write_stage``) instead of its rows: the
-file's name, the keys of its rows (``jobs.write_stage.row_keys``; those of placeholder and error rows again
+file's name, the keys of its rows (``row_keys``; those of placeholder and error rows again
 apart, for counting) and, for the items whose last row it holds, how many rows each gave. Enough for the driver
 to tell when a shard is complete and to drop a file whose rows it already has, without seeing a box."""
+
+FRAME_BITS = 32
+"""``row_keys`` packs (item, frame index) into one int64: frame indices stay below 2**32, items below 2**31."""
+
+
+def row_keys(results: pa.Table) -> np.ndarray:
+    """One int64 per result row naming its frame: its work item and frame index (unique within a run)."""
+    return frame_keys(results.column("item").to_numpy(), results.column("frame_index").to_numpy())
+
+
+def frame_keys(items: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
+    """One int64 per (work item, frame index) pair."""
+    return (items.astype(np.int64) << FRAME_BITS) | frame_indices.astype(np.int64)
+
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"

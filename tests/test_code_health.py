@@ -71,6 +71,42 @@ def test_packages_import_only_the_layers_below_them() -> None:
     assert wrong == []
 
 
+JOBS_ORDER = ("failures", "records", "planning", "commit", "pipeline", "tracking", "console", "runner", "cli", "detect")
+"""``jobs/``'s sub-packages and top-level modules in the order a run's data flows, from the bottom up: each imports
+only what comes before it (the layer table of docs/architecture.md). ``jobs/__init__.py`` lies below them all."""
+
+
+def _jobs_rank(module: str) -> int:
+    """Where ``module`` (``jobs.<part>…``) lies in ``JOBS_ORDER``; -1 for the ``jobs`` package itself."""
+    parts = module.split(".")
+    return JOBS_ORDER.index(parts[1]) if len(parts) > 1 else -1
+
+
+def _back_imports(graph: dict[str, set[str]]) -> list[str]:
+    """The imports inside ``jobs/`` that go up ``JOBS_ORDER``, or into a part the order does not name."""
+    jobs = {m for m in graph if m.split(".")[0] == "jobs"}
+    unnamed = [f"{m} is not in JOBS_ORDER" for m in jobs if len(m.split(".")) > 1 and m.split(".")[1] not in JOBS_ORDER]
+    if unnamed:
+        return unnamed
+    return sorted(
+        f"{module} imports {target}"
+        for module in jobs
+        for target in graph[module]
+        if target in jobs and _jobs_rank(target) > _jobs_rank(module)
+    )
+
+
+def test_jobs_imports_go_one_way_in_data_flow_order() -> None:
+    assert _back_imports(_imports()) == []
+
+
+def test_a_planted_back_import_in_jobs_is_found() -> None:
+    """The check above can fail: one import from records up into commit is reported."""
+    graph = {name: set(targets) for name, targets in _imports().items()}
+    graph["jobs.records.run_store"].add("jobs.commit.committer")
+    assert _back_imports(graph) == ["jobs.records.run_store imports jobs.commit.committer"]
+
+
 def test_no_import_circle_between_modules() -> None:
     graph = _imports()
     circles = []

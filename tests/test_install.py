@@ -16,7 +16,7 @@ def test_installed_packages_are_compiled_to_bytecode() -> None:
     """A local run starts a dozen Python processes, each importing Ray. Where Python may not write its bytecode
     cache (``PYTHONDONTWRITEBYTECODE=1``, common in container images; a read-only environment), a package uv
     installed without compiling it is compiled from source again in every process of every run (docs/performance.md
-    measures what it costs). ``compile-bytecode`` compiles it once, at install. Lazily written
+    measures what it costs). ``uv sync --compile-bytecode`` (the README's install step) compiles it once. Lazily written
     caches would cover only the modules imported so far, far short of the whole."""
     purelib = Path(sysconfig.get_paths()["purelib"])
     for package in PROCESS_PACKAGES:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypedDict, Unpack
 
 import numpy as np
 import torch
 
 from schemas.choices import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, MODEL_NAMES, Precision
 from workers.frames import FrameBatch
+from workers.letterbox import LetterboxSpec
 from workers.nms import batched_nms
-from workers.preprocess import LetterboxSpec
 from workers.quiet import super_gradients_models
 from workers.weights import Weights, WeightsError
 
@@ -74,63 +74,29 @@ class Detections:
         )
 
 
+class DetectorOptions(TypedDict, total=False):
+    """How a ``Detector`` runs, as each of its constructors takes it; the defaults are ``Detector.__init__``'s."""
+
+    device: str
+    thresholds: Thresholds
+    precision: Precision
+
+
 class Detector:
-    """One YOLO-NAS model on one device, fused once, answering ``detect(batch)``."""
+    """One YOLO-NAS forward pass on one device, answering ``detect(batch)``: the model built from weights
+    (``from_weights``), loaded from a trace (``from_torchscript``), or any runtime's forward pass (the constructor)."""
 
     def __init__(
         self,
-        model_name: str,
-        weights: Weights,
-        spec: LetterboxSpec,
-        *,
-        device: str = "cpu",
-        thresholds: Thresholds = Thresholds(),
-        precision: Precision = "fp32",
-    ) -> None:
-        if model_name not in MODEL_NAMES:
-            raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
-        self._setup(_build_fused_model(model_name, weights, spec.canvas), spec, device, thresholds, precision)
-
-    @classmethod
-    def from_torchscript(
-        cls,
-        data: bytes,
-        spec: LetterboxSpec,
-        *,
-        device: str = "cpu",
-        thresholds: Thresholds = Thresholds(),
-        precision: Precision = "fp32",
-    ) -> "Detector":
-        """A detector from ``trace_fused``'s bytes (traced at ``precision``): loading needs torch only, so a model
-        actor skips importing super-gradients (most of its start-up on a CPU)."""
-        return cls.around(
-            load_torchscript(data, device), spec, device=device, thresholds=thresholds, precision=precision
-        )
-
-    @classmethod
-    def around(
-        cls,
         model: Callable[[torch.Tensor], object],
         spec: LetterboxSpec,
         *,
         device: str = "cpu",
         thresholds: Thresholds = Thresholds(),
         precision: Precision = "fp32",
-    ) -> "Detector":
-        """A detector around a built forward pass: a torch module (moved to ``device`` and ``precision``) or
-        another runtime's callable with the same inputs and outputs (``workers.onnx_runtime.OnnxForward``)."""
-        detector = cls.__new__(cls)
-        detector._setup(model, spec, device, thresholds, precision)
-        return detector
-
-    def _setup(
-        self,
-        model: Callable[[torch.Tensor], object],
-        spec: LetterboxSpec,
-        device: str,
-        thresholds: Thresholds,
-        precision: Precision,
     ) -> None:
+        """``model``: a torch module (moved to ``device`` and ``precision``) or another runtime's callable with the
+        same inputs and outputs (``workers.onnx_runtime.OnnxForward``)."""
         self.spec = spec
         self.thresholds = thresholds
         self.device = torch.device(device)
@@ -144,15 +110,29 @@ class Detector:
         self.max_batch: int | None = None
         """Frames per forward pass (``fit_batch``); None runs every batch whole."""
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = (
-                True  # one input shape for the whole run: let cuDNN pick its fastest kernels
-            )
+            # One input shape for the whole run: let cuDNN pick its fastest kernels.
+            torch.backends.cudnn.benchmark = True
         self._mean = torch.tensor(spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._layout = torch.channels_last if isinstance(model, torch.nn.Module) else torch.contiguous_format
         """The input's memory layout: channels-last for torch; another runtime (ONNX Runtime) reads plain NCHW."""
         self._inputs: torch.Tensor | None = None
         """The float input of the last batch, its memory reused by the next (``_normalised``)."""
+
+    @classmethod
+    def from_weights(
+        cls, model_name: str, weights: Weights, spec: LetterboxSpec, **options: Unpack[DetectorOptions]
+    ) -> "Detector":
+        """``model_name`` built by super-gradients, ``weights`` loaded strictly, RepVGG branches fused."""
+        if model_name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        return cls(_build_fused_model(model_name, weights, spec.canvas), spec, **options)
+
+    @classmethod
+    def from_torchscript(cls, data: bytes, spec: LetterboxSpec, **options: Unpack[DetectorOptions]) -> "Detector":
+        """The model in ``trace_fused``'s bytes (traced at ``precision``): loading needs torch only, so a model
+        actor skips importing super-gradients (most of its start-up on a CPU). Loaded straight onto ``device``."""
+        return cls(load_torchscript(data, options.get("device", "cpu")), spec, **options)
 
     @torch.inference_mode()
     def detect(self, batch: FrameBatch) -> Detections:
@@ -201,9 +181,9 @@ class Detector:
 
     def _normalised(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 → (B, 3, H, W) ``(pixel - mean) / std`` in float32, then the model's type, in the
-        layout its runtime reads. Written in place into memory kept from the previous batch: a fresh 40 MB tensor
-        per step (convert, subtract, divide, change layout) is mostly page faults, and on a CPU cost a tenth of
-        the forward pass's time."""
+        layout its runtime reads. Written in place into memory kept from the previous batch: a fresh float tensor
+        per step (convert, subtract, divide, change layout) is mostly page faults, a cost a CPU feels beside the
+        forward pass."""
         batch, height, width, _ = frames.shape
         if self._inputs is None or self._inputs.shape[0] < batch or self._inputs.shape[2:] != (height, width):
             self._inputs = None  # the old memory goes before the new is taken

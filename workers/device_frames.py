@@ -6,7 +6,7 @@ device in one call (TorchCodec's ``decode_jpeg``: nvJPEG on CUDA, libjpeg-turbo 
 there. TorchCodec is the decoder PyTorch maintains (torchvision's own JPEG decoding is deprecated in its favour),
 and its wheel carries nvJPEG, so nothing else is installed for it.
 
-The pixels are the CPU path's (``workers.preprocess``): on a CPU the same libjpeg-turbo decode, with the EXIF
+The pixels are the CPU path's (``workers.decoding``): on a CPU the same libjpeg-turbo decode, with the EXIF
 orientation applied as OpenCV applies it, and OpenCV's own bilinear arithmetic (``workers.linear_resize``), so the
 same boxes (tested). On CUDA, nvJPEG's IDCT may differ from libjpeg-turbo's by a level or two; a JPEG the device
 cannot decode is decoded on the CPU instead, and one whose data TorchCodec finds damaged by OpenCV, as the CPU
@@ -22,10 +22,12 @@ import numpy as np
 import torch
 from torchcodec.decoders import decode_jpeg
 
+from workers.decoding import decode_for
 from workers.errors import one_line
 from workers.frames import FrameBatch, frame_batch
+from workers.image_checks import DecodeError
+from workers.letterbox import LetterboxSpec, target_size
 from workers.linear_resize import resize_linear
-from workers.preprocess import DecodeError, LetterboxSpec, decode_for, target_size
 
 _CPU = torch.device("cpu")
 

@@ -1,6 +1,6 @@
 """Batches of letterboxed frames, the model's input, assembled with one write of each frame's pixels.
 
-A frame is rescaled on its own (``workers.preprocess.letterbox``) and placed on its canvas slot in the batch
+A frame is rescaled on its own (``workers.letterbox.letterbox``) and placed on its canvas slot in the batch
 array straight away, so the rescaled pixels are freed, and their memory reused, before the next frame is
 decoded. Making a canvas per frame and stacking them afterwards costs far more: a fresh canvas is mostly page
 faults, and the stack copies every pixel again.
@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from schemas.choices import DEFAULT_MAX_PIXELS
-from workers.preprocess import (
-    Letterboxed,
-    LetterboxSpec,
-    Placement,
-    displayed_size,
-    place,
-    prepare_image,
-    read_header,
-)
+from workers.decoding import prepare_image
+from workers.image_checks import displayed_size, read_header
+from workers.letterbox import Letterboxed, LetterboxSpec, Placement, place
 
 if TYPE_CHECKING:
     import torch

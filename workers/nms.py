@@ -1,10 +1,12 @@
 """Batched non-maximum suppression on torchvision's compiled kernel, without importing torchvision.
 
-``import torchvision`` costs seconds of CPU (``torchvision.ops`` imports its models and
-``torch._dynamo``), all of it on a model actor's path to its first batch, while the NMS kernel itself is a small
-op library that loads in milliseconds. ``batched_nms`` loads that library the way torchvision's own
-``extension.py`` does and repeats ``torchvision.ops.batched_nms``'s dispatch (per-group loop for many boxes on a
-CPU, one call with the groups offset apart otherwise), so it keeps exactly the boxes torchvision keeps (tested).
+``import torchvision`` costs over a second of CPU (``torchvision.ops`` imports its models and ``torch._dynamo``),
+all of it on the path to the first batch of a model actor that loads a trace (which imports no super-gradients,
+and so no torchvision), while the NMS kernel itself is a small op library that loads in milliseconds. Per batch
+it is no slower: it is the same kernel (``benchmarks/nms.py`` measures both). ``batched_nms`` loads that
+library the way torchvision's own ``extension.py`` does and repeats ``torchvision.ops.batched_nms``'s dispatch
+(per-group loop for many boxes on a CPU, one call with the groups offset apart otherwise), so it keeps exactly the
+boxes torchvision keeps (tested), and so those of super-gradients' ``predict()``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import importlib.machinery
 import importlib.util
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -40,7 +43,7 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,
 
 
 @functools.cache
-def _nms_kernel():
+def _nms_kernel() -> Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]:
     """``torch.ops.torchvision.nms``, registering torchvision's op library first if no one has yet."""
     if not _registered():
         library = _op_library()

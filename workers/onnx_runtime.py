@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from workers.detector import Detector, Thresholds, _build_fused_model, _decoded_output
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.weights import Weights
 
 
@@ -70,4 +70,4 @@ class OnnxForward:
 
 def onnx_detector(data: bytes, spec: LetterboxSpec, *, thresholds: Thresholds, threads: int) -> Detector:
     """A CPU ``Detector`` whose forward pass is ``export_onnx``'s model on ONNX Runtime (fp32)."""
-    return Detector.around(OnnxForward(data, threads), spec, device="cpu", thresholds=thresholds, precision="fp32")
+    return Detector(OnnxForward(data, threads), spec, device="cpu", thresholds=thresholds, precision="fp32")

@@ -2,7 +2,7 @@
 
 A checkpoint may carry ``processing_params`` (the preprocessing it was trained with). super-gradients turns
 them into a chain of ``Processing`` objects that run image by image in NumPy float64; the job instead runs the
-same geometry once on uint8 (``workers.preprocess``) and the arithmetic batched on the device. This module is
+same geometry once on uint8 (``workers.letterbox``) and the arithmetic batched on the device. This module is
 the bridge, and it refuses chains it cannot reproduce exactly rather than guessing.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 
 
 class UnsupportedProcessing(ValueError):

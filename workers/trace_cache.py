@@ -18,8 +18,8 @@ import torch
 from schemas.choices import Precision, Runtime
 from workers.detector import load_torchscript, trace_fused
 from workers.files import write_atomic
+from workers.letterbox import LetterboxSpec
 from workers.onnx_runtime import OnnxForward, export_onnx
-from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
 FORMAT = 1

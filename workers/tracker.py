@@ -101,9 +101,8 @@ class _ClassTracker:
     def update(self, frame: FrameBoxes, rows: np.ndarray) -> list[tuple[int, FrameBoxes, int]]:
         """Track ``frame``'s boxes ``rows`` (those of this class); return (tracker's id, frame, row) of each box
         given to a confirmed track, a confirmed track's first box included."""
-        held = list(
-            self.tracker.tracks
-        )  # alive through the update: a track ended in it cannot lend its id() to a new one
+        # Held alive through the update: a track ended in it cannot lend its id() to a new one.
+        held = list(self.tracker.tracks)
         before = {id(t) for t in held}
         detections = sv.Detections(
             xyxy=frame.boxes[rows].astype(np.float64),

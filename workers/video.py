@@ -27,7 +27,7 @@ from av.sidedata.sidedata import Type as SideDataType
 from av.video.reformatter import VideoReformatter
 
 from workers.errors import one_line
-from workers.preprocess import LetterboxSpec, target_size
+from workers.letterbox import LetterboxSpec, target_size
 
 
 class VideoError(Exception):

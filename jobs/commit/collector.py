@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 
 import pyarrow as pa
 
-from jobs.pipeline.failures import Failure
+from jobs.failures import Failure
 
 
 class Publishing(Protocol):

@@ -14,7 +14,6 @@ shard done, and what ``export``, ``report`` and resume go by.
 from __future__ import annotations
 
 import io
-import posixpath
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -24,14 +23,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.storage import Location, retrying
-from jobs.pipeline.failures import Retryable
+from jobs.failures import Retryable
 from jobs.records.lease import Fence
+from jobs.records.shard_markers import ShardMarkers, table_files
 from schemas import layout
 from schemas.manifest import ShardCommit
-from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, STATUS_ERROR, STATUS_NONE, STATUS_OK, error_kind
-
-FRAME_BITS = 32
-"""``row_keys`` packs (item, frame index) into one int64: frame indices stay below 2**32, items below 2**31."""
+from schemas.tables import (
+    DETECTIONS_SCHEMA,
+    FRAMES_SCHEMA,
+    STATUS_ERROR,
+    STATUS_NONE,
+    STATUS_OK,
+    error_kind,
+    row_keys,
+)
 
 
 class IncompleteShardError(Retryable):
@@ -39,18 +44,8 @@ class IncompleteShardError(Retryable):
     pipeline's retry does it again."""
 
 
-def row_keys(results: pa.Table) -> np.ndarray:
-    """One int64 per result row naming its frame: its work item and frame index (unique within a run)."""
-    return frame_keys(results.column("item").to_numpy(), results.column("frame_index").to_numpy())
-
-
-def frame_keys(items: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
-    """One int64 per (work item, frame index) pair."""
-    return (items.astype(np.int64) << FRAME_BITS) | frame_indices.astype(np.int64)
-
-
 class ShardCommitter:
-    """Writes finished shards of one run under ``out`` and tells which shards are already committed."""
+    """Writes finished shards of one run under ``out`` (``markers`` tells which are already committed)."""
 
     def __init__(self, out: Location, run_id: str, class_names: tuple[str, ...], fence: Fence | None = None) -> None:
         """``fence``: the run's hold on the output's lease, checked before each marker is written, so a run that
@@ -58,10 +53,8 @@ class ShardCommitter:
         self.out = out
         self.run_id = run_id
         self.fence = fence
+        self.markers = ShardMarkers(out, run_id)
         self._class_names = pa.array(class_names, pa.string())
-
-    def marker(self, shard_id: str) -> Location:
-        return self.out.child(layout.marker(self.run_id, shard_id))
 
     def staging(self, shard_id: str | None = None) -> Location:
         """Where the write stage stages rows of ``shard_id`` (of every shard, when None)."""
@@ -69,25 +62,6 @@ class ShardCommitter:
 
     def staged(self, shard_id: str, name: str) -> Location:
         return self.staging(shard_id).child(name)
-
-    def committed(self) -> dict[str, ShardCommit]:
-        """Markers already present for this run, read (what its manifest counts)."""
-        return {
-            shard: ShardCommit.model_validate_json(marker.read_bytes()) for shard, marker in self._markers().items()
-        }
-
-    def committed_ids(self) -> set[str]:
-        """Shard ids with a marker, from the folder listing alone (markers are not read)."""
-        return set(self._markers())
-
-    def _markers(self) -> dict[str, Location]:
-        """Shard id -> marker, from one fresh listing of the run's markers (a partial ``.tmp`` is not one)."""
-        runs = self.out.child(layout.RUNS).path
-        found = {}
-        for path in self.out.child(layout.markers(self.run_id)).files():
-            if (marker := layout.parse_marker(posixpath.relpath(path, runs))) is not None:
-                found[marker[1]] = Location(self.out.fs, path)
-        return found
 
     def clean_uncommitted(self, committed: set[str]) -> int:
         """Delete what a killed attempt of this run left: part files of shards without a marker (readers would
@@ -104,18 +78,6 @@ class ShardCommitter:
         for path in leftovers:
             self.out.fs.rm_file(path)
         return len(leftovers) + self.remove_staging()
-
-    def drop_unbacked(self) -> set[str]:
-        """Remove the markers of this run whose part files are not all there, and return their shards.
-
-        Run when the output's lease was taken over from a run that never released it: a publish task of that run
-        may have checked its fence, then stalled past the takeover, and written its marker after this run had
-        cleaned up the shard's files. Its shard is then simply done again."""
-        present = {posixpath.relpath(path, self.out.path) for path in table_files(self.out)}
-        unbacked = {shard for shard, commit in self.committed().items() if not set(commit.files) <= present}
-        for shard in unbacked:
-            self.marker(shard).fs.rm_file(self.marker(shard).path)
-        return unbacked
 
     def remove_staging(self) -> int:
         """Delete what is left of the run's staged rows (files no publishing used: rows a failed pipeline staged,
@@ -137,7 +99,7 @@ class ShardCommitter:
         try:
             contents = retrying(lambda: self.out.fs.cat(paths, on_error="raise"))
         except FileNotFoundError:
-            marker = self.marker(shard_id)
+            marker = self.markers.marker(shard_id)
             if not marker.fs.exists(marker.path):
                 raise
             return ShardCommit.model_validate_json(marker.read_bytes())
@@ -175,7 +137,7 @@ class ShardCommitter:
         )
         if self.fence is not None:
             self.fence.check()
-        self.marker(shard_id).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
+        self.markers.marker(shard_id).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
         return commit
 
     def _tables(self, results: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -212,11 +174,6 @@ class ShardCommitter:
             frames.cast(_with_partition(FRAMES_SCHEMA)),
             detections.cast(_with_partition(DETECTIONS_SCHEMA)),
         )
-
-
-def table_files(out: Location) -> list[str]:
-    """Every file under the tables' folders of ``out``, from a fresh listing."""
-    return [path for table in layout.TABLES for path in out.child(table).files()]
 
 
 def _with_partition(schema: pa.Schema) -> pa.Schema:

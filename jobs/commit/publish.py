@@ -13,7 +13,7 @@ import time
 import ray
 
 from jobs.commit.committer import ShardCommitter
-from jobs.pipeline.failures import Failure, Stalled, classify
+from jobs.failures import Failure, Stalled, classify
 from schemas.manifest import ShardCommit
 
 PUBLISH_RETRIES = 3

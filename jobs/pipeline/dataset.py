@@ -22,9 +22,9 @@ from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
 from jobs.pipeline.decode_stage import DECODE_TASK_CPUS, Decoding, decode_batch
 from jobs.pipeline.detect_stage import DetectStage
-from jobs.pipeline.model_setup import ModelSetup
 from jobs.pipeline.resources import Resources
 from jobs.pipeline.write_stage import write_results
+from jobs.planning.model_setup import ModelSetup
 
 READY_BATCHES_PER_ACTOR = 4
 """Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for

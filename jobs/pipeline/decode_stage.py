@@ -23,9 +23,11 @@ import numpy as np
 from common.storage import location
 from schemas.choices import DecodeMode
 from schemas.tables import STATUS_ERROR, STATUS_NONE, STATUS_OK
+from workers.decoding import Decoded, decode_for
 from workers.errors import one_line
 from workers.frames import EncodedJpeg, FrameBatchBuilder, PayloadBatchBuilder
-from workers.preprocess import Channels, Decoded, DecodeError, Letterboxed, LetterboxSpec, decode_for, letterbox
+from workers.image_checks import DecodeError
+from workers.letterbox import Channels, Letterboxed, LetterboxSpec, letterbox
 from workers.video import BrokenVideo, Sampling, VideoError, VideoInfo, decode_frames, probe_video
 
 PASSTHROUGH = ("shard_id", "partition", "source_uri")

@@ -8,17 +8,16 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from jobs.commit.committer import frame_keys
 from jobs.pipeline.decode_stage import PASSTHROUGH
 from jobs.pipeline.in_flight import Suspect, process_name
 from schemas.choices import Precision, Runtime
-from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
+from schemas.tables import BOX_TYPE, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK, frame_keys
 from workers.detector import Detections, Detector, Thresholds
 from workers.device_frames import DeviceFrames
 from workers.errors import one_line
 from workers.frames import FrameBatch, frame_batch
+from workers.letterbox import LetterboxSpec
 from workers.onnx_runtime import onnx_detector
-from workers.preprocess import LetterboxSpec
 from workers.weights import Weights
 
 
@@ -59,7 +58,7 @@ class DetectStage:
                 loaded, spec, device=device, thresholds=thresholds, precision=precision
             )
         else:
-            self.detector = Detector(
+            self.detector = Detector.from_weights(
                 model_name, loaded, spec, device=device, thresholds=thresholds, precision=precision
             )
         if device == "cuda":

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from jobs.pipeline.failures import Failure
+from jobs.failures import Failure
 
 MAX_RUNS = 64
 """An upper bound on pipeline runs per job attempt, whatever happens."""

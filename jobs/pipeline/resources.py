@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 
 from common.errors import UsageError
-from jobs.pipeline.model_setup import ModelSetup
 from jobs.pipeline.ray_session import cluster_cpus, cluster_gpus
+from jobs.planning.model_setup import ModelSetup
 from schemas.choices import DEFAULT_BATCH_SIZE, Runtime
 from schemas.config import JobConfig
 from schemas.manifest import Layout

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.commit.committer import ShardCommitter, row_keys, staged_bytes
-from schemas.tables import RECEIPT_SCHEMA, STATUS_ERROR, STATUS_NONE
+from jobs.commit.committer import ShardCommitter, staged_bytes
+from schemas.tables import RECEIPT_SCHEMA, STATUS_ERROR, STATUS_NONE, row_keys
 
 
 def write_results(results: pa.Table, *, committer: ShardCommitter) -> pa.Table:

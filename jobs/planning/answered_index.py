@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.parquet import parquet_bytes
 from common.storage import Location
 from schemas.answered_index import ANSWERED_SCHEMA, COVERS_KEY
 
@@ -49,10 +50,8 @@ class AnsweredIndex:
         return cls(table, frozenset(covers))
 
     def write(self, where: Location) -> None:
-        sink = io.BytesIO()
         metadata = {COVERS_KEY: json.dumps(sorted(self.covers)).encode()}
-        pq.write_table(self.answers.combine_chunks().replace_schema_metadata(metadata), sink, compression="zstd")
-        where.write_bytes_atomic(sink.getvalue())
+        where.write_bytes_atomic(parquet_bytes(self.answers.combine_chunks().replace_schema_metadata(metadata)))
 
     def with_runs(self, answers: dict[str, pa.Table], covered: set[str]) -> "AnsweredIndex":
         """This index with the rows of each run in ``answers`` replaced by its table (uri, size, version: all the

@@ -20,11 +20,11 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.commit.committer import ShardCommitter
 from jobs.planning.answered_index import AnsweredIndex
 from jobs.planning.listing import Listing
 from jobs.planning.plan import Plan
 from jobs.records.run_store import RunStore
+from jobs.records.shard_markers import ShardMarkers
 from schemas.answered_index import ANSWERED_SCHEMA
 from schemas.manifest import RunManifest
 from workers.errors import one_line
@@ -103,7 +103,7 @@ def _from_files(store: RunStore, run_id: str, model_fingerprint: str) -> tuple[p
     if manifest.model_fingerprint != model_fingerprint:
         return ANSWERED_SCHEMA.empty_table(), True
     plan = Plan.load(store.plan_location(run_id))
-    committed = ShardCommitter(store.out, run_id, ()).committed_ids()
+    committed = ShardMarkers(store.out, run_id).committed_ids()
     return run_answers(plan, committed), manifest.status != "running"
 
 

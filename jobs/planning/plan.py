@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.parquet import parquet_bytes
 from common.storage import Location
 from jobs.planning.listing import Listing
 from jobs.planning.segments import Segment
@@ -63,9 +64,7 @@ class Plan:
         return cls(pq.read_table(io.BytesIO(where.read_bytes())).cast(PLAN_SCHEMA))
 
     def save(self, where: Location) -> None:
-        sink = io.BytesIO()
-        pq.write_table(self.table, sink, compression="zstd")
-        where.write_bytes_atomic(sink.getvalue())
+        where.write_bytes_atomic(parquet_bytes(self.table))
 
     @property
     def shard_sizes(self) -> dict[str, int]:

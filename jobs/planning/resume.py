@@ -9,12 +9,12 @@ from typing import TextIO
 
 import pyarrow.compute as pc
 
-from jobs.pipeline.model_setup import ModelSetup
 from jobs.planning.incremental import new_or_changed
 from jobs.planning.listing import Listing
+from jobs.planning.model_setup import ModelSetup
 from jobs.planning.plan import Plan
+from jobs.planning.planned_manifest import new_manifest
 from jobs.planning.segments import plan_videos
-from jobs.records.run_manifest import new_manifest
 from jobs.records.run_store import RunStore
 from schemas.config import JobConfig
 from schemas.manifest import RunManifest

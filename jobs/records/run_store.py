@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timezone
 
 from common.storage import Location
-from jobs.commit.committer import table_files
+from jobs.records.shard_markers import table_files
 from schemas import layout
 from schemas.choices import OverwriteScope
 from schemas.manifest import RunManifest

@@ -18,9 +18,9 @@ from typing import Any, TextIO
 from common.errors import EXIT_FAILED, EXIT_OK
 from common.progress import Progress
 from common.storage import Location, location
-from jobs.commit.track_committer import TrackCommitter
 from jobs.records.lease import Fence, LeaseLost, RunLease
 from jobs.records.run_store import RunStore
+from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork, plan_videos
 from schemas.manifest import TrackCommit
 from schemas.track_config import TrackConfig, TrackerSettings

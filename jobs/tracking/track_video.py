@@ -5,8 +5,8 @@ Free of Ray, so it runs the same in a task, in a test, or in a loop."""
 from __future__ import annotations
 
 from common.storage import Location
-from jobs.commit.track_committer import TrackCommitter
 from jobs.records.lease import Fence
+from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork
 from jobs.tracking.video_rows import VideoRows
 from schemas.manifest import TrackCommit

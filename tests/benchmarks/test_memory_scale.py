@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.timeout(300)  # two whole runs (45 s), after making the probe weights where it is the first to need them
 def test_the_memory_benchmark_runs_both_sizes(
     two_photos: Path, run_benchmark, tmp_path: Path, probe_weights: Path, ray_cluster, monkeypatch
 ) -> None:

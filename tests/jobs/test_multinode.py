@@ -30,7 +30,9 @@ from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
 from tests.support.two_node import Node, TwoNodeCluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
+"""Past the default: the two-node cluster's start (run alone) and a node loss's recovery, 40-80 s by the path Ray
+takes."""
 
 PHOTOS = 32
 SHARD_SIZE = 4

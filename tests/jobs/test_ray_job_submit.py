@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pytest
 
 from tests.conftest import REPO
 from tests.support.two_node import TwoNodeCluster
@@ -16,6 +17,7 @@ from tests.support.two_node import TwoNodeCluster
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.timeout(240)  # run alone, it starts the two-node cluster before its job (35 s)
 def test_ray_job_submit_runs_the_job_to_complete_output(two_node: TwoNodeCluster, tmp_path, coco_images, probe_weights):
     images = tmp_path / "images"
     images.mkdir()

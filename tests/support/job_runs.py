@@ -7,14 +7,21 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyarrow.dataset as ds
 
+from jobs.records.lease_record import TIME_FORMAT, LeaseRecord
+from schemas import layout
 from schemas.config import JobConfig
+from workers.files import write_atomic
+
+if TYPE_CHECKING:
+    from jobs.pipeline.execution import Retries
 
 
 def kill_group_when(process: subprocess.Popen, condition: Callable[[], bool], timeout_s: float = 300) -> None:
@@ -31,14 +38,36 @@ def kill_group_when(process: subprocess.Popen, condition: Callable[[], bool], ti
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def run_detect(sources: list[Path], out: Path, weights: Path, **options) -> SimpleNamespace:
-    """``detect`` over ``sources`` into ``out`` (``options``: the config's fields), on the session's Ray: the run's
-    result, manifest, output folder, console log and config."""
-    from jobs.runner import run_job  # Ray and the model stack: imported by the tests that run the job
+def expire_lease(out: Path) -> LeaseRecord:
+    """Backdate the lease a killed run left on ``out`` to have expired a minute ago; its record as it was. A local
+    lease expires by its ``expires_at`` on the reader's clock, so the next run takes it over as it would once the
+    lease's TTL had passed, and the test need not wait that out. (The holder's ``flock`` went with its process.)"""
+    lease = out / layout.lease()
+    record = LeaseRecord.model_validate_json(lease.read_bytes())
+    stamp = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime(TIME_FORMAT)
+    write_atomic(lease, record.model_copy(update={"renewed_at": stamp, "expires_at": stamp}).dump())
+    return record
+
+
+def assert_holder_named(refused: str) -> None:
+    """``refused``, the stderr of a run that found the output held, is one line naming the holder."""
+    line = refused.strip()
+    assert "\n" not in line, refused
+    for part in ("is in use by run ", "host ", "pid ", " since ", "expires "):
+        assert part in line, line
+
+
+def run_detect(
+    sources: list[Path], out: Path, weights: Path, *, retries: Retries | None = None, **options
+) -> SimpleNamespace:
+    """``detect`` over ``sources`` into ``out`` (``options``: the config's fields; ``retries``: the job's own unless
+    given), on the session's Ray: the run's result, manifest, output folder, console log and config."""
+    from jobs.pipeline.execution import RETRIES  # Ray and the model stack: imported by the tests that run the job
+    from jobs.runner import run_job
 
     config = JobConfig(sources=[str(s) for s in sources], output=str(out), weights=str(weights), **options)
     stream = io.StringIO()
-    result = run_job(config, stream=stream)
+    result = run_job(config, stream=stream, retries=retries or RETRIES)
     return SimpleNamespace(result=result, manifest=result.manifest, out=out, log=stream.getvalue(), config=config)
 
 

@@ -23,11 +23,12 @@ import torch
 
 from common.storage import Location, location
 from jobs.commit.committer import ShardCommitter
-from jobs.pipeline.model_setup import ModelSetup
 from jobs.planning.listing import Listing
+from jobs.planning.model_setup import ModelSetup
 from jobs.planning.plan import Plan
+from jobs.planning.planned_manifest import new_manifest
 from jobs.planning.segments import Segment
-from jobs.records.run_manifest import finished, new_manifest
+from jobs.records.run_manifest import finished
 from jobs.records.run_store import RunStore
 from schemas import layout
 from schemas.config import JobConfig
@@ -35,7 +36,7 @@ from schemas.manifest import Attempt, RunManifest
 from schemas.media import media_kind
 from schemas.tables import BOX_TYPE, LISTING_SCHEMA, PLAN_SCHEMA, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
 from workers.detector import Thresholds
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.weights import Weights
 
 CLASS_NAMES = ("person", "car", "truck", "dog")
@@ -85,7 +86,7 @@ def commit_run(
         results.append(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA))
         committer.commit(shard_id, results[-1], items=len(frames))
         if shard_id in uncommitted:
-            committer.marker(shard_id).fs.rm_file(committer.marker(shard_id).path)
+            committer.markers.marker(shard_id).fs.rm_file(committer.markers.marker(shard_id).path)
     return save_run(committer, _plan_of(pa.concat_tables(results)), class_names)
 
 
@@ -237,7 +238,13 @@ def save_run(
         finished_at=now.isoformat(timespec="seconds"),
         wall_s=0.0,
     )
-    manifest = finished(manifest.model_copy(update={"attempts": [attempt]}), committer.committed(), plan, {}, attempt)
+    manifest = finished(
+        manifest.model_copy(update={"attempts": [attempt]}),
+        committer.markers.committed(),
+        plan.shard_sizes,
+        {},
+        attempt,
+    )
     store.save(manifest)
     return manifest
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from more_itertools import chunked
 
-from workers.batching import batched
+from workers.decoding import prepare_image
 from workers.detector import Detector
 from workers.device_frames import DeviceFrames
 from workers.frames import FrameBatch, payload_columns
-from workers.preprocess import LetterboxSpec, prepare_image
+from workers.letterbox import LetterboxSpec
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -77,7 +78,7 @@ def detect_all(
     """``detector`` over ``images`` in batches, as the parity check takes it: per image URI an (N, 6) array.
     ``on_device``: JPEGs decoded and letterboxed on the detector's device (``--decode device``)."""
     results = {}
-    for chunk in batched(images, batch_size):
+    for chunk in chunked(images, batch_size):
         found = detector.detect(_device_batch(chunk, spec, detector) if on_device else _cpu_batch(chunk, spec))
         rows = np.concatenate([found.boxes, found.scores[:, None], found.class_ids[:, None].astype(np.float32)], axis=1)
         for i, path in enumerate(chunk):

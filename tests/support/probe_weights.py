@@ -28,7 +28,7 @@ def make_probe_checkpoint(path: Path, model_name: str = "yolo_nas_s", seed: int 
     """Build the seeded model, fit the class heads on coco-tiny and save ``{"net": state_dict}`` to ``path``."""
     from PIL import Image
 
-    from workers.preprocess import LetterboxSpec, letterbox
+    from workers.letterbox import LetterboxSpec, letterbox
     from workers.processing import default_processing_params
     from workers.quiet import super_gradients_models
 

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import predict_boxes
 from tests.support.parity import agreement, detect_all, mismatches
 from workers.detector import Detector
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.weights import load_weights
 
 PARITY = 0.97
@@ -23,7 +23,7 @@ def test_camera_photos_give_the_boxes_of_predict_on_the_full_image(large, probe_
     assert all(image.shape[0] * image.shape[1] >= 10_000_000 for image in displayed)
     reference = dict(zip(("file://" + str(p.resolve()) for p in large), predict_boxes(reference_model, displayed)))
     assert sum(map(len, reference.values())) > 0
-    detector = Detector("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
+    detector = Detector.from_weights("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
 
     ours = detect_all(detector, large, LetterboxSpec(), on_device=on_device)
 

@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from tests.support.parity import agreement, detect_all, mismatches
+from workers.decoding import prepare_image
 from workers.detector import Detector, Thresholds, trace_fused
 from workers.frames import FrameBatch
-from workers.preprocess import LetterboxSpec, prepare_image
+from workers.letterbox import LetterboxSpec
 from workers.weights import load_weights
 
 
 @pytest.fixture(scope="module")
 def detector(probe_weights: Path) -> Detector:
-    return Detector("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
+    return Detector.from_weights("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
 
 
 def test_same_boxes_as_predict(detector, coco_images, reference_predictions):
@@ -56,7 +57,7 @@ def test_preprocessing_mistakes_break_parity(detector, coco_images, reference_pr
 
 
 def test_thresholds_limit_boxes(probe_weights, coco_images):
-    strict = Detector(
+    strict = Detector.from_weights(
         "yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec(), thresholds=Thresholds(max_det=2)
     )
     frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:8]]
@@ -76,7 +77,7 @@ def test_a_batch_too_large_for_the_device_runs_in_chunks_with_the_same_boxes(det
             raise torch.OutOfMemoryError("out of memory (stand-in for a small GPU)")
         return detector.model(inputs)
 
-    chunked = Detector.around(small_device, LetterboxSpec())
+    chunked = Detector(small_device, LetterboxSpec())
     assert chunked.fit_batch(16) == 2 and chunked.max_batch == 2
     found = chunked.detect(batch)
     assert whole.counts.sum() > 0 and np.count_nonzero(whole.counts) >= 5
@@ -87,7 +88,7 @@ def test_a_batch_too_large_for_the_device_runs_in_chunks_with_the_same_boxes(det
 
 def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_weights, coco_images):
     weights = load_weights(str(probe_weights), "yolo_nas_s")
-    eager = Detector("yolo_nas_s", weights, LetterboxSpec())
+    eager = Detector.from_weights("yolo_nas_s", weights, LetterboxSpec())
     traced = Detector.from_torchscript(trace_fused("yolo_nas_s", weights, LetterboxSpec()), LetterboxSpec())
     batch = FrameBatch.stack([prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:5]])
     a, b = eager.detect(batch), traced.detect(batch)

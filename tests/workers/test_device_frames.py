@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from workers.decoding import prepare_image
 from workers.device_frames import DeviceFrames
 from workers.frames import EncodedJpeg, PayloadBatchBuilder, payload_columns
-from workers.preprocess import DecodeError, LetterboxSpec, prepare_image
+from workers.image_checks import DecodeError
+from workers.letterbox import LetterboxSpec
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
 LEVELS = {"cpu": 0, "cuda": 3}

@@ -1,7 +1,8 @@
 import numpy as np
 
+from workers.decoding import prepare_image
 from workers.frames import FrameBatch, FrameBatchBuilder
-from workers.preprocess import LetterboxSpec, prepare_image
+from workers.letterbox import LetterboxSpec
 
 
 def test_frames_placed_one_by_one_equal_their_canvases_stacked(coco_images):

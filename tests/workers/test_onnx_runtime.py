@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tests.support.parity import detect_all, mismatches
 from workers.detector import Thresholds
+from workers.letterbox import LetterboxSpec
 from workers.onnx_runtime import export_onnx, onnx_detector
-from workers.preprocess import LetterboxSpec
 from workers.weights import load_weights
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workers import trace_cache
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.weights import Weights
 
 

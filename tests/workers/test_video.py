@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.support.videos import decode_all, encode_h264, marked_frames, photo_frames
-from workers.preprocess import LetterboxSpec, target_size
+from workers.letterbox import LetterboxSpec, target_size
 from workers.video import BrokenVideo, Sampling, VideoError, decode_frames, probe_video
 
 REPO = Path(__file__).resolve().parents[2]

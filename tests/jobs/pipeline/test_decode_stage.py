@@ -9,7 +9,7 @@ import numpy as np
 
 from jobs.pipeline.decode_stage import Decoding, decode_batch
 from tests.support.videos import encode_h264, marked_frames, photo_frames
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.video import Sampling
 
 DECODING = Decoding(LetterboxSpec(), Sampling(stride=2), storage_options={}, rows_per_batch=64, max_pixels=10**8)

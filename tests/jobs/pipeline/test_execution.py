@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from jobs.failures import Failure
 from jobs.pipeline.execution import RETRIES, Retries, execute
-from jobs.pipeline.failures import Failure
 
 NODE_LOST = Failure(infrastructure=True, cause="ActorDiedError: node lost")
 BUG = Failure(infrastructure=False, cause="TypeError: unsupported operand", detail="Traceback …")

@@ -1,77 +1,65 @@
-"""The run lease on an output, on local disk and on a real S3 API (moto's server): one run at a time holds it,
-racing runs get exactly one winner, a dead holder's lease is taken over once expired, and a holder taken over
-stops."""
+"""The run lease's protocol, on an in-memory store with S3's semantics and a fake clock, so that expiry, takeover
+and the heartbeat play out in milliseconds: one run at a time holds the lease, racing runs get exactly one winner,
+an expired lease is taken over one epoch higher, and a holder that lost it stops. The stores themselves are
+tested in ``test_lease_stores.py``."""
 
 from __future__ import annotations
 
 import os
 import pickle
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from common.storage import Location, location
-from jobs.records.lease import Fence, LeaseHeld, LeaseLost, LeaseRecord, RunLease
-from schemas import layout
-from tests.support.s3 import s3_storage_options
-from workers.files import write_atomic
+from jobs.records.lease import LOCK_HOLDER_WAIT_S, Fence, LeaseHeld, LeaseLost, RunLease
+from tests.support.fake_clock import FakeClock
+from tests.support.memory_lease_store import MemoryLeaseStore
 
-REPO = Path(__file__).resolve().parents[3]
 RUN_A = "20261204T050000Z-aaaaaa"
 RUN_B = "20261204T050100Z-bbbbbb"
 
 
-@pytest.fixture(params=["local", "s3"])
-def open_out(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Location]:
-    """Opens one fresh OUT, on local disk or S3, with a filesystem of its own each time, as another run would."""
-    if request.param == "local":
-        return lambda: location(str(tmp_path / "out"))
-    options = {**s3_storage_options(request.getfixturevalue("s3_endpoint")), "skip_instance_cache": True}
-    uri = f"s3://{request.getfixturevalue('s3_bucket')}/out"
-    return lambda: location(uri, options)
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-def _stored(out: Location) -> LeaseRecord | None:
-    try:
-        return LeaseRecord.model_validate_json(out.child(layout.lease()).read_bytes())
-    except FileNotFoundError:
-        return None
+@pytest.fixture
+def store(clock: FakeClock) -> MemoryLeaseStore:
+    return MemoryLeaseStore(clock)
 
 
-def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+@pytest.fixture
+def out(tmp_path: Path) -> Location:
+    """What the lease names in its messages; its store is the in-memory one, so nothing is written here."""
+    return location(str(tmp_path / "out"))
 
 
-def _acquired_within(lease: RunLease, timeout_s: float) -> bool:
-    def attempt() -> bool:
-        try:
-            lease.acquire()
-        except LeaseHeld:
-            return False
-        return True
-
-    return _until(attempt, timeout_s)
+@pytest.fixture
+def lease_on(out: Location, clock: FakeClock, store: MemoryLeaseStore) -> Callable[..., RunLease]:
+    """A new run's lease on the shared store and clock, as another run would open it."""
+    return lambda run_id, ttl_s=60.0, **options: RunLease(out, run_id, ttl_s, clock=clock, store=store, **options)
 
 
-def test_a_second_run_is_refused_until_the_first_releases(open_out: Callable[[], Location]):
-    first = RunLease(open_out(), RUN_A, ttl_s=60).acquire()
-    second = RunLease(open_out(), RUN_B, ttl_s=60)
+def _heartbeat_ends(lease: RunLease) -> None:
+    """Until ``lease``'s heartbeat thread has ended, as it does once the lease is lost; the timeout only guards
+    against a hang."""
+    beating = [thread for thread in threading.enumerate() if thread.name == f"lease-{lease.run_id}"]
+    for thread in beating:
+        thread.join(timeout=10.0)
+    assert beating and not any(thread.is_alive() for thread in beating)
+
+
+def test_a_second_run_is_refused_until_the_first_releases(lease_on, store: MemoryLeaseStore):
+    first = lease_on(RUN_A).acquire()
+    second = lease_on(RUN_B)
     with pytest.raises(LeaseHeld) as caught:
         second.acquire()
-    held = _stored(open_out())
+    held = store.stored()
     assert held is not None and caught.value.holder == held
     assert (held.run_id, held.epoch, held.host, held.pid) == (RUN_A, 1, socket.gethostname(), os.getpid())
     message = str(caught.value)
@@ -82,92 +70,40 @@ def test_a_second_run_is_refused_until_the_first_releases(open_out: Callable[[],
     assert str(pickle.loads(pickle.dumps(caught.value))) == message
 
     first.release()
-    assert _stored(open_out()) is None
+    assert store.stored() is None
     second.acquire()
     assert (second.fence.run_id, second.fence.epoch) == (RUN_B, 1)  # a fresh lease: the released one is gone
     first.release()  # again: leaves the second run's lease alone
     second.check()
     second.release()
-    assert _stored(open_out()) is None
+    assert store.stored() is None
 
 
-def test_acquiring_again_finds_its_own_lease(open_out: Callable[[], Location]):
+def test_acquiring_again_finds_its_own_lease(lease_on):
     # how a create retried after its answer was lost behaves: the store refuses it, the record read back is ours
-    lease = RunLease(open_out(), RUN_A, ttl_s=60).acquire()
+    lease = lease_on(RUN_A).acquire()
     assert lease.acquire() is lease
     assert lease.fence == Fence(lease.out, RUN_A, 1, lease.nonce, lease.margin_s)
     lease.check()
     with pytest.raises(LeaseHeld):
-        RunLease(open_out(), RUN_A, ttl_s=60).acquire()  # the same run id started twice is still two runs
+        lease_on(RUN_A).acquire()  # the same run id started twice is still two runs
     lease.release()
 
 
-def test_a_resumed_run_holds_the_lease_under_its_own_id(open_out: Callable[[], Location]):
-    lease = RunLease(open_out(), RUN_A, ttl_s=60).acquire()
+def test_a_resumed_run_holds_the_lease_under_its_own_id(lease_on, store: MemoryLeaseStore):
+    lease = lease_on(RUN_A).acquire()
     lease.announce(RUN_B)
-    held = _stored(open_out())
+    held = store.stored()
     assert held is not None and (held.run_id, held.epoch, held.nonce) == (RUN_B, 1, lease.nonce)
     assert lease.fence.run_id == RUN_B
     lease.check()
     with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):
-        RunLease(open_out(), RUN_A, ttl_s=60).acquire()
+        lease_on(RUN_A).acquire()
     lease.release()
 
 
-def test_the_fence_travels_and_fails_once_released(open_out: Callable[[], Location]):
-    lease = RunLease(open_out(), RUN_A, ttl_s=60).acquire()
-    fence = pickle.loads(pickle.dumps(lease.fence))
-    fence.check()
-    lease.release()
-    with pytest.raises(LeaseLost, match="is gone"):
-        fence.check()
-    with pytest.raises(LeaseLost, match="released"):
-        lease.check()
-
-
-_RACER = """
-import pathlib, sys, time
-from common.storage import location
-from jobs.records.lease import LeaseHeld, RunLease
-out, run_id, ready, go = sys.argv[1:]
-lease = RunLease(location(out), run_id, ttl_s=60)
-pathlib.Path(ready).touch()
-while not pathlib.Path(go).exists():
-    time.sleep(0.002)
-try:
-    lease.acquire()
-except LeaseHeld:
-    print("held")
-else:
-    print("acquired")
-"""
-
-
-def test_racing_processes_on_local_disk_have_one_winner(tmp_path: Path):
-    out = tmp_path / "out"
-    go = tmp_path / "go"
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RACER, str(out), f"run-{i}", str(tmp_path / f"ready-{i}"), str(go)],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(8)
-    ]
-    assert _until(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(8)), 30)
-    go.touch()
-    answers = [racer.communicate(timeout=30)[0].strip() for racer in racers]
-    assert sorted(answers) == ["acquired"] + ["held"] * 7
-    held = _stored(location(str(out)))
-    assert held is not None and held.run_id == f"run-{answers.index('acquired')}"
-
-
-def test_racing_runs_on_s3_have_one_winner(s3_endpoint: str, s3_bucket: str):
-    options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
-    leases = [RunLease(location(f"s3://{s3_bucket}/out", options), f"run-{i}", ttl_s=60) for i in range(8)]
-    for lease in leases:  # each client connected before the start, so that the requests meet
-        lease.out.fs.exists(f"{s3_bucket}/warm-up")
+def test_racing_runs_have_one_winner(lease_on, store: MemoryLeaseStore):
+    leases = [lease_on(f"run-{i}") for i in range(8)]
     start = threading.Barrier(len(leases))
     answers: dict[str, str] = {}
 
@@ -186,92 +122,46 @@ def test_racing_runs_on_s3_have_one_winner(s3_endpoint: str, s3_bucket: str):
         thread.join()
     winners = [run_id for run_id, answer in answers.items() if answer == "acquired"]
     assert len(winners) == 1 and len(answers) == len(leases)
-    held = _stored(leases[0].out)
+    held = store.stored()
     assert held is not None and held.run_id == winners[0]
 
 
-def test_an_expired_lease_of_a_dead_holder_is_taken_over(tmp_path: Path):
-    out = location(str(tmp_path / "out"))
-    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
-    dead = LeaseRecord(
-        run_id=RUN_A,
-        host="gone-host",
-        pid=2**22 + 1,
-        epoch=3,
-        acquired_at=f"{an_hour_ago - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}",
-        renewed_at=f"{an_hour_ago - timedelta(minutes=3):%Y-%m-%dT%H:%M:%SZ}",
-        expires_at=f"{an_hour_ago:%Y-%m-%dT%H:%M:%SZ}",
-        ttl_s=180.0,
-        nonce="0123456789abcdef",
-    )
-    write_atomic(out.child(layout.lease()).path, dead.model_dump_json().encode())
-    lease = RunLease(out, RUN_B, ttl_s=60).acquire()
-    held = _stored(out)
-    assert held is not None and (held.run_id, held.epoch, held.nonce) == (RUN_B, 4, lease.nonce)
-    lease.release()
+def test_a_run_refused_the_lock_names_the_holder_once_it_has_written_its_record(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
+    store.locked_elsewhere = True  # another process of this host holds the lock, its record not yet written
+    started = clock.monotonic()
+    with pytest.raises(LeaseHeld, match="not yet named in its lease") as caught:
+        lease_on(RUN_B).acquire()
+    assert caught.value.holder is None and clock.monotonic() - started >= LOCK_HOLDER_WAIT_S
+
+    store.locked_elsewhere = False
+    holder = lease_on(RUN_A).acquire()
+    store.locked_elsewhere = True
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_A} ") as caught:
+        lease_on(RUN_B).acquire()
+    assert caught.value.holder == store.stored()
+    holder.release()
 
 
-_KILLED = """
-import os, sys
-from common.storage import location
-from jobs.records.lease import RunLease
-RunLease(location(sys.argv[1]), sys.argv[2], ttl_s=4.0).acquire()
-os.kill(os.getpid(), 9)
-"""
-
-
-def test_a_killed_holder_keeps_the_output_until_its_lease_expires(tmp_path: Path):
-    out = location(str(tmp_path / "out"))
-    killed = subprocess.Popen([sys.executable, "-c", _KILLED, out.path, RUN_A], cwd=REPO)
-    assert killed.wait(timeout=30) == -signal.SIGKILL
-    lease = RunLease(out, RUN_B, ttl_s=4.0)
-    with pytest.raises(LeaseHeld, match=f"run {RUN_A} .*pid") as caught:
-        lease.acquire()  # its lock went with the process, its lease did not
-    assert caught.value.holder is not None and caught.value.holder.pid == killed.pid
-    assert _acquired_within(lease, timeout_s=12.0)
-    held = _stored(out)
-    assert held is not None and (held.run_id, held.epoch) == (RUN_B, 2)
-    assert datetime.now(timezone.utc) >= datetime.fromisoformat(caught.value.holder.expires_at)
-    lease.release()
-
-
-def test_a_holder_that_could_not_renew_stops_and_leaves_its_successor_alone(tmp_path: Path):
-    out = location(str(tmp_path / "out"))
-    lease = RunLease(out, RUN_A, ttl_s=1.0).acquire()  # no heartbeat: as if the holder had stalled
-    time.sleep(1.1)
-    with pytest.raises(LeaseLost, match="not renewed"):
-        lease.check()
-    # meanwhile a run on another host sharing this folder (where the lock does not reach) took it over
-    successor = LeaseRecord.model_validate_json(out.child(layout.lease()).read_bytes()).model_copy(
-        update={
-            "run_id": RUN_B,
-            "epoch": 2,
-            "nonce": "fedcba9876543210",
-            "pid": 1,
-            "expires_at": f"{datetime.now(timezone.utc) + timedelta(seconds=60):%Y-%m-%dT%H:%M:%SZ}",
-        }
-    )
-    write_atomic(out.child(layout.lease()).path, successor.model_dump_json().encode())
-    with pytest.raises(LeaseLost, match=f"taken over by run {RUN_B}"):
-        lease.fence.check()
-    with pytest.raises(LeaseLost, match=f"renewal refused: .* taken over by run {RUN_B}"):
-        lease.announce("20261204T040000Z-cccccc")
-    lease.release()
-    assert _stored(out) == successor
-
-
-def test_on_s3_an_expired_lease_is_taken_over_and_its_holder_learns_it(s3_endpoint: str, s3_bucket: str):
-    options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
-    first = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=3.0, clock_skew_s=0.0).acquire()
-    second = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=3.0, clock_skew_s=0.0)
+def test_an_expired_lease_is_taken_over_and_its_holder_learns_it(lease_on, clock: FakeClock, store: MemoryLeaseStore):
+    first = lease_on(RUN_A, ttl_s=3.0, clock_skew_s=0.0).acquire()  # no heartbeat yet: as if it had stalled
+    second = lease_on(RUN_B, ttl_s=3.0, clock_skew_s=0.0)
     with pytest.raises(LeaseHeld):
         second.acquire()
-    assert _acquired_within(second, timeout_s=12.0)  # once the store's clock says the first has expired
-    second.start_heartbeat()
+    clock.advance(2.9)
+    with pytest.raises(LeaseHeld):
+        second.acquire()
+    clock.advance(0.2)  # past the ttl, by the store's clock
+    second.acquire()
+    held = store.stored()
+    assert held is not None and (held.run_id, held.epoch, held.nonce) == (RUN_B, 2, second.nonce)
     assert second.fence.epoch == 2
 
     first.start_heartbeat()  # the stalled holder wakes up: its next renewal is refused
-    assert _until(lambda: first.lost is not None, timeout_s=4.0)
+    clock.until_waits(1)
+    clock.advance(1.0)
+    _heartbeat_ends(first)
     assert first.lost == f"renewal refused: the lease on {first.out.uri} was taken over by run {RUN_B}"
     with pytest.raises(LeaseLost, match="renewal refused"):
         first.check()
@@ -280,15 +170,85 @@ def test_on_s3_an_expired_lease_is_taken_over_and_its_holder_learns_it(s3_endpoi
     first.release()
     second.check()  # untouched by the first's release
     second.release()
-    assert _stored(second.out) is None
+    assert store.stored() is None
 
 
-def test_on_s3_a_renewed_lease_outlives_its_ttl(s3_endpoint: str, s3_bucket: str):
-    options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
-    with RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=3.0, clock_skew_s=0.0) as lease:
-        time.sleep(6.5)  # past twice the ttl, by any clock
+def test_a_holder_that_could_not_renew_stops_and_leaves_its_successor_alone(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
+    lease = lease_on(RUN_A, ttl_s=1.0).acquire()  # no heartbeat: as if the holder had stalled
+    clock.advance(1.1)
+    with pytest.raises(LeaseLost, match="not renewed"):
+        lease.check()
+    # meanwhile a run on another host took it over
+    held = store.stored()
+    assert held is not None
+    successor = held.model_copy(update={"run_id": RUN_B, "epoch": 2, "nonce": "fedcba9876543210", "pid": 1})
+    store.put(successor)
+    with pytest.raises(LeaseLost, match=f"taken over by run {RUN_B}"):
+        lease.fence.check()
+    with pytest.raises(LeaseLost, match=f"renewal refused: .* taken over by run {RUN_B}"):
+        lease.announce("20261204T040000Z-cccccc")
+    lease.release()
+    assert store.stored() == successor
+
+
+def test_a_lease_about_to_expire_no_longer_counts_as_held(lease_on, clock: FakeClock):
+    lease = lease_on(RUN_A, ttl_s=30.0).acquire()  # margin 2 s: given up 28 s after its last renewal
+    clock.advance(27.5)
+    lease.check()
+    clock.advance(0.9)
+    with pytest.raises(LeaseLost, match="is expiring unrenewed"):
+        lease.fence.check()  # what a task sees: the store says 1.6 s are left, less than the margin
+    with pytest.raises(LeaseLost, match=r"was not renewed for 28 s \(ttl 30 s\)"):
+        lease.check()
+    lease.release()
+
+
+def test_a_holder_the_store_does_not_answer_loses_the_lease_before_it_expires(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
+    lease = lease_on(RUN_A, ttl_s=30.0).acquire()
+    lease.start_heartbeat()
+    clock.until_waits(1)
+    store.down = True
+    for beats in (1, 2):  # at 10 s and 20 s: refused, but time is left
+        clock.advance(10.0)
+        clock.until_waits(beats + 1)
+        assert lease.lost is None
+    clock.advance(10.0)  # at 30 s: past the ttl less the margin, so another run may take over any moment
+    _heartbeat_ends(lease)
+    assert lease.lost == f"could not renew the lease on {lease.out.uri} for 30 s (ttl 30 s)"
+    store.down = False
+    with pytest.raises(LeaseLost, match="could not renew"):
+        lease.check()
+    lease.release()
+
+
+def test_a_renewal_whose_answer_was_lost_finds_its_own_record(lease_on, store: MemoryLeaseStore):
+    lease = lease_on(RUN_A).acquire()
+    store.lose_next_answer = True  # the replace lands; its retry is refused, its record being there already
+    lease.announce(RUN_B)
+    held = store.stored()
+    assert held is not None and (held.run_id, held.nonce) == (RUN_B, lease.nonce)
+    assert lease.lost is None
+    lease.check()
+    lease.announce(RUN_A)  # renews from the record read back: its etag is the current one
+    held = store.stored()
+    assert held is not None and held.run_id == RUN_A
+    lease.release()
+    assert store.stored() is None
+
+
+def test_the_heartbeat_keeps_the_lease_past_its_ttl(lease_on, clock: FakeClock, store: MemoryLeaseStore):
+    with lease_on(RUN_A, ttl_s=3.0, clock_skew_s=0.0) as lease:
+        clock.until_waits(1)
+        for beats in range(1, 8):  # past twice the ttl
+            clock.advance(1.0)
+            clock.until_waits(beats + 1)  # renewed, and waiting for the next beat
+        assert store.writes == 8
         with pytest.raises(LeaseHeld):
-            RunLease(location(f"s3://{s3_bucket}/out", options), RUN_B, ttl_s=3.0, clock_skew_s=0.0).acquire()
+            lease_on(RUN_B, ttl_s=3.0, clock_skew_s=0.0).acquire()
         lease.check()
         assert lease.lost is None
-    assert _stored(lease.out) is None
+    assert store.stored() is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.storage import Location, location
-from jobs.commit.track_committer import TrackCommitter
+from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import KEY_HALF, VideoWork, plan_videos
 from jobs.tracking.track_video import track_video
 from schemas import layout

@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 
 from common.errors import UsageError
-from jobs.pipeline.model_setup import prepare_model
+from jobs.planning.model_setup import prepare_model
 from schemas.config import JobConfig
 from tests.support.s3 import s3_client, s3_storage_options
 from workers.weights import YOLONAS_LICENSE, coco_mirror_cache_path

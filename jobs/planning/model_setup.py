@@ -14,7 +14,7 @@ from schemas.choices import Precision
 from schemas.config import JobConfig
 from workers.classes import ClassNamesError, resolve_class_names
 from workers.detector import Thresholds
-from workers.preprocess import LetterboxSpec
+from workers.letterbox import LetterboxSpec
 from workers.processing import UnsupportedProcessing
 from workers.weights import Weights, WeightsError, load_weights, read_class_names
 

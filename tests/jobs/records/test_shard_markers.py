@@ -1,4 +1,4 @@
-"""``ShardCommitter.drop_unbacked``: after the output's lease was taken over, a marker whose part files are gone
+"""``ShardMarkers.drop_unbacked``: after the output's lease was taken over, a marker whose part files are gone
 (written by a stalled task of the run that lost the output, after this run cleaned up) is removed, so the shard
 is done again rather than committed without rows."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.storage import location
-from jobs.commit.committer import ShardCommitter
-from tests.support.outputs import CLASS_NAMES, Frame, commit_run, run_id
+from jobs.records.shard_markers import ShardMarkers
+from tests.support.outputs import Frame, commit_run, run_id
 
 
 def test_a_marker_whose_files_are_gone_is_dropped_and_the_others_kept(tmp_path: Path) -> None:
@@ -16,10 +16,10 @@ def test_a_marker_whose_files_are_gone_is_dropped_and_the_others_kept(tmp_path: 
     run = run_id(1)
     frames = {shard: [Frame(f"{shard}.jpg", boxes=[("dog", 0.9, 1, 2, 3, 4)])] for shard in ("00000", "00001")}
     commit_run(out, run, frames)
-    committer = ShardCommitter(location(str(out)), run, CLASS_NAMES)
-    lost = committer.committed()["00001"].files[0]
+    markers = ShardMarkers(location(str(out)), run)
+    lost = markers.committed()["00001"].files[0]
     (out / lost).unlink()  # cleaned up by the run that took the output over
 
-    assert committer.drop_unbacked() == {"00001"}
-    assert committer.committed_ids() == {"00000"}
-    assert committer.drop_unbacked() == set()
+    assert markers.drop_unbacked() == {"00001"}
+    assert markers.committed_ids() == {"00000"}
+    assert markers.drop_unbacked() == set()

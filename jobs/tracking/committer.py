@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from common.parquet import parquet_bytes
 from common.storage import Location
-from jobs.commit.committer import parquet_bytes
 from jobs.records.lease import Fence
 from jobs.tracking.plan import KEY_HALF, VideoWork
 from jobs.tracking.video_rows import VideoStats

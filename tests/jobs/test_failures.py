@@ -1,4 +1,4 @@
-"""jobs/pipeline/failures.py: a failed pipeline run is told by its root cause, not by Ray's wrappers, and classified:
+"""jobs/failures.py: a failed pipeline run is told by its root cause, not by Ray's wrappers, and classified:
 infrastructure (retried) or a bug (not)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import ray.exceptions
 from ray.data.exceptions import ExecutionTimeoutError
 
-from jobs.pipeline.failures import Stalled, classify, describe_failure
+from jobs.failures import Stalled, classify, describe_failure
 
 
 def test_the_cause_inside_a_ray_traceback_is_named():

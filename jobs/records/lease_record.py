@@ -1,0 +1,77 @@
+"""What the run lease's protocol (``jobs.records.lease``) and its stores (``jobs.records.lease_stores``) share: the
+record, how a store answers a read, and the interface of a store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class LeaseRecord(BaseModel):
+    """What ``OUT/_runs/_lease.json`` holds: who holds the output, since and until when. Times are UTC,
+    ISO-8601 to the second with a ``Z``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    host: str
+    pid: int
+    epoch: int
+    """1 for a fresh lease, one more at each takeover: tells a holder from the one it took over from."""
+    acquired_at: str
+    renewed_at: str
+    expires_at: str
+    """``renewed_at + ttl_s`` rounded up, by the holder's clock: what decides expiry of a local lease. On S3 it is
+    for people only; the store's own clock decides there."""
+    ttl_s: float
+    nonce: str
+    """Random per ``RunLease``: tells its own writes from anyone else's, even a run of the same id, so that a
+    request retried after its answer was lost finds its own record rather than a rival."""
+
+    def expires_s(self) -> float:
+        """``expires_at`` in seconds since the epoch."""
+        return datetime.strptime(self.expires_at, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+
+    def dump(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+
+class Conflict(Exception):
+    """The lease changed since read (a precondition failed): not an ``OSError``, so ``retrying`` lets it through."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The lease as read: its record, the tag a conditional write names it by, and its time left."""
+
+    record: LeaseRecord
+    etag: str
+    remaining_s: float
+    """Seconds until the record expires, by the store's clock; negative once it has."""
+
+
+class LeaseStore(Protocol):
+    """Where the record lives. Its writes are conditional and settled by the store, so that of two runs racing
+    exactly one wins: ``create`` raises ``Conflict`` where a record exists, ``replace`` where the record is no
+    longer at ``etag`` (``FileNotFoundError`` where it is gone)."""
+
+    def read(self) -> Seen | None: ...
+
+    def create(self, data: bytes) -> str: ...
+
+    def replace(self, data: bytes, etag: str) -> str: ...
+
+    def delete(self, etag: str) -> None:
+        """Delete the record if still at ``etag``; leave it otherwise."""
+        ...
+
+    def lock(self) -> bool:
+        """Keep this host's other processes out for the lease's life where the store can; False if one holds it."""
+        ...
+
+    def unlock(self) -> None: ...

@@ -1,0 +1,85 @@
+"""A run lease store in memory, with S3's semantics: conditional writes and a record's age by the store's clock.
+The protocol's tests run on it with a ``FakeClock``."""
+
+from __future__ import annotations
+
+import threading
+
+from jobs.records.clock import Clock
+from jobs.records.lease_record import Conflict, LeaseRecord, Seen
+
+
+class MemoryLeaseStore:
+    """One lease record, with ways to misbehave: ``down`` fails every request (``ConnectionError``),
+    ``lose_next_answer`` makes the next replace land but answer as its retry would (a failed condition),
+    ``locked_elsewhere`` has another process of the host hold the lock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.down = False
+        self.lose_next_answer = False
+        self.locked_elsewhere = False
+        self.writes = 0
+        self._guard = threading.Lock()
+        self._stored: tuple[bytes, str, float] | None = None
+        """The record's bytes, etag and when it was written, by ``clock``."""
+
+    def read(self) -> Seen | None:
+        with self._guard:
+            self._answer()
+            if self._stored is None:
+                return None
+            data, etag, written = self._stored
+        record = LeaseRecord.model_validate_json(data)
+        return Seen(record, etag, record.ttl_s - (self.clock.now() - written))
+
+    def create(self, data: bytes) -> str:
+        with self._guard:
+            self._answer()
+            if self._stored is not None:
+                raise Conflict("exists")
+            return self._write(data)
+
+    def replace(self, data: bytes, etag: str) -> str:
+        with self._guard:
+            self._answer()
+            if self._stored is None:
+                raise FileNotFoundError("no lease")
+            if self._stored[1] != etag:
+                raise Conflict("changed")
+            written = self._write(data)
+            if self.lose_next_answer:
+                self.lose_next_answer = False
+                raise Conflict("changed (by this very request, whose first answer was lost)")
+            return written
+
+    def delete(self, etag: str) -> None:
+        with self._guard:
+            self._answer()
+            if self._stored is not None and self._stored[1] == etag:
+                self._stored = None
+
+    def lock(self) -> bool:
+        return not self.locked_elsewhere
+
+    def unlock(self) -> None:
+        pass
+
+    def put(self, record: LeaseRecord) -> None:
+        """Write ``record`` unconditionally, as a run on another host that took the lease over."""
+        with self._guard:
+            self._write(record.dump())
+
+    def stored(self) -> LeaseRecord | None:
+        with self._guard:
+            return None if self._stored is None else LeaseRecord.model_validate_json(self._stored[0])
+
+    def _answer(self) -> None:
+        if self.down:
+            raise ConnectionError("the store does not answer")
+
+    def _write(self, data: bytes) -> str:
+        self.writes += 1
+        etag = f'"{self.writes}"'
+        self._stored = (data, etag, self.clock.now())
+        return etag
