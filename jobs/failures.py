@@ -75,7 +75,10 @@ def _stall_cause(stall: ExecutionTimeoutError) -> str:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions behind it: ``__cause__``, ``__context__`` and Ray's ``cause``."""
+    """``exc`` and the exceptions behind it, as its traceback tells them: ``__cause__``, ``__context__`` unless
+    ``raise ... from`` replaced it (``from None`` says the error handled is not this one's cause), and Ray's
+    ``cause`` (a ``RayTaskError``'s task exception). An error raised plainly while handling a transient one keeps
+    it: the handler ran only because the cluster or the store failed, so a retry may not get there again."""
     seen: list[BaseException] = []
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -83,9 +86,15 @@ def _chain(exc: BaseException) -> list[BaseException]:
         if current is None or any(current is s for s in seen):
             continue
         seen.append(current)
-        cause = getattr(current, "cause", None)
-        pending += [current.__cause__, current.__context__, cause if isinstance(cause, BaseException) else None]
+        context = None if current.__suppress_context__ else current.__context__
+        pending += [current.__cause__, context, _ray_cause(current)]
     return seen
+
+
+def _ray_cause(exc: BaseException) -> BaseException | None:
+    """The task's exception a ``RayTaskError`` wraps, where ``exc`` holds one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else None
 
 
 def _is_infrastructure(exc: BaseException) -> bool:
@@ -95,10 +104,27 @@ def _is_infrastructure(exc: BaseException) -> bool:
 def describe_failure(exc: BaseException) -> str:
     """``Type: message`` of the exception that caused ``exc``.
 
-    Ray re-raises a worker's failure with the original traceback as text, so the first exception line of that
-    text that is not Ray's own names the cause; any other exception is told by its own last line."""
+    A ``RayTaskError`` holds its task's exception as ``cause``: the innermost one that is not Ray's own is told.
+    Where none is held (Ray Data's ``UserCodeException`` crosses processes without its ``__cause__``; an
+    unpicklable exception comes as text), the first exception line of the traceback text that is not Ray's own
+    names it; any other exception is told by its own last line."""
+    inner = _innermost(exc)
+    if inner is not exc and not isinstance(inner, ray.exceptions.RayError):
+        return one_line(inner)
     for line in str(exc).splitlines():
         match = _EXCEPTION_LINE.match(line.strip())
         if match and not match.group(1).startswith("ray."):
             return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
     return one_line(exc)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The exception Ray's wrappers around ``exc`` hold: through each one's ``cause``, or ``__cause__``."""
+    seen = [exc]
+    while isinstance(exc, ray.exceptions.RayError):
+        inner = _ray_cause(exc) or exc.__cause__
+        if inner is None or any(inner is s for s in seen):
+            break
+        exc = inner
+        seen.append(exc)
+    return exc

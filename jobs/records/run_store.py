@@ -41,12 +41,7 @@ class RunStore:
 
     def run_ids(self) -> list[str]:
         """Ids of the runs with a manifest, oldest first, from one listing of ``_runs/``: no manifest is read."""
-        fs = self.folder.fs
-        fs.invalidate_cache(self.folder.path)
-        try:
-            names = [posixpath.basename(path) for path in fs.ls(self.folder.path, detail=False)]
-        except FileNotFoundError:  # no run yet
-            return []
+        names = [posixpath.basename(path) for path in self._listed()]
         return sorted(filter(None, map(layout.parse_manifest, names)))
 
     def manifest(self, run_id: str) -> RunManifest:
@@ -68,21 +63,47 @@ class RunStore:
     def clear(self, scope: OverwriteScope, model_fingerprint: str) -> list[str]:
         """``--overwrite``: remove the runs of one model (``model``: manifests, plans, markers, rows and its
         answered-inputs index), or everything the job owns under the output (``all``); the output's lease stays.
-        Tracks go either way: they were made from detections being removed. Returns the ids of the runs removed."""
-        runs = [m.run_id for m in self.manifests() if scope == "all" or m.model_fingerprint == model_fingerprint]
-        fs = self.out.fs
+        Tracks go either way: they were made from detections being removed. Returns the ids of the runs removed.
+
+        What names files goes before the files it names, so that a clear cut short leaves no record naming a file
+        that is gone, only files no reader finds: the answered-inputs index first (it names inputs as answered),
+        then the track markers, the manifests (no reader looks into a run without one), the shard markers, and the
+        files last. Clearing again finishes the job: files of runs without a manifest go whatever the scope, as
+        nothing can read or resume them."""
+        manifests = self.manifests()
+        runs = [m.run_id for m in manifests if scope == "all" or m.model_fingerprint == model_fingerprint]
+        kept = {m.run_id for m in manifests} - set(runs)
+        parts = [(path, layout.parse_part_file(path)) for path in table_files(self.out)]
+        gone = sorted({*runs, *self._run_folders(), *(part[0] for _, part in parts if part)} - kept)
+        index = layout.answered_index(model_fingerprint)
+        doomed = [self.out.child(posixpath.dirname(index) if scope == "all" else index).path]
+        doomed += [self.out.child(folder).path for folder in (layout.TRACK_MARKERS, *layout.TRACK_TABLES)]
+        doomed += [self.manifest_location(run_id).path for run_id in runs]
+        doomed += [self.out.child(layout.markers(run_id)).path for run_id in gone]
         if scope == "all":
-            kept = {self.out.child(layout.lease()).path, self.out.child(layout.lease_lock()).path}
-            doomed = [self.out.child(table).path for table in layout.TABLES]
-            if fs.exists(self.folder.path):
-                doomed += [p for p in fs.ls(self.folder.path, detail=False) if p not in kept]
+            doomed += [self.out.child(table).path for table in layout.TABLES]
         else:
-            doomed = [self.manifest_location(run_id).path for run_id in runs]
-            doomed += [self.folder.child(run_id).path for run_id in runs]
-            doomed += [p for p in table_files(self.out) if (layout.parse_part_file(p) or ("",))[0] in runs]
-            doomed.append(self.index_location(model_fingerprint).path)
-        doomed += [self.out.child(folder).path for folder in (*layout.TRACK_TABLES, layout.TRACK_MARKERS)]
+            doomed += [path for path, part in parts if part and part[0] in gone]
+        doomed += [self.folder.child(run_id).path for run_id in gone]
+        if scope == "all":
+            lease = {self.out.child(layout.lease()).path, self.out.child(layout.lease_lock()).path}
+            doomed += [path for path in self._listed() if path not in lease]
+        fs = self.out.fs
         for path in doomed:
             if fs.exists(path):
                 fs.rm(path, recursive=True)
         return runs
+
+    def _listed(self) -> dict[str, str]:
+        """Path -> type (``file``, ``directory``) of everything directly in ``_runs/``, from a fresh listing."""
+        fs = self.folder.fs
+        fs.invalidate_cache(self.folder.path)
+        try:
+            return {entry["name"]: entry["type"] for entry in fs.ls(self.folder.path, detail=True)}
+        except FileNotFoundError:  # no run yet
+            return {}
+
+    def _run_folders(self) -> list[str]:
+        """Ids of the runs with a folder in ``_runs/`` (a plan, markers, staging), manifest or not."""
+        names = [posixpath.basename(path.rstrip("/")) for path, kind in self._listed().items() if kind == "directory"]
+        return [name for name in names if not name.startswith(("_", "."))]

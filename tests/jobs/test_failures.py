@@ -70,3 +70,64 @@ def test_a_stall_says_what_was_waiting_on_what_in_one_line():
         "stalled: Dataset execution made no progress for at least 31s of scheduling time (timeout: 30s). "
         "Waiting on: MapBatches(DetectStage): 1 active task(s), 3 finished, 3 outputs taken"
     )
+
+
+def _task_error(cause: BaseException, traceback_text: str) -> ray.exceptions.RayTaskError:
+    """What ``ray.get`` raises for a task that failed with ``cause`` (no cluster: the process is named)."""
+    return ray.exceptions.RayTaskError("detect", traceback_text, cause, proctitle="ray::detect", pid=1, ip="10.0.0.1")
+
+
+def test_a_bug_raised_from_none_while_handling_a_flaky_store_is_a_bug():
+    """``from None`` says the error handled is not the cause: a bug in the handler is not retried."""
+    try:
+        try:
+            raise ConnectionResetError("reset by peer")
+        except OSError:
+            raise ValueError("bad frame index") from None
+    except ValueError as exc:
+        failure = classify(exc)
+    assert not failure.infrastructure
+    assert failure.cause == "ValueError: bad frame index"
+
+
+def test_a_bug_raised_plainly_while_handling_a_flaky_store_is_retried():
+    """Its traceback tells the store's failure too ("During handling of the above exception"): the handler ran
+    only because the store failed, so a retry may well not reach it."""
+    try:
+        try:
+            raise ConnectionResetError("reset by peer")
+        except OSError:
+            raise ValueError("bad frame index")  # noqa: B904 - the implicit context is what is tested
+    except ValueError as exc:
+        assert classify(exc).infrastructure
+
+
+def test_a_task_error_is_told_by_the_exception_it_holds_not_by_its_text():
+    """The worker's traceback tells the error its stage handled first; the task failed with the one it holds."""
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "decode_stage.py", line 200, in read\n'
+        "OSError: [Errno 5] Input/output error\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        "Traceback (most recent call last):\n"
+        '  File "decode_stage.py", line 204, in read\n'
+        "ValueError: boom\n"
+    )
+    error = _task_error(ValueError("boom"), text)
+    assert describe_failure(error) == "ValueError: boom"
+    assert describe_failure(error.as_instanceof_cause()) == "ValueError: boom"
+    assert classify(error.as_instanceof_cause()).cause == "ValueError: boom"
+    assert not classify(error).infrastructure
+    nested = _task_error(_task_error(KeyError("frame"), "KeyError: 'frame'"), text)
+    assert describe_failure(nested) == "KeyError: 'frame'"
+
+
+def test_a_task_error_without_the_exception_is_told_by_its_text():
+    """Ray Data's ``UserCodeException`` reaches the driver without its ``__cause__`` (pickling drops it)."""
+    text = (
+        "ValueError: bad frame\n\nThe above exception was the direct cause of the following exception:\n\n"
+        "ray.exceptions.UserCodeException: UDF failed to process a data block.\n"
+    )
+    error = _task_error(ray.exceptions.UserCodeException("UDF failed to process a data block."), text)
+    assert describe_failure(error) == "ValueError: bad frame"
+    assert classify(_task_error(ConnectionResetError("reset by peer"), "")).infrastructure

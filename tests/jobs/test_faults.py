@@ -43,9 +43,9 @@ pytestmark = pytest.mark.timeout(240)
 machine), and the first also waits for the session's Ray and super-gradients' predictions."""
 
 SHARD_SIZE = 4
-PHOTOS = 48
-"""More than one block of work items (32), so results reach the driver in more than one burst and a kill
-can land between commits."""
+PHOTOS = 24
+"""Six shards in three decode blocks (a model batch each): results reach the driver in more than one burst, and a
+kill after the first commit lands with most of the run still to do."""
 
 
 def _frames(out: Path) -> list[dict]:
