@@ -186,18 +186,20 @@ class RunLease:
 
     @property
     def lost(self) -> str | None:
-        """None while held; else one line why not."""
+        """None while held; else one line why not: a renewal refused, the heartbeat dead, or no renewal that
+        succeeded for ``ttl_s`` less the margin, whatever kept it (a store that hangs: another run may have taken
+        the lease over since)."""
+        if self._lost is None and self._record is not None:
+            waited = self._clock.monotonic() - self._renewed
+            if waited > self.ttl_s - self.margin_s:
+                self._lost = f"the lease on {self.out.uri} was not renewed for {waited:.0f} s (ttl {self.ttl_s:g} s)"
         return self._lost
 
     def check(self) -> None:
-        """Raise ``LeaseLost`` if the lease is lost, or last renewed too long ago (``ttl_s`` less the margin:
-        another run may have taken it over since), or no longer this run's in the store."""
+        """Raise ``LeaseLost`` if the lease is lost (``lost``) or no longer this run's in the store."""
         self._held()
-        waited = self._clock.monotonic() - self._renewed
-        if self._lost is None and waited > self.ttl_s - self.margin_s:
-            self._lost = f"the lease on {self.out.uri} was not renewed for {waited:.0f} s (ttl {self.ttl_s:g} s)"
-        if self._lost is not None:
-            raise LeaseLost(self._lost)
+        if (lost := self.lost) is not None:
+            raise LeaseLost(lost)
         self.fence.check()
 
     def release(self) -> None:
@@ -271,8 +273,17 @@ class RunLease:
             self._locked = False
 
     def _beat_until_stopped(self) -> None:
-        while not self._clock.wait(self._stop, self.ttl_s / 3) and self._lost is None and self._beat():
-            pass
+        """Renew a third of the ttl after the last good renewal was sent, a ninth after a failed one, until stopped
+        or lost; a heartbeat that dies of anything else (a bug, a malformed answer) loses the lease, not silently."""
+        try:
+            while not self._clock.wait(self._stop, self._next_beat_s()) and self._lost is None and self._beat():
+                pass
+        except Exception as error:
+            self._lost = f"the heartbeat of the lease on {self.out.uri} died: {type(error).__name__}: {error}"
+
+    def _next_beat_s(self) -> float:
+        since = self._clock.monotonic() - self._renewed
+        return max(self.ttl_s / 3 - since, self.ttl_s / 9)
 
     def _beat(self) -> bool:
         """Renew once; whether the heartbeat goes on."""
@@ -286,7 +297,8 @@ class RunLease:
             pass
         waited = self._clock.monotonic() - self._renewed
         if waited > self.ttl_s - self.margin_s:
-            self._lost = f"could not renew the lease on {self.out.uri} for {waited:.0f} s (ttl {self.ttl_s:g} s)"
+            why = f"could not renew the lease on {self.out.uri} for {waited:.0f} s (ttl {self.ttl_s:g} s)"
+            self._lost = self._lost or why
             return False
         return True
 

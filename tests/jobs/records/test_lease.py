@@ -252,3 +252,69 @@ def test_the_heartbeat_keeps_the_lease_past_its_ttl(lease_on, clock: FakeClock, 
         lease.check()
         assert lease.lost is None
     assert store.stored() is None
+
+
+def test_a_failed_renewal_is_retried_sooner_than_the_next_beat(lease_on, clock: FakeClock, store: MemoryLeaseStore):
+    lease = lease_on(RUN_A, ttl_s=30.0).acquire()
+    lease.start_heartbeat()
+    clock.until_waits(1)
+    store.down = True
+    clock.advance(10.0)  # the beat at 10 s fails
+    clock.until_waits(2)
+    store.down = False
+    writes = store.writes
+    clock.advance(3.4)  # a ninth of the ttl later, not a third
+    clock.until_waits(3)
+    assert store.writes == writes + 1 and lease.lost is None
+    clock.advance(9.9)  # the next beat a third of the ttl after the renewal that succeeded
+    assert store.writes == writes + 1
+    clock.advance(0.1)
+    clock.until_waits(4)
+    assert store.writes == writes + 2
+    lease.release()
+
+
+def test_a_heartbeat_that_dies_loses_the_lease_and_says_why(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore, monkeypatch
+):
+    """What a store answering without a ``Date`` header did: a ``KeyError`` in the renewal thread, which ended
+    in silence while the run went on writing."""
+    lease = lease_on(RUN_A, ttl_s=30.0).acquire()
+    lease.start_heartbeat()
+    clock.until_waits(1)
+    monkeypatch.setattr(store, "replace", lambda data, etag: {}["date"])
+    clock.advance(10.0)
+    _heartbeat_ends(lease)
+    assert lease.lost == f"the heartbeat of the lease on {lease.out.uri} died: KeyError: 'date'"
+    with pytest.raises(LeaseLost, match="heartbeat .* died"):
+        lease.check()
+    lease.release()
+
+
+def test_a_heartbeat_stuck_in_the_store_is_noticed_once_the_lease_may_be_taken_over(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore, monkeypatch
+):
+    """A renewal that never returns (stacked retries on a store that hangs) stops nobody by itself: ``lost``
+    tells the run anyway, once no renewal has succeeded for the ttl less the margin."""
+    lease = lease_on(RUN_A, ttl_s=30.0).acquire()  # margin 2 s
+    lease.start_heartbeat()
+    clock.until_waits(1)
+    entered, answered = threading.Event(), threading.Event()
+
+    def hang(data: bytes, etag: str) -> str:
+        entered.set()
+        answered.wait(10.0)
+        raise ConnectionError("the store timed out at last")
+
+    monkeypatch.setattr(store, "replace", hang)
+    clock.advance(10.0)
+    assert entered.wait(10.0), "the heartbeat never tried to renew"
+    clock.advance(17.9)  # 27.9 s since the last renewal
+    assert lease.lost is None
+    clock.advance(0.2)
+    assert lease.lost == f"the lease on {lease.out.uri} was not renewed for 28 s (ttl 30 s)"
+    with pytest.raises(LeaseLost, match="not renewed for 28 s"):
+        lease.check()
+    answered.set()
+    _heartbeat_ends(lease)  # the failed renewal finds the lease lost: the heartbeat stops
+    lease.release()
