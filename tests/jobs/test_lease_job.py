@@ -24,7 +24,6 @@ from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_stora
 
 PHOTOS = 12
 SHARD_SIZE = 2
-LEASE_TTL_S = 120
 TIMEOUT_S = 300
 
 

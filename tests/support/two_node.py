@@ -36,6 +36,8 @@ import psutil
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
 """Generous: on a busy two-core machine a head takes tens of seconds to come up."""
+REGISTRATION_POLL_S = 0.25
+"""How often start-up asks whether both nodes are registered: each ``ray status`` is itself a process start."""
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 """Per node, in ``/dev/shm``: a few decoded batches and the model are all a test run needs."""
 KILL_TIMEOUT_S = 30
@@ -175,7 +177,7 @@ def _wait_until_registered(cluster: TwoNodeCluster) -> None:
         status = _ray(cluster, "status", f"--address={cluster.address}")
         if re.search(rf"/{total}\.0 CPU\b", status) and _ray(cluster, "job", "list", f"--address={cluster.dashboard}"):
             return
-        time.sleep(1)
+        time.sleep(REGISTRATION_POLL_S)
     raise RuntimeError(f"the two-node cluster did not come up within {STARTUP_TIMEOUT_S} s:\n{status[-2000:]}")
 
 
