@@ -1,8 +1,10 @@
 """Which files of a job output are committed, and DuckDB over them: what every reader of an output starts from.
 
-Only committed shards count: the part files of shards whose marker exists (a shard still being written, or left
-by a killed attempt, is skipped; ``jobs.commit.committer`` writes the marker last). The output is listed once (a
-recursive listing of ``_runs`` and one per table, each retried). DuckDB reads exactly those files; on an object
+Only committed shards count: the part files of a shard's commit, the marker that counts by ``common.epochs``' rule,
+of its run, shard and epoch (a shard still being written, or left by a killed attempt, is skipped:
+``jobs.commit.committer`` writes the marker last; so is a marker a writer that had lost the output landed late).
+The output is listed once (a recursive listing of ``_runs``, whose epoch records are among it, and one per table,
+each retried); of the epoch records only those a marker needs are read. DuckDB reads exactly those files; on an object
 store through the job's own fsspec filesystem (registered with DuckDB), so S3 works with the job's credentials and
 retries and without DuckDB's httpfs extension, which would have to be downloaded.
 
@@ -13,11 +15,12 @@ committed rows. Whatever keeps an output from being read is one ``UsageError`` w
 from __future__ import annotations
 
 import posixpath
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import duckdb
+from pydantic import ValidationError
 
+from common.epochs import EpochRecords
 from common.errors import UsageError
 from common.storage import Location, retrying, uri_of
 from schemas import layout
@@ -52,14 +55,17 @@ def committed_files(out: Location, run_id: str | None = None) -> CommittedFiles:
         raise UsageError(f"{out.uri} does not exist")
     runs_folder = out.child(layout.RUNS)
     manifests: dict[str, Location] = {}
-    committed: dict[str, set[str]] = defaultdict(set)
+    markers: list[layout.ShardFile] = []
+    epochs: list[int] = []
     plans: dict[str, str] = {}
     for path in _find(runs_folder):
         name = posixpath.relpath(path, runs_folder.path)
         if (run := layout.parse_manifest(name)) is not None:
             manifests[run] = Location(out.fs, path)
-        elif (shard := layout.parse_marker(name)) is not None:
-            committed[shard[0]].add(shard[1])
+        elif (marker := layout.parse_marker(name)) is not None:
+            markers.append(marker)
+        elif (epoch := layout.parse_epoch_record(name)) is not None:
+            epochs.append(epoch)
         elif (run := layout.parse_plan(name)) is not None:
             plans[run] = readable(out, path)
     if not manifests:
@@ -68,13 +74,17 @@ def committed_files(out: Location, run_id: str | None = None) -> CommittedFiles:
         known = sorted(manifests)
         shown = ", ".join(known[-5:]) + (f" and {len(known) - 5} older" if len(known) > 5 else "")
         raise UsageError(f"--run-id {run_id}: no such run in {out.uri} (runs: {shown})")
+    try:
+        commits = EpochRecords(out, epochs).counted(marker for marker in markers if marker.run_id in manifests)
+    except (OSError, ValidationError) as exc:
+        raise UsageError(f"cannot read the epoch records of {out.uri}: {one_line(exc, keep='first')}") from None
     files = CommittedFiles(manifests, {run: path for run, path in plans.items() if run in manifests})
     for table in layout.TABLES:
         found: dict[str, list[str]] = getattr(files, table)
         for path in sorted(_find(out.child(table))):
             part = layout.parse_part_file(path)
-            if part and part[0] in manifests and part[1] in committed.get(part[0], ()):
-                found.setdefault(part[0], []).append(readable(out, path))
+            if part and commits.get((part.run_id, part.shard_id)) == part:
+                found.setdefault(part.run_id, []).append(readable(out, path))
     return files
 
 

@@ -19,6 +19,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.epochs import EpochRecords
 from common.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
 from common.progress import Progress
 from common.storage import Location, location
@@ -42,6 +43,7 @@ from jobs.planning.resume import resume_or_plan
 from jobs.records.lease import RunLease
 from jobs.records.run_manifest import finished, now_iso
 from jobs.records.run_store import RunStore
+from jobs.records.shard_markers import record_epoch
 from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
@@ -158,13 +160,12 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
         )
     sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
     chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
-    lease.announce(chosen.manifest.run_id)
+    records = EpochRecords.listed(out)
+    lease.announce(chosen.manifest.run_id, past_epoch=records.latest)
+    record_epoch(lease.fence, records)  # before any marker or part file is read, written or deleted
     committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names, lease.fence)
-    committed = committer.markers.committed_ids()
-    if chosen.resumed and lease.fence.epoch > 1:  # taken over from a run that never released the output
-        committed -= committer.markers.drop_unbacked()
-    cleaned = committer.clean_uncommitted(committed) if chosen.resumed else 0
-    pending = chosen.plan.pending(committed)
+    committed, cleaned = committer.reconcile(chosen.plan.partitions) if chosen.resumed else ({}, 0)
+    pending = chosen.plan.pending(set(committed))
     attempt = Attempt(
         started_at=now_iso(),
         pending_items=pending.num_rows,
@@ -291,10 +292,10 @@ def _close_run(
             "error": error,
         }
     )
-    manifest = finished(
-        run.manifest, run.committer.markers.committed(), run.plan.shard_sizes, processed.failed, attempt
-    )
-    run.lease.check()  # a run that lost the output to another must not write over its manifest
+    run.lease.check()  # a run that lost the output to another neither cleans it up nor writes over its manifest
+    committed, _ = run.committer.reconcile(run.plan.partitions)
+    manifest = finished(run.manifest, committed, run.plan.shard_sizes, processed.failed, attempt)
+    run.lease.check()
     run.store.save(manifest)
     record_run(run.store, manifest, run.plan, stream)
     exit_code = _exit_code(manifest, run.config.max_error_rate)

@@ -1,19 +1,25 @@
 """Where everything lives under a job's output ``OUT``: the one definition the job's writers and every reader use.
 
 ```
-OUT/frames/<partition>/part-<run_id>-<shard>.parquet       one row per frame
-OUT/detections/<partition>/part-<run_id>-<shard>.parquet   one row per box
+OUT/frames/<partition>/part-<run_id>-<shard>-e<epoch>.parquet       one row per frame
+OUT/detections/<partition>/part-<run_id>-<shard>-e<epoch>.parquet   one row per box
 OUT/_runs/<run_id>.json                                    run manifest
 OUT/_runs/<run_id>/plan.parquet                            the saved plan
-OUT/_runs/<run_id>/shards/<shard>.json                     commit marker, written last
+OUT/_runs/<run_id>/shards/<shard>-e<epoch>.json            commit marker, written last
 OUT/_runs/<run_id>/staging/<shard>/                        rows staged until their shard is published
 OUT/_runs/_index/<model_fingerprint>.parquet               inputs earlier runs answered (``--incremental``)
 OUT/_runs/_lease.json                                      the run lease: which run may write now
 OUT/_runs/_lease.lock                                      a local OUT's lock file, held by the lease's process
+OUT/_runs/_epochs/<epoch>.json                             a lease holder's epoch record: which earlier markers count
 OUT/tracks/<partition>/part-<key>.parquet                  one row per box of a track, one file per video
 OUT/track_summaries/<partition>/part-<key>.parquet         one row per track
 OUT/_runs/_tracks/<key>.json                               a video's tracks committed, written last
 ```
+
+A shard's part files and marker carry the epoch of the output's lease they were written under
+(``jobs.records.lease``), so that a writer of an earlier epoch never overwrites a later holder's file; which
+markers count is ``common.epochs``' rule. Names without an epoch (``part-<run_id>-<shard>.parquet``,
+``<shard>.json``) are those of outputs written before epochs, read as epoch 0.
 
 A video's tracks are named by a key (``jobs.tracking.plan``): a hash of the video, the tracker's settings and
 the committed detections read, so tracking the same detections again finds its work done.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import NamedTuple
 
 FRAMES, DETECTIONS = "frames", "detections"
 TABLES = (FRAMES, DETECTIONS)
@@ -42,12 +49,35 @@ PARTIAL_SUFFIX = ".tmp"
 """A file published atomically is written under this suffix first (``workers.files.write_atomic``): one left
 behind is a crash's leftover."""
 
-_PART_FILE = re.compile(r"part-(?P<run>.+)-(?P<shard>[0-9]+)\.parquet")
-_MARKER = re.compile(r"(?P<run>[^/_][^/]*)/shards/(?P<shard>[0-9]+)\.json")
+EPOCHS = posixpath.join(RUNS, "_epochs")
+"""The lease holders' epoch records (``common.epochs``)."""
+
+_EPOCH = r"(?:-e(?P<epoch>[1-9][0-9]*))?"
+_PART_FILE = re.compile(rf"part-(?P<run>.+)-(?P<shard>[0-9]+){_EPOCH}\.parquet")
+_MARKER = re.compile(rf"(?P<run>[^/_][^/]*)/shards/(?P<shard>[0-9]+){_EPOCH}\.json")
+_EPOCH_RECORD = re.compile(r"_epochs/(?P<epoch>[0-9]{10})\.json")
+_PARTIAL = re.compile(rf"(?P<name>.+)\.[0-9a-f]{{8}}{re.escape(PARTIAL_SUFFIX)}")
 _TRACK_PART = re.compile(r"part-(?P<key>[0-9a-f]{20})\.parquet")
 _TRACK_MARKER = re.compile(r"(?P<key>[0-9a-f]{20})\.json")
 _PLAN = re.compile(r"(?P<run>[^/_][^/]*)/plan\.parquet")
 _MANIFEST = re.compile(r"(?P<run>[^/_][^/]*)\.json")
+
+
+class ShardFile(NamedTuple):
+    """What a part file's or a marker's name says: the run, the shard and the lease epoch it was written under
+    (0: a name from before epochs)."""
+
+    run_id: str
+    shard_id: str
+    epoch: int
+
+
+def _epoch_suffix(epoch: int) -> str:
+    return f"-e{epoch}" if epoch else ""
+
+
+def _shard_file(match: re.Match[str] | None) -> ShardFile | None:
+    return ShardFile(match["run"], match["shard"], int(match["epoch"] or 0)) if match else None
 
 
 def partition(run_date: str, source: str) -> str:
@@ -55,16 +85,22 @@ def partition(run_date: str, source: str) -> str:
     return f"run_date={run_date}/source={source}"
 
 
-def part_file(table: str, partition: str, run_id: str, shard_id: str) -> str:
-    """The file of ``table`` holding one shard's rows of one partition: fixed by run and shard, so a shard
-    published again overwrites its own files."""
-    return posixpath.join(table, partition, f"part-{run_id}-{shard_id}.parquet")
+def part_file(table: str, partition: str, run_id: str, shard_id: str, epoch: int) -> str:
+    """The file of ``table`` holding one shard's rows of one partition: fixed by run, shard and epoch, so a shard
+    published again under the same epoch overwrites its own files, and under another never touches them."""
+    return posixpath.join(table, partition, f"part-{run_id}-{shard_id}{_epoch_suffix(epoch)}.parquet")
 
 
-def parse_part_file(name: str) -> tuple[str, str] | None:
-    """(run id, shard id) of a part file's name (its basename or any path ending in it); None for another file."""
-    match = _PART_FILE.fullmatch(posixpath.basename(name))
-    return (match["run"], match["shard"]) if match else None
+def parse_part_file(name: str) -> ShardFile | None:
+    """What a part file's name (its basename or any path ending in it) says; None for another file."""
+    return _shard_file(_PART_FILE.fullmatch(posixpath.basename(name)))
+
+
+def unfinished(name: str) -> str | None:
+    """The name a partial ``.tmp`` file (``workers.files.write_atomic``) was to be published under; None for a
+    name that is not one."""
+    match = _PARTIAL.fullmatch(name)
+    return match["name"] if match else None
 
 
 def manifest(run_id: str) -> str:
@@ -92,15 +128,26 @@ def markers(run_id: str) -> str:
     return posixpath.join(RUNS, run_id, "shards")
 
 
-def marker(run_id: str, shard_id: str) -> str:
-    """A shard's commit marker: its presence means the shard is done."""
-    return posixpath.join(markers(run_id), f"{shard_id}.json")
+def marker(run_id: str, shard_id: str, epoch: int) -> str:
+    """A shard's commit marker, written under lease epoch ``epoch``: the shard is done once a marker of it
+    counts (``common.epochs``)."""
+    return posixpath.join(markers(run_id), f"{shard_id}{_epoch_suffix(epoch)}.json")
 
 
-def parse_marker(relative: str) -> tuple[str, str] | None:
-    """(run id, shard id) of a marker's path relative to ``_runs``; None for anything else there."""
-    match = _MARKER.fullmatch(relative)
-    return (match["run"], match["shard"]) if match else None
+def parse_marker(relative: str) -> ShardFile | None:
+    """What a marker's path relative to ``_runs`` says; None for anything else there."""
+    return _shard_file(_MARKER.fullmatch(relative))
+
+
+def epoch_record(epoch: int) -> str:
+    """The epoch record of the lease holder of ``epoch``, zero-padded so that names sort as epochs do."""
+    return posixpath.join(EPOCHS, f"{epoch:010d}.json")
+
+
+def parse_epoch_record(relative: str) -> int | None:
+    """The epoch of an epoch record's path relative to ``_runs``; None for anything else there."""
+    match = _EPOCH_RECORD.fullmatch(relative)
+    return int(match["epoch"]) if match else None
 
 
 def staging(run_id: str, shard_id: str | None = None) -> str:

@@ -1,4 +1,5 @@
-"""The run manifest (``OUT/_runs/<run_id>.json``) and the per-shard commit marker, as validated models."""
+"""The run manifest (``OUT/_runs/<run_id>.json``), the per-shard commit marker and the lease holders' epoch
+records, as validated models."""
 
 from __future__ import annotations
 
@@ -21,6 +22,22 @@ class ShardCommit(BaseModel):
     files: list[str]
     committed_at: str
     error_kinds: dict[str, int] = Field(default_factory=dict)
+    epoch: int = 0
+    """The output lease's epoch it was written under (its name says it too); 0 in markers from before epochs."""
+
+
+class EpochRecord(BaseModel):
+    """``OUT/_runs/_epochs/<epoch>.json``: written by a lease holder before it reads, writes or deletes any shard
+    marker or part file, it names the markers of the epochs since the previous record that count (present, and
+    every file they name present): a marker of those epochs not named here landed after the holder took over, from
+    a writer that had lost the output, and never counts (``common.epochs``)."""
+
+    epoch: int
+    run_id: str
+    """The holder's run: the next holder lists the markers of this run alone (no other run writes under it)."""
+    written_at: str
+    counted: list[str] = Field(default_factory=list)
+    """Markers, as paths relative to ``OUT`` (``schemas.layout.marker``)."""
 
 
 class ModelInfo(BaseModel):

@@ -4,17 +4,20 @@ a shard with a marker is done.
 The write stage stages a shard's rows, block by block, under ``_runs/<run_id>/staging/<shard>/`` (outside the
 tables' folders: readers never see them). Once every block of a shard is staged, ``publish`` (a task, not the
 driver) reads them back, keeps each frame once, checks that every work item gave all of its rows, and splits
-them by partition into ``frames/<partition>/part-<run_id>-<shard>.parquet`` and the same under
-``detections/``. So a table file only ever holds a whole shard, each frame once, and its name is fixed by run
-and shard: a shard published again (a retried task, a resumed run) overwrites its own files. The marker
-``_runs/<run_id>/shards/<shard>.json`` is written last and carries the shard's counts; it is what makes the
-shard done, and what ``export``, ``report`` and resume go by.
+them by partition into ``frames/<partition>/part-<run_id>-<shard>-e<epoch>.parquet`` and the same under
+``detections/``. So a table file only ever holds a whole shard, each frame once, and its name is fixed by run,
+shard and the epoch of the output's lease (the ``Fence``'s): a shard published again under the same epoch (a
+retried task) overwrites its own files, and a writer of an earlier epoch that stalled past a takeover never
+overwrites the new holder's. The marker ``_runs/<run_id>/shards/<shard>-e<epoch>.json`` is written last and
+carries the shard's counts; once it counts (``common.epochs``) the shard is done, which is what ``export``,
+``report`` and resume go by.
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Collection
 from datetime import datetime, timezone
 
 import numpy as np
@@ -22,10 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common.storage import Location, retrying
+from common.storage import Location, read_files
 from jobs.failures import Retryable
 from jobs.records.lease import Fence
-from jobs.records.shard_markers import ShardMarkers, table_files
+from jobs.records.shard_markers import ShardMarkers
 from schemas import layout
 from schemas.manifest import ShardCommit
 from schemas.tables import (
@@ -49,10 +52,13 @@ class ShardCommitter:
 
     def __init__(self, out: Location, run_id: str, class_names: tuple[str, ...], fence: Fence | None = None) -> None:
         """``fence``: the run's hold on the output's lease, checked before each marker is written, so a run that
-        lost the output to another (``jobs.records.lease``) commits nothing more."""
+        lost the output to another (``jobs.records.lease``) commits nothing more; its epoch is in every name this
+        writes. Without one (outputs the tests and benchmarks make without a run) names carry no epoch, as those
+        of outputs from before epochs."""
         self.out = out
         self.run_id = run_id
         self.fence = fence
+        self.epoch = fence.epoch if fence is not None else 0
         self.markers = ShardMarkers(out, run_id)
         self._class_names = pa.array(class_names, pa.string())
 
@@ -63,21 +69,12 @@ class ShardCommitter:
     def staged(self, shard_id: str, name: str) -> Location:
         return self.staging(shard_id).child(name)
 
-    def clean_uncommitted(self, committed: set[str]) -> int:
-        """Delete what a killed attempt of this run left: part files of shards without a marker (readers would
-        otherwise see rows the rerun writes again) and partial ``.tmp`` files. Returns how many were removed."""
-        leftovers = []
-        for path in table_files(self.out):
-            part = layout.parse_part_file(path)
-            if path.endswith(layout.PARTIAL_SUFFIX) or (
-                part is not None and part[0] == self.run_id and part[1] not in committed
-            ):
-                leftovers.append(path)
-        markers = self.out.child(layout.markers(self.run_id)).files()
-        leftovers += [p for p in markers if p.endswith(layout.PARTIAL_SUFFIX)]
-        for path in leftovers:
-            self.out.fs.rm_file(path)
-        return len(leftovers) + self.remove_staging()
+    def reconcile(self, partitions: Collection[str]) -> tuple[dict[str, ShardCommit], int]:
+        """The run's commits that count, once what no counting marker names is removed (``ShardMarkers.reconcile``:
+        a killed attempt's part files, a stale writer's, partial files) with the staged rows; and how many files
+        went. ``partitions``: the run's."""
+        commits, removed = self.markers.reconcile(self.epoch, partitions)
+        return commits, removed + self.remove_staging()
 
     def remove_staging(self) -> int:
         """Delete what is left of the run's staged rows (files no publishing used: rows a failed pipeline staged,
@@ -97,9 +94,9 @@ class ShardCommitter:
         redoes a task whose worker died), that commit is returned."""
         paths = [self.staged(shard_id, name).path for name in files]
         try:
-            contents = retrying(lambda: self.out.fs.cat(paths, on_error="raise"))
+            contents = read_files(self.out.fs, paths)
         except FileNotFoundError:
-            marker = self.markers.marker(shard_id)
+            marker = self.markers.marker(shard_id, self.epoch)
             if not marker.fs.exists(marker.path):
                 raise
             return ShardCommit.model_validate_json(marker.read_bytes())
@@ -118,7 +115,7 @@ class ShardCommitter:
         for partition in sorted(set(results.column("partition").to_pylist())):
             for table_name, table in zip(layout.TABLES, (frames, detections)):
                 part = table.filter(pc.equal(table.column("partition"), partition)).drop_columns(["partition"])
-                relative = layout.part_file(table_name, partition, self.run_id, shard_id)
+                relative = layout.part_file(table_name, partition, self.run_id, shard_id, self.epoch)
                 self.out.child(relative).write_bytes_atomic(parquet_bytes(part))
                 files.append(relative)
         status = frames.column("status")
@@ -134,10 +131,11 @@ class ShardCommitter:
             files=files,
             committed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             error_kinds=dict(error_kinds),
+            epoch=self.epoch,
         )
         if self.fence is not None:
             self.fence.check()
-        self.markers.marker(shard_id).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
+        self.markers.marker(shard_id, self.epoch).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
         return commit
 
     def _tables(self, results: pa.Table) -> tuple[pa.Table, pa.Table]:

@@ -20,6 +20,7 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.epochs import EpochRecords
 from jobs.planning.answered_index import AnsweredIndex
 from jobs.planning.listing import Listing
 from jobs.planning.plan import Plan
@@ -55,8 +56,10 @@ def answered_inputs(store: RunStore, model_fingerprint: str) -> pa.Table:
     run_ids = store.run_ids()
     index = stored.of_runs(set(run_ids))
     uncovered = [run_id for run_id in run_ids if run_id not in index.covers]
+    records = EpochRecords.listed(store.out) if uncovered else None  # listed once, for every run read
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        reads = dict(zip(uncovered, pool.map(lambda run_id: _from_files(store, run_id, model_fingerprint), uncovered)))
+        read = pool.map(lambda run_id: _from_files(store, run_id, model_fingerprint, records), uncovered)
+        reads = dict(zip(uncovered, read))
     final = {run_id for run_id, (_, closed) in reads.items() if closed}
     index = index.with_runs({run_id: answers for run_id, (answers, _) in reads.items()}, final)
     if not index.same_as(stored):
@@ -94,7 +97,9 @@ def run_answers(plan: Plan, committed: set[str]) -> pa.Table:
     return answered.group_by(_KEYS).aggregate([])
 
 
-def _from_files(store: RunStore, run_id: str, model_fingerprint: str) -> tuple[pa.Table, bool]:
+def _from_files(
+    store: RunStore, run_id: str, model_fingerprint: str, records: EpochRecords | None
+) -> tuple[pa.Table, bool]:
     """What a run the index does not cover answered, read from its own files (its manifest, then for a run of
     this model its plan and markers), and whether that is final. A run still running (or killed) answers what it
     committed so far but stays uncovered, so the next start reads it again; a run of another model answers
@@ -103,7 +108,7 @@ def _from_files(store: RunStore, run_id: str, model_fingerprint: str) -> tuple[p
     if manifest.model_fingerprint != model_fingerprint:
         return ANSWERED_SCHEMA.empty_table(), True
     plan = Plan.load(store.plan_location(run_id))
-    committed = ShardMarkers(store.out, run_id).committed_ids()
+    committed = ShardMarkers(store.out, run_id, records).committed_ids()
     return run_answers(plan, committed), manifest.status != "running"
 
 

@@ -77,6 +77,11 @@ class Plan:
         return pc.sum(self.table.column("expected_frames")).as_py() or 0
 
     @property
+    def partitions(self) -> set[str]:
+        """The output partitions the plan's rows go to: the only folders its run's part files are in."""
+        return set(pc.unique(self.table.column("partition")).to_pylist())
+
+    @property
     def inputs(self) -> int:
         return len(pc.unique(self.table.column("source_uri")))
 

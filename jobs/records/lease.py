@@ -15,7 +15,10 @@ is another's now, has lost the lease and must not write again (``RunLease.check`
 through a ``Fence`` before they publish.
 
 A killed holder keeps the output until its record expires, locally as on S3: a local store's ``flock`` goes with
-its process, but only the record's silence proves a holder dead to a run on another host.
+its process, but only the record's silence proves a holder dead to a run on another host. A holder that ends in
+order writes its record back released rather than deleting it, so that the next run takes it over one epoch
+higher: epochs only grow per output, which is what lets a marker's epoch tell a stale writer from the holder
+(``common.epochs``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class LeaseHeld(Exception):
         """The holder's record; None where its holder has not written it yet (it holds the local lock)."""
 
     def __str__(self) -> str:
-        if self.holder is None:
+        if self.holder is None or self.holder.released:  # released: another run is taking it over right now
             return f"output {self.out_uri} is in use by another process, not yet named in its lease"
         held = self.holder
         return (
@@ -101,6 +104,8 @@ class Fence:
         held = seen.record
         if (held.run_id, held.epoch, held.nonce) != (self.run_id, self.epoch, self.nonce):
             raise LeaseLost(f"the lease on {uri} was taken over by run {held.run_id} (epoch {held.epoch})")
+        if held.released:
+            raise LeaseLost(f"the lease on {uri} of run {self.run_id} was released")
         if seen.remaining_s < self.margin_s:
             raise LeaseLost(f"the lease on {uri} of run {self.run_id} is expiring unrenewed")
 
@@ -167,14 +172,16 @@ class RunLease:
         self._heartbeat = threading.Thread(target=self._beat_until_stopped, name=f"lease-{self.run_id}", daemon=True)
         self._heartbeat.start()
 
-    def announce(self, run_id: str) -> None:
+    def announce(self, run_id: str, past_epoch: int = 0) -> None:
         """Hold the lease as run ``run_id`` from now on (the record, ``LeaseHeld`` messages and the fence name
         it): a resumed run learns its id, the earlier run's, only from the output, which it reads holding the
-        lease. Raises ``LeaseLost`` if the lease is no longer this holder's."""
+        lease. The epoch moves past ``past_epoch`` (the latest the output's epoch records name) where it is not
+        already: a lease record deleted by hand starts again at 1, and epochs must only grow per output. Raises
+        ``LeaseLost`` if the lease is no longer this holder's."""
         self._held()
         self.run_id = run_id
         try:
-            self._renew()
+            self._renew(past_epoch + 1)
         except LeaseLost as lost:
             self._lost = str(lost)
             raise
@@ -203,18 +210,21 @@ class RunLease:
         self.fence.check()
 
     def release(self) -> None:
-        """Stop renewing, delete the lease if it is still ours, let go of the local lock. Idempotent; a lease lost
-        to another run is left to it. A lease the store fails to delete is left to expire: raising here would
-        hide whatever ended the run."""
+        """Stop renewing, write the record back released (expired now, ``released`` set) if it is still ours, let
+        go of the local lock. Idempotent; a lease lost to another run is left to it. The record stays, so that the
+        next run takes it over one epoch higher rather than creating it afresh at 1. A lease the store fails to
+        rewrite is left to expire: raising here would hide whatever ended the run."""
         self._stop.set()
         if self._heartbeat is not None:
-            self._heartbeat.join()  # before deleting: a renewal in flight must not write the record back
+            self._heartbeat.join()  # before releasing: a renewal in flight must not write the record back live
             self._heartbeat = None
         try:
             seen = self._store.read() if self._record is not None else None
-            if seen is not None and seen.record.nonce == self.nonce:
-                self._store.delete(seen.etag)
-        except (OSError, ValueError):  # ValueError: a record no run of ours wrote, not ours to delete
+            if seen is not None and seen.record.nonce == self.nonce and not seen.record.released:
+                now = _iso(self._clock.now())
+                released = seen.record.model_copy(update={"released": True, "renewed_at": now, "expires_at": now})
+                self._store.replace(released.dump(), seen.etag)
+        except (OSError, ValueError, Conflict):  # ValueError: a record no run of ours wrote; Conflict: changed since
             pass
         finally:
             self._unlock()
@@ -243,11 +253,11 @@ class RunLease:
             if seen is None:
                 continue  # released between the two requests
             holder = seen.record
-            if seen.record.nonce == self.nonce:  # our own, from a request retried or an earlier acquire
+            if seen.record.nonce == self.nonce and not seen.record.released:  # ours: a retried request, or acquired
                 written_s_ago = max(0.0, seen.record.ttl_s - seen.remaining_s)
                 self._hold(seen.record, seen.etag, self._clock.monotonic() - written_s_ago)
                 return
-            if seen.remaining_s >= 0:
+            if seen.remaining_s >= 0 and not seen.record.released:
                 raise LeaseHeld(self.out.uri, seen.record)
             record = self._new_record(epoch=seen.record.epoch + 1)
             sent = self._clock.monotonic()
@@ -262,7 +272,7 @@ class RunLease:
         """The record of the process holding the local lock; a stale one (or none) until it has written its own."""
         deadline = self._clock.monotonic() + LOCK_HOLDER_WAIT_S
         seen = self._store.read()
-        while (seen is None or seen.remaining_s < 0) and self._clock.monotonic() < deadline:
+        while (seen is None or seen.remaining_s < 0 or seen.record.released) and self._clock.monotonic() < deadline:
             self._clock.sleep(LOCK_HOLDER_POLL_S)
             seen = self._store.read()
         return seen.record if seen else None
@@ -302,10 +312,10 @@ class RunLease:
             return False
         return True
 
-    def _renew(self) -> None:
+    def _renew(self, least_epoch: int = 0) -> None:
         with self._writing:
             held = self._held()
-            record = self._new_record(held.epoch, held.acquired_at)
+            record = self._new_record(max(held.epoch, least_epoch), held.acquired_at)
             sent = self._clock.monotonic()
             try:
                 etag = self._store.replace(record.dump(), self._etag)

@@ -32,6 +32,9 @@ class LeaseRecord(BaseModel):
     nonce: str
     """Random per ``RunLease``: tells its own writes from anyone else's, even a run of the same id, so that a
     request retried after its answer was lost finds its own record rather than a rival."""
+    released: bool = False
+    """Written back so by a holder that ended in order: free to take over at once (epoch + 1), whatever its age.
+    The record is never deleted, so that epochs only grow per output."""
 
     def expires_s(self) -> float:
         """``expires_at`` in seconds since the epoch."""
@@ -65,10 +68,6 @@ class LeaseStore(Protocol):
     def create(self, data: bytes) -> str: ...
 
     def replace(self, data: bytes, etag: str) -> str: ...
-
-    def delete(self, etag: str) -> None:
-        """Delete the record if still at ``etag``; leave it otherwise."""
-        ...
 
     def lock(self) -> bool:
         """Keep this host's other processes out for the lease's life where the store can; False if one holds it."""

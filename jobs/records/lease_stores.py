@@ -93,11 +93,6 @@ class LocalLeaseStore:
         write_atomic(self.path, data)
         return _etag(data)
 
-    def delete(self, etag: str) -> None:
-        seen = self.read()
-        if seen is not None and seen.etag == etag:
-            os.remove(self.path)
-
     def lock(self) -> bool:
         """Take the ``flock``, held until ``unlock`` (or the process's end). The lock file is never removed: a run
         could otherwise lock a file already unlinked while another locks its successor."""
@@ -145,15 +140,6 @@ class S3LeaseStore:
 
     def replace(self, data: bytes, etag: str) -> str:
         return self._request("put_object", Body=data, IfMatch=etag)["ETag"]
-
-    def delete(self, etag: str) -> None:
-        """Delete the lease if still at ``etag``. A store that ignores ``If-Match`` on DELETE deletes it anyway:
-        the lease was ours when read an instant before, so only a takeover in that instant (possible only once
-        our record has expired) would be lost."""
-        try:
-            self._request("delete_object", IfMatch=etag)
-        except (Conflict, FileNotFoundError):  # changed or gone since read: no longer ours to delete
-            pass
 
     def lock(self) -> bool:
         """Nothing to lock: the conditional writes alone keep runs apart."""

@@ -62,7 +62,9 @@ class RunStore:
 
     def clear(self, scope: OverwriteScope, model_fingerprint: str) -> list[str]:
         """``--overwrite``: remove the runs of one model (``model``: manifests, plans, markers, rows and its
-        answered-inputs index), or everything the job owns under the output (``all``); the output's lease stays.
+        answered-inputs index), or everything the job owns under the output (``all``); the output's lease and its
+        epoch records stay (epochs only grow per output: ``common.epochs``, which a writer that lost the output
+        before the clear may still be judged by).
         Tracks go either way: they were made from detections being removed. Returns the ids of the runs removed.
 
         What names files goes before the files it names, so that a clear cut short leaves no record naming a file
@@ -86,8 +88,8 @@ class RunStore:
             doomed += [path for path, part in parts if part and part[0] in gone]
         doomed += [self.folder.child(run_id).path for run_id in gone]
         if scope == "all":
-            lease = {self.out.child(layout.lease()).path, self.out.child(layout.lease_lock()).path}
-            doomed += [path for path in self._listed() if path not in lease]
+            kept_paths = {self.out.child(name).path for name in (layout.lease(), layout.lease_lock(), layout.EPOCHS)}
+            doomed += [path for path in self._listed() if path.rstrip("/") not in kept_paths]
         fs = self.out.fs
         for path in doomed:
             if fs.exists(path):

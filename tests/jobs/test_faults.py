@@ -178,7 +178,8 @@ def test_driver_killed_with_its_process_group_keeps_the_output_until_its_lease_e
     committed_at_kill = len(commit_markers(out))
     assert 1 <= committed_at_kill < PHOTOS // SHARD_SIZE, "the kill must land mid-run"
     run_folder = next(p for p in (out / "_runs").iterdir() if p.is_dir() and not p.name.startswith("_"))
-    stray = out / "frames" / "leftover.parquet.1234abcd.tmp"
+    written = next((out / "frames").rglob("part-*.parquet"))
+    stray = written.with_name(f"{written.name}.1234abcd.tmp")
     stray.write_bytes(b"partial")  # what a kill during a local write leaves
 
     early = subprocess.run(

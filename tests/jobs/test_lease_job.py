@@ -17,6 +17,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from common.errors import EXIT_BUSY
+from jobs.records.lease_record import LeaseRecord
+from schemas import layout
 from tests.conftest import REPO
 from tests.support.job_runs import assert_holder_named, photo_keys
 from tests.support.photos import numbered_photos
@@ -75,7 +77,8 @@ def test_two_runs_started_together_into_one_folder_one_runs_the_other_exits_4(
     assert_holder_named(refused)
     frames = ds.dataset(out / "frames", format="parquet", partitioning="hive")
     assert _keys(frames) == photo_keys(photos), log
-    assert not (out / "_runs" / "_lease.json").exists(), "the lease is released at exit"
+    released = LeaseRecord.model_validate_json((out / layout.lease()).read_bytes())
+    assert released.released, "the lease is released at exit (written back, so that epochs only grow)"
 
 
 def test_two_runs_started_together_into_one_s3_prefix_one_runs_the_other_exits_4(
@@ -91,5 +94,5 @@ def test_two_runs_started_together_into_one_s3_prefix_one_runs_the_other_exits_4
     frames = ds.dataset(f"{s3_bucket}/out/frames", format="parquet", partitioning="hive", filesystem=s3)
     expected = sorted((f"file://{p}", 0) for p in photos.iterdir())
     assert _keys(frames) == expected, log
-    keys = [o["Key"] for o in s3_client(s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix="out/_runs/")["Contents"]]
-    assert "out/_runs/_lease.json" not in keys
+    lease = s3_client(s3_endpoint).get_object(Bucket=s3_bucket, Key=f"out/{layout.lease()}")["Body"].read()
+    assert LeaseRecord.model_validate_json(lease).released, "the lease is released at exit"

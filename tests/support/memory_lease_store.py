@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import threading
 
+from common.storage import Location
 from jobs.records.clock import Clock
+from jobs.records.lease import Fence
 from jobs.records.lease_record import Conflict, LeaseRecord, Seen
+from tests.support.fake_clock import FakeClock
 
 
 class MemoryLeaseStore:
@@ -53,12 +56,6 @@ class MemoryLeaseStore:
                 raise Conflict("changed (by this very request, whose first answer was lost)")
             return written
 
-    def delete(self, etag: str) -> None:
-        with self._guard:
-            self._answer()
-            if self._stored is not None and self._stored[1] == etag:
-                self._stored = None
-
     def lock(self) -> bool:
         return not self.locked_elsewhere
 
@@ -83,3 +80,23 @@ class MemoryLeaseStore:
         etag = f'"{self.writes}"'
         self._stored = (data, etag, self.clock.now())
         return etag
+
+
+def holding_fence(out: Location, run_id: str, epoch: int) -> Fence:
+    """A fence of ``run_id`` at lease epoch ``epoch`` whose lease holds (its store, in memory, keeps the record it
+    names): to write what a run holding ``out``'s lease at that epoch writes, without a run taking the lease over
+    that many times."""
+    store = MemoryLeaseStore(FakeClock())
+    record = LeaseRecord(
+        run_id=run_id,
+        host="test-host",
+        pid=1,
+        epoch=epoch,
+        acquired_at="2026-01-01T00:00:00Z",
+        renewed_at="2026-01-01T00:00:00Z",
+        expires_at="2026-01-01T00:03:00Z",
+        ttl_s=180.0,
+        nonce=f"{epoch:016x}",
+    )
+    store.put(record)
+    return Fence(out, run_id, epoch, record.nonce, store=store)

@@ -35,6 +35,7 @@ from schemas.config import JobConfig
 from schemas.manifest import Attempt, RunManifest
 from schemas.media import media_kind
 from schemas.tables import BOX_TYPE, LISTING_SCHEMA, PLAN_SCHEMA, RESULTS_SCHEMA, STATUS_ERROR, STATUS_OK
+from tests.support.memory_lease_store import holding_fence
 from workers.detector import Thresholds
 from workers.letterbox import LetterboxSpec
 from workers.weights import Weights
@@ -71,12 +72,13 @@ def commit_run(
     class_names: Sequence[str] = CLASS_NAMES,
     uncommitted: Collection[str] = (),
     source: str = "photos",
+    epoch: int = 0,
 ) -> RunManifest:
     """One run of ``shards`` (shard id -> its frames, one work item each), committed shard by shard, and its
     manifest. Shards named in ``uncommitted`` keep their table files but lose their marker, as a killed run
-    leaves them."""
+    leaves them. ``epoch``: the lease epoch it writes under (0: names from before epochs)."""
     out = out if isinstance(out, Location) else location(str(out))
-    committer = ShardCommitter(out, run, tuple(class_names))
+    committer = ShardCommitter(out, run, tuple(class_names), holding_fence(out, run, epoch) if epoch else None)
     partition = layout.partition(_run_date(run), source)
     results, items = [], 0
     for shard_id, frames in shards.items():
@@ -86,7 +88,9 @@ def commit_run(
         results.append(pa.Table.from_pylist(rows, schema=RESULTS_SCHEMA))
         committer.commit(shard_id, results[-1], items=len(frames))
         if shard_id in uncommitted:
-            committer.markers.marker(shard_id).fs.rm_file(committer.markers.marker(shard_id).path)
+            committer.markers.marker(shard_id, committer.epoch).fs.rm_file(
+                committer.markers.marker(shard_id, committer.epoch).path
+            )
     return save_run(committer, _plan_of(pa.concat_tables(results)), class_names)
 
 

@@ -169,7 +169,7 @@ class _Setup:
         self.collector.add(write_results(_block(*rows), committer=self.committer))
 
     def marker(self, shard: str) -> ShardCommit | None:
-        path = Path(self.committer.markers.marker(shard).path)
+        path = Path(self.committer.markers.marker(shard, self.committer.epoch).path)
         return ShardCommit.model_validate_json(path.read_bytes()) if path.exists() else None
 
     def markers(self) -> set[str]:
@@ -269,7 +269,7 @@ def test_redelivery_after_the_commit_is_ignored(setup):
     done = [_image("00000", 0), _video("00000", 1, [0, 1, 2])]
     s.add(*done)
     assert s.committer.commits == ["00000"]
-    files = sorted(s.out.rglob("*.parquet")) + [Path(s.committer.markers.marker("00000").path)]
+    files = sorted(s.out.rglob("*.parquet")) + [Path(s.committer.markers.marker("00000", 0).path)]
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
     progress = (s.progress.frames, s.progress.errors)
 

@@ -54,6 +54,12 @@ def _heartbeat_ends(lease: RunLease) -> None:
     assert beating and not any(thread.is_alive() for thread in beating)
 
 
+def _assert_released(store: MemoryLeaseStore, run_id: str) -> None:
+    """The lease is written back released by ``run_id``, not deleted: the next run takes it over one epoch up."""
+    held = store.stored()
+    assert held is not None and held.released and held.run_id == run_id
+
+
 def test_a_second_run_is_refused_until_the_first_releases(lease_on, store: MemoryLeaseStore):
     first = lease_on(RUN_A).acquire()
     second = lease_on(RUN_B)
@@ -70,13 +76,16 @@ def test_a_second_run_is_refused_until_the_first_releases(lease_on, store: Memor
     assert str(pickle.loads(pickle.dumps(caught.value))) == message
 
     first.release()
-    assert store.stored() is None
-    second.acquire()
-    assert (second.fence.run_id, second.fence.epoch) == (RUN_B, 1)  # a fresh lease: the released one is gone
+    released = store.stored()
+    assert released is not None and released.released and (released.run_id, released.nonce) == (RUN_A, first.nonce)
+    assert "not yet named" in str(LeaseHeld(first.out.uri, released))  # a released record names no holder
+    second.acquire()  # at once: released is free, though the store's clock says the record was just written
+    assert (second.fence.run_id, second.fence.epoch) == (RUN_B, 2)  # kept, not deleted: epochs only grow
     first.release()  # again: leaves the second run's lease alone
     second.check()
     second.release()
-    assert store.stored() is None
+    last = store.stored()
+    assert last is not None and last.released and (last.run_id, last.epoch) == (RUN_B, 2)
 
 
 def test_acquiring_again_finds_its_own_lease(lease_on):
@@ -99,6 +108,20 @@ def test_a_resumed_run_holds_the_lease_under_its_own_id(lease_on, store: MemoryL
     lease.check()
     with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):
         lease_on(RUN_A).acquire()
+    lease.release()
+
+
+def test_an_announced_epoch_moves_past_the_outputs_records(lease_on, store: MemoryLeaseStore):
+    """A lease record deleted by hand is created afresh at epoch 1; the output's epoch records remember more, and
+    the holder's epoch moves past them before it writes anything, so that epochs only grow per output."""
+    lease = lease_on(RUN_A).acquire()
+    assert lease.fence.epoch == 1
+    lease.announce(RUN_A, past_epoch=7)
+    held = store.stored()
+    assert lease.fence.epoch == 8 and held is not None and held.epoch == 8
+    lease.announce(RUN_B, past_epoch=3)  # never back
+    assert lease.fence.epoch == 8
+    lease.check()
     lease.release()
 
 
@@ -170,7 +193,7 @@ def test_an_expired_lease_is_taken_over_and_its_holder_learns_it(lease_on, clock
     first.release()
     second.check()  # untouched by the first's release
     second.release()
-    assert store.stored() is None
+    _assert_released(store, RUN_B)
 
 
 def test_a_holder_that_could_not_renew_stops_and_leaves_its_successor_alone(
@@ -237,7 +260,7 @@ def test_a_renewal_whose_answer_was_lost_finds_its_own_record(lease_on, store: M
     held = store.stored()
     assert held is not None and held.run_id == RUN_A
     lease.release()
-    assert store.stored() is None
+    _assert_released(store, RUN_A)
 
 
 def test_the_heartbeat_keeps_the_lease_past_its_ttl(lease_on, clock: FakeClock, store: MemoryLeaseStore):
@@ -251,7 +274,7 @@ def test_the_heartbeat_keeps_the_lease_past_its_ttl(lease_on, clock: FakeClock, 
             lease_on(RUN_B, ttl_s=3.0, clock_skew_s=0.0).acquire()
         lease.check()
         assert lease.lost is None
-    assert store.stored() is None
+    _assert_released(store, RUN_A)
 
 
 def test_a_failed_renewal_is_retried_sooner_than_the_next_beat(lease_on, clock: FakeClock, store: MemoryLeaseStore):
@@ -288,6 +311,7 @@ def test_a_heartbeat_that_dies_loses_the_lease_and_says_why(
     assert lease.lost == f"the heartbeat of the lease on {lease.out.uri} died: KeyError: 'date'"
     with pytest.raises(LeaseLost, match="heartbeat .* died"):
         lease.check()
+    monkeypatch.undo()
     lease.release()
 
 

@@ -1,6 +1,7 @@
 """``--overwrite`` (``RunStore.clear``) on an output holding runs of two models, the output's lease and the user's
-own files: ``model`` removes exactly this model's runs and rows, ``all`` every run's; the lease and the user's
-files stay either way. One killed part-way leaves no record naming a file that is gone, and a second one finishes."""
+own files: ``model`` removes exactly this model's runs and rows, ``all`` every run's; the lease, its epoch records
+and the user's files stay either way. One killed part-way leaves no record naming a file that is gone, and a second
+one finishes."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def output(tmp_path: Path) -> tuple[Path, RunStore, str, str, str]:
     model = mine[0].model_fingerprint
     for fingerprint in (model, OTHER_MODEL):
         store.index_location(fingerprint).write_bytes_atomic(b"index")
-    for name in (layout.lease(), layout.lease_lock(), "notes.txt"):
+    for name in (layout.lease(), layout.lease_lock(), layout.epoch_record(1), "notes.txt"):
+        (out / name).parent.mkdir(exist_ok=True)
         (out / name).write_bytes(b"kept")
     return out, store, model, mine[0].run_id + " " + mine[1].run_id, theirs.run_id
 
@@ -49,16 +51,16 @@ def test_overwrite_removes_this_models_runs_and_rows_only(output):
     left = _files(out)
     assert not [f for f in left if any(run in f for run in mine.split())]
     assert {run for f in left if (run := (layout.parse_part_file(f) or (None,))[0])} == {theirs}
-    assert layout.manifest(theirs) in left and layout.marker(theirs, "00001") in left
+    assert layout.manifest(theirs) in left and layout.marker(theirs, "00001", 0) in left
     assert layout.answered_index(OTHER_MODEL) in left and layout.answered_index(model) not in left
-    assert {layout.lease(), layout.lease_lock(), "notes.txt"} <= left
+    assert {layout.lease(), layout.lease_lock(), layout.epoch_record(1), "notes.txt"} <= left
     assert store.run_ids() == [theirs]
 
 
 def test_overwrite_all_removes_every_run_and_keeps_the_lease_and_the_users_files(output):
     out, store, model, mine, theirs = output
     assert store.clear("all", model) == sorted([*mine.split(), theirs])
-    assert _files(out) == {layout.lease(), layout.lease_lock(), "notes.txt"}
+    assert _files(out) == {layout.lease(), layout.lease_lock(), layout.epoch_record(1), "notes.txt"}
 
 
 class Interrupted(Exception):
