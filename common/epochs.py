@@ -7,15 +7,17 @@ before it writes a marker, but an object store cannot make that check and the wr
 checked, then stalled, can land its marker after another run took the output over. So each holder writes an
 epoch record (``_runs/_epochs/<epoch>.json``, ``schemas.manifest.EpochRecord``) once it holds the lease and before
 it reads, writes or deletes any marker or part file, naming the markers of the epochs since the previous record
-that count then. The rule:
+that count then, and that previous record (``follows``). The records so linked from the latest one back are the
+chain; a record off it (written late by a holder that had lost the output) is ignored. The rule:
 
-- a marker of epoch ``e`` counts iff no record of an epoch after ``e`` exists, or the first record after ``e``
-  names it. A marker a stale writer lands after the holder's record never counts, whatever its files;
+- a marker of epoch ``e`` counts iff no record of the chain comes after ``e``, or the first that does names it.
+  A marker a stale writer lands after the holder's record never counts, whatever its files;
 - a marker from before epochs (epoch 0) counts as it always did;
 - of the markers of one shard that count, the one of the highest epoch is the shard's commit: only the part
   files of that run, shard and epoch hold the shard's rows.
 
-A reader lists the records once (``EpochRecords``) and reads only those a marker needs: the first after its epoch.
+A reader lists the records once (``EpochRecords``) and reads, in one batch, only the records after the oldest
+epoch among the markers it judges: none at all for a holder's own markers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 from common.storage import Location, read_files, retrying
 from schemas import layout
@@ -61,24 +63,31 @@ class EpochRecords:
     def counted(self, markers: Iterable[ShardFile]) -> dict[tuple[str, str], ShardFile]:
         """(run id, shard id) -> the marker that is the shard's commit, of ``markers`` (those present), by the rule
         above; shards none of whose markers counts are left out."""
-        judged = {marker: self._judge(marker.epoch) for marker in markers}
-        self._load({judge for judge in judged.values() if judge is not None})
+        markers = list(markers)
+        chain = self._chain(min((m.epoch for m in markers if m.epoch), default=self.latest))
         commits: dict[tuple[str, str], ShardFile] = {}
-        for marker, judge in judged.items():
-            if judge is None or layout.marker(*marker) in self._named[judge]:
-                shard = (marker.run_id, marker.shard_id)
-                if shard not in commits or commits[shard].epoch < marker.epoch:
-                    commits[shard] = marker
+        for marker in markers:
+            later = bisect.bisect_right(chain, marker.epoch)
+            if marker.epoch and later < len(chain) and layout.marker(*marker) not in self._named[chain[later]]:
+                continue
+            shard = (marker.run_id, marker.shard_id)
+            if shard not in commits or commits[shard].epoch < marker.epoch:
+                commits[shard] = marker
         return commits
 
-    def _judge(self, epoch: int) -> int | None:
-        """The epoch of the record that decides whether a marker of ``epoch`` counts, the first after it; None
-        where none does (there is no later record, or the marker is from before epochs)."""
-        later = bisect.bisect_right(self.epochs, epoch)
-        return self.epochs[later] if epoch and later < len(self.epochs) else None
+    def _chain(self, after: int) -> list[int]:
+        """The epochs of the chain's records after ``after``, ascending: the records after it read in one batch,
+        then followed back from the latest."""
+        self._load([epoch for epoch in self.epochs if epoch > after])
+        chain: list[int] = []
+        epoch = self.latest
+        while epoch > after and epoch in self._read:
+            chain.append(epoch)
+            epoch = min(self._read[epoch].follows, epoch - 1)  # always back: a damaged record cannot loop
+        return chain[::-1]
 
-    def _load(self, epochs: Collection[int]) -> None:
-        """Read the records of ``epochs`` not read yet, all in one request batch."""
+    def _load(self, epochs: Iterable[int]) -> None:
+        """Read the records of ``epochs`` not read yet, all in one batch of requests."""
         with self._reading:
             paths = {self.out.child(layout.epoch_record(e)).path: e for e in epochs if e not in self._read}
             for path, data in read_files(self.out.fs, list(paths)).items():

@@ -33,6 +33,10 @@ class EpochRecord(BaseModel):
     a writer that had lost the output, and never counts (``common.epochs``)."""
 
     epoch: int
+    follows: int = 0
+    """The epoch of the latest record when the holder took the output (0: none): the one before it in the chain of
+    records that the rule goes by. A record that lands late, from a holder that lost the output before writing
+    it, is followed by no later record, so it never changes what a later holder decided."""
     run_id: str
     """The holder's run: the next holder lists the markers of this run alone (no other run writes under it)."""
     written_at: str

@@ -111,7 +111,9 @@ def record_epoch(fence: Fence, records: EpochRecords) -> EpochRecord:
         previous = ShardMarkers(fence.out, records.record(records.latest).run_id)
         counted = previous.backed_since(records.latest, fence.epoch)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record = EpochRecord(epoch=fence.epoch, run_id=fence.run_id, written_at=now, counted=counted)
+    record = EpochRecord(
+        epoch=fence.epoch, follows=records.latest, run_id=fence.run_id, written_at=now, counted=counted
+    )
     fence.check()
     fence.out.child(layout.epoch_record(fence.epoch)).write_bytes_atomic(record.model_dump_json(indent=1).encode())
     return record

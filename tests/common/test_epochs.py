@@ -1,6 +1,7 @@
 """``common.epochs``: which markers count, on a local output holding only epoch records. A marker counts where no
-later record exists, or the first later record names it; markers from before epochs always count; of a shard's
-markers that count the highest epoch is its commit; a record is read only where a marker needs it."""
+later record of the chain exists, or the first names it; markers from before epochs always count; of a shard's
+markers that count the highest epoch is its commit; a record off the chain (written late) is ignored; no record
+older than the markers judged is read."""
 
 from __future__ import annotations
 
@@ -16,14 +17,21 @@ RUN = "20260101T080000Z-aaaaaa"
 OTHER = "20260102T080000Z-bbbbbb"
 
 
-def _out(tmp_path: Path, records: dict[int, list[ShardFile]]) -> Location:
-    """An output with the epoch records ``records`` (epoch -> the markers it names)."""
+def _out(tmp_path: Path, records: dict[int, list[ShardFile]], follows: dict[int, int] | None = None) -> Location:
+    """An output with the epoch records ``records`` (epoch -> the markers it names), each following the one before
+    it in ``records`` unless ``follows`` says otherwise."""
     out = location(str(tmp_path / "out"))
+    previous = 0
     for epoch, named in records.items():
         record = EpochRecord(
-            epoch=epoch, run_id=RUN, written_at="2026-01-01T08:00:00+00:00", counted=[layout.marker(*m) for m in named]
+            epoch=epoch,
+            follows=(follows or {}).get(epoch, previous),
+            run_id=RUN,
+            written_at="2026-01-01T08:00:00+00:00",
+            counted=[layout.marker(*m) for m in named],
         )
         out.child(layout.epoch_record(epoch)).write_bytes_atomic(record.model_dump_json().encode())
+        previous = epoch
     return out
 
 
@@ -67,14 +75,24 @@ def test_markers_from_before_epochs_count_whatever_the_records_say(tmp_path):
     assert _counted(out, legacy, ShardFile(OTHER, "00000", 0)) == {legacy, ShardFile(OTHER, "00000", 0)}
 
 
-def test_only_the_records_a_marker_needs_are_read(tmp_path):
-    out = _out(tmp_path, {4: [ShardFile(RUN, "00000", 3)], 6: []})
-    for unreadable in (2, 8):  # a marker of epoch 3 needs 4 alone; one of epoch 8 or 0 none
-        out.child(layout.epoch_record(unreadable)).write_bytes_atomic(b"not json")
+def test_a_record_written_late_is_off_the_chain_and_changes_nothing(tmp_path):
+    """The holder of epoch 3 listed the markers, checked its lease, then stalled past the takeover of epoch 4 and
+    landed its record after 4's: 4 follows 2, so 3's record is off the chain, and what 4 decided holds."""
+    counted_by_4 = ShardFile(RUN, "00000", 2)
+    out = _out(tmp_path, {2: [], 3: [], 4: [counted_by_4]}, follows={4: 2})
+    assert _counted(out, counted_by_4) == {counted_by_4}
+
+
+def test_no_record_older_than_the_markers_judged_is_read(tmp_path):
+    out = _out(tmp_path, {4: [ShardFile(RUN, "00000", 3)], 6: []}, follows={4: 2})
+    out.child(layout.epoch_record(2)).write_bytes_atomic(b"not json")  # older than every marker judged below
     records = EpochRecords.listed(out)
-    assert records.latest == 8
-    markers = [ShardFile(RUN, "00000", 3), ShardFile(RUN, "00001", 8), ShardFile(RUN, "00002", 0)]
+    assert records.latest == 6
+    markers = [ShardFile(RUN, "00000", 3), ShardFile(RUN, "00001", 6), ShardFile(RUN, "00002", 0)]
     assert set(records.counted(markers).values()) == set(markers)
+    out.child(layout.epoch_record(7)).write_bytes_atomic(b"not json")
+    mine = ShardFile(RUN, "00003", 7)
+    assert set(EpochRecords.listed(out).counted([mine]).values()) == {mine}  # a holder's own: no record read
 
 
 def test_no_records_folder_is_no_record(tmp_path):
