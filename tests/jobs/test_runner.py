@@ -181,7 +181,7 @@ def test_overwrite_replaces_the_job_output_and_leaves_other_files(tmp_path, coco
     job_files = [p for table in ("frames", "detections", "_runs") for p in (out / table).rglob("*")]
     assert job_files and not [p for p in job_files if old in p.name]
     runs = sorted(p.name for p in (out / "_runs").iterdir() if not p.name.startswith("_lease"))
-    assert runs == [new, f"{new}.json", "_index"]
+    assert runs == [new, f"{new}.json", "_epochs", "_index"]
     assert "removed 1 earlier run(s) of this model and their rows" in second.log
     assert {path: path.read_bytes() for path in mine} == mine
 
