@@ -77,7 +77,8 @@ class Attempt(BaseModel):
     """Work items of shards not committed when the attempt started."""
     committed_shards_before: int
     leftovers_removed: int
-    """Part files of uncommitted shards and partial ``.tmp`` files an earlier, killed attempt left."""
+    """Files the attempt's start removed (``ShardMarkers.reconcile``): part files and markers no counting marker
+    names (an earlier, killed attempt's, or a stale writer's), partial ``.tmp`` files and staged rows."""
     lease_epoch: int | None = None
     """The epoch of the output's lease this attempt held (``jobs.records.lease``): the manifest and the markers it
     wrote were written under it."""

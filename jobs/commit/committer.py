@@ -1,5 +1,5 @@
 """Per-shard commit protocol: rows staged, then published as the shard's table files, then the commit marker;
-a shard with a marker is done.
+a shard whose marker counts is done.
 
 The write stage stages a shard's rows, block by block, under ``_runs/<run_id>/staging/<shard>/`` (outside the
 tables' folders: readers never see them). Once every block of a shard is staged, ``publish`` (a task, not the
