@@ -86,7 +86,7 @@ class RunStore:
             doomed += [path for path, part in parts if part and part[0] in gone]
         doomed += [self.folder.child(run_id).path for run_id in gone]
         if scope == "all":
-            lease = {self.out.child(layout.lease()).path, self.out.child(layout.lease_lock()).path}
+            lease = {self.out.child(name()).path for name in (layout.lease, layout.lease_lock, layout.lease_write_lock)}
             doomed += [path for path in self._listed() if path not in lease]
         fs = self.out.fs
         for path in doomed:

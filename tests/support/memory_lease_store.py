@@ -1,5 +1,6 @@
 """A run lease store in memory, with S3's semantics: conditional writes and a record's age by the store's clock.
-The protocol's tests run on it with a ``FakeClock``."""
+The protocol's tests run on it with a ``FakeClock``; and on a store that ignores the conditions, which the protocol
+must refuse."""
 
 from __future__ import annotations
 
@@ -83,3 +84,18 @@ class MemoryLeaseStore:
         etag = f'"{self.writes}"'
         self._stored = (data, etag, self.clock.now())
         return etag
+
+
+class UnconditionalLeaseStore(MemoryLeaseStore):
+    """A store that takes every write whatever its condition, as a store that ignores ``If-None-Match`` and
+    ``If-Match`` does: two runs could both hold a lease there, so the lease refuses to be taken on it."""
+
+    def create(self, data: bytes) -> str:
+        with self._guard:
+            self._answer()
+            return self._write(data)
+
+    def replace(self, data: bytes, etag: str) -> str:
+        with self._guard:
+            self._answer()
+            return self._write(data)
