@@ -32,7 +32,7 @@ from typing import Any, Callable
 from common.storage import Location
 from jobs.records.clock import SYSTEM_CLOCK, Clock
 from jobs.records.lease_errors import LeaseHeld, LeaseLost, StoreNotConditional
-from jobs.records.lease_holder import ProcessAlive, holder_gone, process_alive, this_process
+from jobs.records.lease_holder import HOST, HolderProcesses, holder_gone, mark_local_ray, this_process
 from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen, stamp
 from jobs.records.lease_stores import store_for
 
@@ -97,7 +97,7 @@ class RunLease:
         clock: Clock = SYSTEM_CLOCK,
         store: LeaseStore | None = None,
         local_ray: bool = False,
-        process_alive: ProcessAlive = process_alive,
+        processes: HolderProcesses = HOST,
     ) -> None:
         self.out = out
         self.run_id = run_id
@@ -108,8 +108,8 @@ class RunLease:
         self._clock = clock
         self._store = store or store_for(out, clock)
         self.local_ray = local_ray
-        """Whether this run's Ray is a local one its process starts, as its record says (``holder_gone``)."""
-        self._process_alive = process_alive
+        """Whether this run's Ray is a local one its process starts after taking the lease (``holder_gone``)."""
+        self._processes = processes
         self.taken_from: LeaseRecord | None = None
         """The record of a killed run on this host whose lease this one took over before it expired (its line for
         the console: ``jobs.records.lease_holder.took_over``)."""
@@ -141,6 +141,8 @@ class RunLease:
             if locked_here:
                 self._unlock()
             raise
+        if self.local_ray:
+            mark_local_ray(self.nonce)
         self._lost = None
         return self
 
@@ -236,7 +238,7 @@ class RunLease:
                 written_s_ago = max(0.0, holder.ttl_s - seen.remaining_s)
                 self._hold(holder, seen.etag, sent - written_s_ago)
                 return
-            gone = seen.remaining_s >= 0 and holder_gone(holder, self._process_alive)
+            gone = seen.remaining_s >= 0 and holder_gone(holder, self._processes, self._clock)
             if seen.remaining_s >= 0 and not gone:
                 raise LeaseHeld(self.out.uri, holder)
             taken = self._new_record(epoch=holder.epoch + 1).dump()

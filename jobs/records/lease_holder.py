@@ -2,24 +2,26 @@
 own host, instead of waiting out that run's lease (``jobs.records.lease``).
 
 A lease record names the host and the process that hold it, and whether that process ran a local Ray of its own.
-Such a Ray ends with the process that started it (Ray ties its local services' lives to their driver's, and its
-workers' to those services), so once that process is gone nothing of the run writes again and only its record is
-left. A cluster's Ray runs on: its tasks may go on publishing for a while after their driver died, so there only
-the lease's expiry proves them done.
+Such a Ray ends with the process that started it: its services share their driver's fate, and its workers end a
+moment after them. So once that process and the last of its Ray's workers are gone, nothing of the run writes
+again and only its record is left. A cluster's Ray runs on: its tasks may go on publishing for a while after their
+driver died, so there only the lease's expiry proves them done.
 
 A process is known by its pid and its start time, since pids are reused. A pid names a process only within one
 boot of one host and one pid namespace; containers that share the host's name (Kubernetes' ``hostNetwork`` pods)
-each have their own, so the record names those too (``pid_scope``).
+each have their own, so the record names those too (``pid_scope``). A holder's Ray workers are known by a mark in
+their environment, inherited from the holder's process, which sets it before it starts its Ray (``mark_local_ray``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import psutil
 
+from jobs.records.clock import Clock
 from jobs.records.lease_record import LeaseRecord
 
 START_TOLERANCE_S = 1.0
@@ -27,8 +29,24 @@ START_TOLERANCE_S = 1.0
 reader adds the boot's time as it reads it. A pid taken again within a second of its first start is no concern: a
 holder lives at least as long as it takes to start and write its lease."""
 
-ProcessAlive = Callable[[int, "float | None"], bool]
-"""Whether the process of a pid and start time still runs (``process_alive``; a test passes its own)."""
+WORKERS_EXIT_WAIT_S = 15.0
+"""How long a run waits for the Ray workers of a holder whose process is gone to end, before it leaves the output to
+the holder's lease after all: they end a second or two after their driver."""
+WORKERS_POLL_S = 0.2
+HOLDER_ENV = "YOLONAS_BATCH_LEASE_HOLDER"
+"""The variable that marks the processes a holder's local Ray runs: its lease's nonce."""
+
+
+class HolderProcesses(Protocol):
+    """What this host's process table says of a lease's holder (``HOST``; a test passes its own)."""
+
+    def alive(self, pid: int, started: float | None) -> bool:
+        """Whether the process of ``pid`` that started at ``started`` still runs (``process_alive``)."""
+        ...
+
+    def workers(self, nonce: str) -> list[int]:
+        """The live Ray workers a holder of ``nonce`` started (``ray_workers``)."""
+        ...
 
 
 def this_process() -> dict[str, Any]:
@@ -64,14 +82,52 @@ def process_alive(pid: int, started: float | None) -> bool:
         return True
 
 
-def holder_gone(holder: LeaseRecord, alive: ProcessAlive) -> bool:
+def mark_local_ray(nonce: str) -> None:
+    """Mark what this process starts from now on, its local Ray among them, as the lease holder ``nonce``'s."""
+    os.environ[HOLDER_ENV] = nonce
+
+
+def ray_workers(nonce: str) -> list[int]:
+    """The live Ray workers on this host marked as the holder ``nonce``'s (``mark_local_ray``)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if _is_ray_worker(process.info["cmdline"] or []) and process.environ().get(HOLDER_ENV) == nonce:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process.pid)
+        except psutil.Error:  # ended meanwhile, or another user's: not a worker of this user's holder
+            continue
+    return found
+
+
+def _is_ray_worker(cmdline: list[str]) -> bool:
+    """A Ray worker's command line reads ``ray::<task or actor>`` once it runs, its script's name before. (Its
+    Ray's other processes run none of the job's code.)"""
+    return " ".join(cmdline).startswith("ray::") or any(part.endswith("default_worker.py") for part in cmdline)
+
+
+class _Host:
+    alive = staticmethod(process_alive)
+    workers = staticmethod(ray_workers)
+
+
+HOST: HolderProcesses = _Host()
+"""This host's process table."""
+
+
+def holder_gone(holder: LeaseRecord, processes: HolderProcesses, clock: Clock) -> bool:
     """Whether ``holder`` can write no more though its lease lasts: it ran its own Ray, on this host and in this pid
-    namespace, and its process is gone."""
-    return (
-        holder.local_ray
-        and (holder.host, holder.pid_scope) == (socket.gethostname(), pid_scope())
-        and not alive(holder.pid, holder.pid_started)
-    )
+    namespace, its process is gone, and so are its Ray's workers, or they end within ``WORKERS_EXIT_WAIT_S``."""
+    if not holder.local_ray or (holder.host, holder.pid_scope) != (socket.gethostname(), pid_scope()):
+        return False
+    if processes.alive(holder.pid, holder.pid_started):
+        return False
+    deadline = clock.monotonic() + WORKERS_EXIT_WAIT_S
+    while processes.workers(holder.nonce):
+        if clock.monotonic() >= deadline:
+            return False
+        clock.sleep(WORKERS_POLL_S)
+    return True
 
 
 def took_over(holder: LeaseRecord) -> str:

@@ -19,7 +19,7 @@ from common.errors import UsageError
 from common.storage import Location, location
 from jobs.records.lease import LOCK_HOLDER_WAIT_S, Fence, LeaseHeld, LeaseLost, RunLease
 from jobs.records.lease_errors import StoreNotConditional
-from jobs.records.lease_holder import took_over
+from jobs.records.lease_holder import HOLDER_ENV, WORKERS_EXIT_WAIT_S, WORKERS_POLL_S, took_over
 from jobs.records.lease_record import Conflict, LeaseRecord
 from tests.support.fake_clock import FakeClock
 from tests.support.memory_lease_store import MemoryLeaseStore, UnconditionalLeaseStore
@@ -325,25 +325,35 @@ def test_a_heartbeat_stuck_in_the_store_is_noticed_once_the_lease_may_be_taken_o
     lease.release()
 
 
-class _Liveness:
-    """The liveness check a run is given: answers ``alive`` and remembers what it was asked."""
+class _Processes:
+    """The process table a run is shown: whether the holder's process is ``alive``, and its Ray's workers, one list
+    per look (the last one repeated); remembers what it was asked."""
 
-    def __init__(self, alive: bool) -> None:
-        self.alive = alive
-        self.asked: list[tuple[int, float | None]] = []
+    def __init__(self, alive: bool, *workers: list[int]) -> None:
+        self._alive = alive
+        self._workers = list(workers) or [[]]
+        self.asked: list[object] = []
 
-    def __call__(self, pid: int, started: float | None) -> bool:
+    def alive(self, pid: int, started: float | None) -> bool:
         self.asked.append((pid, started))
-        return self.alive
+        return self._alive
+
+    def workers(self, nonce: str) -> list[int]:
+        self.asked.append(nonce)
+        return self._workers.pop(0) if len(self._workers) > 1 else self._workers[0]
 
 
-def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(lease_on, store: MemoryLeaseStore):
+def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
     killed = lease_on(RUN_A, local_ray=True).acquire()  # never released: as if killed with its process group
+    assert os.environ[HOLDER_ENV] == killed.nonce  # the mark its Ray's workers inherit
     held = store.stored()
     assert held is not None and held.local_ray and held.pid_started is not None and held.pid_scope
-    gone = _Liveness(alive=False)
-    successor = lease_on(RUN_B, process_alive=gone).acquire()  # no wait: the lease has its whole ttl left
-    assert gone.asked == [(held.pid, held.pid_started)]
+    gone = _Processes(False)
+    started = clock.monotonic()
+    successor = lease_on(RUN_B, processes=gone).acquire()  # the lease has its whole ttl left: no wait
+    assert gone.asked == [(held.pid, held.pid_started), held.nonce] and clock.monotonic() == started
     assert successor.taken_from == held
     assert took_over(held) == f"took over the output from run {RUN_A}: its process {held.pid} on this host is gone"
     now = store.stored()
@@ -351,6 +361,18 @@ def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(le
     with pytest.raises(LeaseLost, match=f"taken over by run {RUN_B}"):
         killed.fence.check()
     successor.release()
+
+
+def test_a_killed_runs_ray_workers_are_waited_for_a_moment(lease_on, clock: FakeClock, store: MemoryLeaseStore):
+    lease_on(RUN_A, local_ray=True).acquire()
+    started = clock.monotonic()
+    lingering = _Processes(False, [4242, 4243], [4242], [])  # ending a moment after their driver
+    successor = lease_on(RUN_B, local_ray=True, processes=lingering).acquire()
+    assert successor.taken_from is not None and clock.monotonic() - started == pytest.approx(2 * WORKERS_POLL_S)
+
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):  # workers that outlast the wait
+        lease_on(RUN_A, processes=_Processes(False, [4242])).acquire()
+    assert clock.monotonic() - started >= WORKERS_EXIT_WAIT_S
 
 
 @pytest.mark.parametrize(
@@ -370,7 +392,7 @@ def test_a_holder_that_may_still_write_keeps_the_output_until_its_lease_expires(
     assert held is not None
     store.put(held.model_copy(update=where))
     with pytest.raises(LeaseHeld, match=f"in use by run {RUN_A} ") as caught:
-        lease_on(RUN_B, process_alive=_Liveness(alive)).acquire()
+        lease_on(RUN_B, processes=_Processes(alive)).acquire()
     assert caught.value.holder == store.stored()
 
 
