@@ -45,7 +45,8 @@ class HolderProcesses(Protocol):
         ...
 
     def workers(self, nonce: str) -> list[int]:
-        """The live Ray workers a holder of ``nonce`` started (``ray_workers``)."""
+        """The live processes of the local Ray a holder of ``nonce`` started that may run its tasks
+        (``ray_workers``)."""
         ...
 
 
@@ -88,22 +89,20 @@ def mark_local_ray(nonce: str) -> None:
 
 
 def ray_workers(nonce: str) -> list[int]:
-    """The live Ray workers on this host marked as the holder ``nonce``'s (``mark_local_ray``)."""
+    """The live processes on this host of the holder ``nonce``'s Ray (``mark_local_ray``) that run or hand out its
+    tasks: its workers, once titled ``ray::<task or actor>``, and its raylet. (A worker still starting when its
+    raylet died never gets a task; Ray's other processes run none of the job's code.)"""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if _is_ray_worker(process.info["cmdline"] or []) and process.environ().get(HOLDER_ENV) == nonce:
+            cmdline = process.info["cmdline"] or []
+            runs_tasks = " ".join(cmdline).startswith("ray::") or any(part.endswith("/raylet") for part in cmdline)
+            if runs_tasks and process.environ().get(HOLDER_ENV) == nonce:
                 if process.status() != psutil.STATUS_ZOMBIE:
                     found.append(process.pid)
-        except psutil.Error:  # ended meanwhile, or another user's: not a worker of this user's holder
+        except psutil.Error:  # ended meanwhile, or another user's: not one of this user's holder
             continue
     return found
-
-
-def _is_ray_worker(cmdline: list[str]) -> bool:
-    """A Ray worker's command line reads ``ray::<task or actor>`` once it runs, its script's name before. (Its
-    Ray's other processes run none of the job's code.)"""
-    return " ".join(cmdline).startswith("ray::") or any(part.endswith("default_worker.py") for part in cmdline)
 
 
 class _Host:

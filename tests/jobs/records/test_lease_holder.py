@@ -1,5 +1,5 @@
 """Whether a lease's holder could still write, as the real process table tells: a live process by its pid and start
-time, a pid whose process ended (reaped or not), a pid taken by a later process, the Ray workers it marked."""
+time, a pid whose process ended (reaped or not), a pid taken by a later process; the Ray it marked, until it ends."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ import time
 
 import psutil
 
-from jobs.records.lease_holder import HOLDER_ENV, START_TOLERANCE_S, pid_scope, process_alive, ray_workers, this_process
+from jobs.records.lease_holder import (
+    HOLDER_ENV,
+    START_TOLERANCE_S,
+    WORKERS_EXIT_WAIT_S,
+    pid_scope,
+    process_alive,
+    ray_workers,
+    this_process,
+)
+from tests.conftest import REPO
 
 
 def test_this_process_is_named_by_host_pid_start_and_pid_namespace():
@@ -47,18 +56,45 @@ def test_an_ended_process_is_gone_reaped_or_not():
     assert not process_alive(child.pid, started)
 
 
-def test_a_holders_ray_workers_are_found_by_the_mark_they_inherited(tmp_path):
-    """A process started as Ray starts its workers (``default_worker.py``, here a stand-in that only waits), with
-    the environment of a holder that marked it: found under that holder's nonce only, and no longer once ended.
-    The real workers of a killed run's Ray: ``tests/jobs/test_faults.py``."""
-    script = tmp_path / "default_worker.py"
-    script.write_text("import time\ntime.sleep(60)\n")
+_MARKED_RAY = """
+import os, sys, time
+os.environ[sys.argv[1]] = sys.argv[2]  # what the lease's holder does before it starts Ray
+import ray
+ray.init(include_dashboard=False, num_cpus=1, log_to_driver=False)
+
+@ray.remote
+class Publisher:
+    def pid(self):
+        return os.getpid()
+
+print(ray.get(Publisher.remote().pid.remote()), flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_killed_holders_ray_is_found_by_its_mark_until_it_has_ended():
+    """A real local Ray, started by a process marked as a holder's: its raylet and the worker that runs an actor
+    are found under that holder's nonce only; killed with its driver's process group, they are all gone well
+    within the time a taking run waits for them."""
     nonce = "0123456789abcdef"
-    worker = subprocess.Popen([sys.executable, str(script)], env={**os.environ, HOLDER_ENV: nonce})
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _MARKED_RAY, HOLDER_ENV, nonce],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
-        assert ray_workers(nonce) == [worker.pid]
+        assert driver.stdout is not None
+        actor = int(driver.stdout.readline())
+        found = ray_workers(nonce)
+        assert actor in found and any(psutil.Process(pid).name() == "raylet" for pid in found), found
         assert ray_workers("fedcba9876543210") == []
     finally:
-        worker.kill()
-        worker.wait(timeout=30)
-    assert ray_workers(nonce) == []
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    killed = time.monotonic()
+    while ray_workers(nonce) and time.monotonic() - killed < 2 * WORKERS_EXIT_WAIT_S:
+        time.sleep(0.1)
+    assert ray_workers(nonce) == [] and time.monotonic() - killed < WORKERS_EXIT_WAIT_S
