@@ -15,8 +15,8 @@ is another's now, has lost the lease and must not write again (``RunLease.check`
 through a ``Fence`` before they publish.
 
 A killed holder keeps the output until its record expires, unless it ran on this host with a Ray of its own: then
-its process being gone proves that nothing of it writes again, and the next run takes over at once
-(``jobs.records.lease_holder``). Only the record's silence proves a holder dead to a run on another host, or one
+its process and that Ray's workers being gone prove that nothing of it writes again, and the next run takes over
+at once (``jobs.records.lease_holder``). Only the record's silence proves a holder dead to a run on another host, or one
 whose tasks ran on a cluster. A store that ignores conditional writes is refused at acquire (``StoreNotConditional``).
 """
 
