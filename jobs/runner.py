@@ -32,6 +32,7 @@ from jobs.pipeline.dataset import build_dataset, limit_stalls, run_pipeline
 from jobs.pipeline.decode_stage import Decoding
 from jobs.pipeline.execution import RETRIES, Retries, execute
 from jobs.pipeline.in_flight import start_registry
+from jobs.pipeline.ray_address import owns_local_ray
 from jobs.pipeline.ray_session import start_ray
 from jobs.pipeline.resources import Resources, choose_cpu_runtime, cpu_models, fit_to_cluster, plan_resources
 from jobs.pipeline.watchdog import Fired, Watchdog
@@ -41,6 +42,7 @@ from jobs.planning.model_setup import ModelSetup, prepare_model
 from jobs.planning.plan import Plan
 from jobs.planning.resume import resume_or_plan
 from jobs.records.lease import RunLease
+from jobs.records.lease_holder import took_over
 from jobs.records.run_manifest import finished, now_iso
 from jobs.records.run_store import RunStore
 from jobs.records.shard_markers import record_epoch
@@ -72,7 +74,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
     stream = stream or sys.stdout
     started = time.monotonic()
     out = _writable_output(config)
-    with RunLease(out, RunStore.new_run_id(), config.lease_ttl) as lease:
+    with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
         run = _open_run(config, out, lease, stream)
         progress = Progress(
             total=run.plan.expected_frames,
@@ -148,6 +150,8 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     """Check the model, list, plan or reload the plan, and record the attempt as running.
 
     Everything that can be wrong with the command fails here, in seconds, before Ray starts."""
+    if lease.taken_from is not None:
+        print(took_over(lease.taken_from), file=stream, flush=True)
     setup = prepare_model(config)
     listing = list_sources(config.sources, config.storage_options)
     store = RunStore(out)

@@ -10,6 +10,7 @@ OUT/_runs/<run_id>/staging/<shard>/                        rows staged until the
 OUT/_runs/_index/<model_fingerprint>.parquet               inputs earlier runs answered (``--incremental``)
 OUT/_runs/_lease.json                                      the run lease: which run may write now
 OUT/_runs/_lease.lock                                      a local OUT's lock file, held by the lease's process
+OUT/_runs/_lease.write.lock                                a local OUT's lock file, held while the lease is rewritten
 OUT/_runs/_epochs/<epoch>.json                             a lease holder's epoch record: which earlier markers count
 OUT/tracks/<partition>/part-<key>.parquet                  one row per box of a track, one file per video
 OUT/track_summaries/<partition>/part-<key>.parquet         one row per track
@@ -171,6 +172,12 @@ def lease() -> str:
 def lease_lock() -> str:
     """The file a local ``OUT``'s lease holder keeps locked (``flock``) while its process lives."""
     return posixpath.join(RUNS, "_lease.lock")
+
+
+def lease_write_lock() -> str:
+    """The file a local ``OUT``'s lease store keeps locked (``flock``) for the instant it compares and rewrites the
+    record, so that no other process or thread writes in between."""
+    return posixpath.join(RUNS, "_lease.write.lock")
 
 
 def write_probe(token: str) -> str:

@@ -8,6 +8,7 @@ import os
 import ray
 from ray.data import DataContext
 
+from jobs.pipeline.ray_address import owns_local_ray
 from workers.quiet import silenced_output
 
 
@@ -23,12 +24,10 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs: dict = {"logging_level": logging.ERROR, "log_to_driver": False}
     with silenced_output():
-        if address:
-            ray.init(address=address, **kwargs)
-        elif os.environ.get("RAY_ADDRESS"):
-            ray.init(**kwargs)
-        else:
+        if owns_local_ray(address):
             ray.init(include_dashboard=False, num_cpus=num_cpus, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)  # None: the cluster RAY_ADDRESS names
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False

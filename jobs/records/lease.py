@@ -14,27 +14,29 @@ higher. Its holder gives up a little earlier (``clock_skew_s``): one that could 
 is another's now, has lost the lease and must not write again (``RunLease.check``); its Ray tasks check the same
 through a ``Fence`` before they publish.
 
-A killed holder keeps the output until its record expires, locally as on S3: a local store's ``flock`` goes with
-its process, but only the record's silence proves a holder dead to a run on another host. A holder that ends in
-order writes its record back released rather than deleting it, so that the next run takes it over one epoch
-higher: epochs only grow per output, which is what lets a marker's epoch tell a stale writer from the holder
-(``common.epochs``).
+A killed holder keeps the output until its record expires, unless it ran on this host with a Ray of its own: then
+its process and that Ray's workers being gone prove that nothing of it writes again, and the next run takes over
+at once (``jobs.records.lease_holder``). Only the record's silence proves a holder dead to a run on another host, or one
+whose tasks ran on a cluster. A store that ignores conditional writes is refused at acquire (``StoreNotConditional``).
+A holder that ends in order writes its record back released rather than deleting it, so that the next run takes it
+over one epoch higher: epochs only grow per output, which is what lets a marker's epoch tell a stale writer from the
+holder (``common.epochs``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 from common.storage import Location
 from jobs.records.clock import SYSTEM_CLOCK, Clock
-from jobs.records.lease_record import TIME_FORMAT, Conflict, LeaseRecord, LeaseStore, Seen
+from jobs.records.lease_errors import LeaseHeld, LeaseLost, StoreNotConditional
+from jobs.records.lease_holder import HOST, HolderProcesses, holder_gone, mark_local_ray, this_process
+from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen, stamp
 from jobs.records.lease_stores import store_for
 
 DEFAULT_CLOCK_SKEW_S = 2.0
@@ -43,36 +45,12 @@ renewals): S3 dates are whole seconds, so a store may judge a record a second ol
 a local ``OUT`` judge its expiry by clocks that may differ by as much. Others take over at the expiry itself, so
 that ``ttl_s`` is exactly how long a killed holder keeps the output."""
 ACQUIRE_ATTEMPTS = 5
-"""Rounds of create, read and take-over before ``acquire`` gives up: a round is repeated only when the lease
+"""Rounds of read, then create or take-over, before ``acquire`` gives up: a round is repeated only when the lease
 changed hands between its requests."""
 LOCK_HOLDER_WAIT_S = 1.0
 """How long a run refused the local lock waits for the holder's record, to name it: the holder writes it right
 after taking the lock."""
 LOCK_HOLDER_POLL_S = 0.05
-
-
-class LeaseHeld(Exception):
-    """OUT is held by another live run."""
-
-    def __init__(self, out_uri: str, holder: LeaseRecord | None) -> None:
-        super().__init__(out_uri, holder)  # both in args, so that it pickles
-        self.out_uri = out_uri
-        self.holder = holder
-        """The holder's record; None where its holder has not written it yet (it holds the local lock)."""
-
-    def __str__(self) -> str:
-        if self.holder is None or self.holder.released:  # released: another run is taking it over right now
-            return f"output {self.out_uri} is in use by another process, not yet named in its lease"
-        held = self.holder
-        return (
-            f"output {self.out_uri} is in use by run {held.run_id} (host {held.host}, pid {held.pid}) "
-            f"since {held.acquired_at}, lease expires {held.expires_at}"
-        )
-
-
-class LeaseLost(Exception):
-    """This run's lease was taken over or could not be renewed in time: it must not write another marker or
-    manifest."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +101,8 @@ class RunLease:
         *,
         clock: Clock = SYSTEM_CLOCK,
         store: LeaseStore | None = None,
+        local_ray: bool = False,
+        processes: HolderProcesses = HOST,
     ) -> None:
         self.out = out
         self.run_id = run_id
@@ -132,6 +112,12 @@ class RunLease:
         self.nonce = secrets.token_hex(8)
         self._clock = clock
         self._store = store or store_for(out, clock)
+        self.local_ray = local_ray
+        """Whether this run's Ray is a local one its process starts after taking the lease (``holder_gone``)."""
+        self._processes = processes
+        self.taken_from: LeaseRecord | None = None
+        """The record of a killed run on this host whose lease this one took over before it expired (its line for
+        the console: ``jobs.records.lease_holder.took_over``)."""
         self._record: LeaseRecord | None = None
         self._etag = ""
         self._renewed = 0.0
@@ -145,9 +131,10 @@ class RunLease:
         self._heartbeat: threading.Thread | None = None
 
     def acquire(self) -> RunLease:
-        """Take the lease: create it, or take over an expired one (epoch + 1); raise ``LeaseHeld`` naming the run
-        that has it otherwise. Called again, it finds its own record and keeps it: held again, whatever ``lost``
-        said, since the store shows no other run wrote in between."""
+        """Take the lease: create it, or take over an expired one or a killed local run's (epoch + 1); raise
+        ``LeaseHeld`` naming the run that has it otherwise, ``StoreNotConditional`` where the store would let two
+        runs hold it. Called again, it finds its own record and keeps it: held again, whatever ``lost`` said,
+        since the store shows no other run wrote in between."""
         locked_here = not self._locked
         if locked_here:
             if not self._store.lock():
@@ -159,6 +146,8 @@ class RunLease:
             if locked_here:
                 self._unlock()
             raise
+        if self.local_ray:
+            mark_local_ray(self.nonce)
         self._lost = None
         return self
 
@@ -221,7 +210,7 @@ class RunLease:
         try:
             seen = self._store.read() if self._record is not None else None
             if seen is not None and seen.record.nonce == self.nonce and not seen.record.released:
-                now = _iso(self._clock.now())
+                now = stamp(self._clock.now())
                 released = seen.record.model_copy(update={"released": True, "renewed_at": now, "expires_at": now})
                 self._store.replace(released.dump(), seen.etag)
         except (OSError, ValueError, Conflict):  # ValueError: a record no run of ours wrote; Conflict: changed since
@@ -240,33 +229,53 @@ class RunLease:
         self.release()
 
     def _take(self) -> None:
+        """Read first, so that a store that ignores ``If-None-Match`` is never made to write over a live holder's
+        record; a record there is replaced only where expired, or its holder gone (``holder_gone``)."""
         holder: LeaseRecord | None = None
         for _ in range(ACQUIRE_ATTEMPTS):
-            record = self._new_record(epoch=1)
-            sent = self._clock.monotonic()
-            try:
-                self._hold(record, self._store.create(record.dump()), sent)
-                return
-            except Conflict:
-                pass
             seen = self._store.read()
-            if seen is None:
-                continue  # released between the two requests
-            holder = seen.record
-            if seen.record.nonce == self.nonce and not seen.record.released:  # ours: a retried request, or acquired
-                written_s_ago = max(0.0, seen.record.ttl_s - seen.remaining_s)
-                self._hold(seen.record, seen.etag, self._clock.monotonic() - written_s_ago)
-                return
-            if seen.remaining_s >= 0 and not seen.record.released:
-                raise LeaseHeld(self.out.uri, seen.record)
-            record = self._new_record(epoch=seen.record.epoch + 1)
             sent = self._clock.monotonic()
-            try:
-                self._hold(record, self._store.replace(record.dump(), seen.etag), sent)
+            if seen is None:
+                created = self._new_record(epoch=1).dump()
+                try:
+                    self._store.create(created)
+                except Conflict:
+                    continue  # created in between, by another run or by a retry of this request: look again
+                self._confirm(sent, partial(self._store.create, created), "a second create of its lease")
                 return
+            holder = seen.record
+            if holder.nonce == self.nonce and not holder.released:  # ours: a retried request, or an earlier acquire
+                written_s_ago = max(0.0, holder.ttl_s - seen.remaining_s)
+                self._hold(holder, seen.etag, sent - written_s_ago)
+                return
+            free = holder.released or seen.remaining_s < 0
+            gone = not free and holder_gone(holder, self._processes, self._clock)
+            if not free and not gone:
+                raise LeaseHeld(self.out.uri, holder)
+            taken = self._new_record(epoch=holder.epoch + 1).dump()
+            try:
+                self._store.replace(taken, seen.etag)
             except (Conflict, FileNotFoundError):
                 continue  # another run took it over first, or its holder released it: look again
+            self._confirm(sent, partial(self._store.replace, taken, "not-its-etag"), "a replace at a tag it never had")
+            self.taken_from = holder if gone else None
+            return
         raise LeaseHeld(self.out.uri, holder)
+
+    def _confirm(self, sent: float, again: Callable[[], object], accepted: str) -> None:
+        """Hold the record just written, once the store has refused ``again`` (the same write under a condition
+        that must fail now) and read the record back as this holder's: a store that ignores conditional writes
+        would let two runs hold the lease, unawares. Two requests."""
+        try:
+            again()
+        except (Conflict, FileNotFoundError):
+            pass
+        else:
+            raise StoreNotConditional(self.out.uri, accepted)
+        seen = self._store.read()
+        if seen is None or seen.record.nonce != self.nonce:
+            raise LeaseHeld(self.out.uri, seen.record if seen else None)
+        self._hold(seen.record, seen.etag, sent)
 
     def _lock_holder(self) -> LeaseRecord | None:
         """The record of the process holding the local lock; a stale one (or none) until it has written its own."""
@@ -345,16 +354,12 @@ class RunLease:
         now = self._clock.now()
         return LeaseRecord(
             run_id=self.run_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            **this_process(),
+            local_ray=self.local_ray,
             epoch=epoch,
-            acquired_at=acquired_at or _iso(now),
-            renewed_at=_iso(now),
-            expires_at=_iso(math.ceil(now + self.ttl_s)),
+            acquired_at=acquired_at or stamp(now),
+            renewed_at=stamp(now),
+            expires_at=stamp(math.ceil(now + self.ttl_s)),
             ttl_s=self.ttl_s,
             nonce=self.nonce,
         )
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime(TIME_FORMAT)

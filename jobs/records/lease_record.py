@@ -12,6 +12,11 @@ from pydantic import BaseModel, ConfigDict
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+def stamp(seconds: float) -> str:
+    """``seconds`` since the epoch as a record's times are written."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime(TIME_FORMAT)
+
+
 class LeaseRecord(BaseModel):
     """What ``OUT/_runs/_lease.json`` holds: who holds the output, since and until when. Times are UTC,
     ISO-8601 to the second with a ``Z``."""
@@ -21,6 +26,15 @@ class LeaseRecord(BaseModel):
     run_id: str
     host: str
     pid: int
+    pid_started: float | None = None
+    """When the holder's process started (seconds since the epoch): with ``pid``, tells it from a later process
+    given the same pid. None where it could not be read (such a holder is never taken for gone)."""
+    pid_scope: str = ""
+    """Where ``pid`` names a process: the host's boot and the holder's pid namespace
+    (``jobs.records.lease_holder``)."""
+    local_ray: bool = False
+    """Whether the holder's Ray was a local one its own process started, which ends with it; False for a
+    cluster's, whose tasks may outlive their driver, and in records from before the field."""
     epoch: int
     """1 for a fresh lease, one more at each takeover: tells a holder from the one it took over from."""
     acquired_at: str

@@ -1,9 +1,9 @@
 """Where the run lease (``jobs.records.lease``) lives: a file on local disk, an object on S3.
 
 Each store settles racing writes itself: S3 by conditional PUTs (``If-None-Match: *``, ``If-Match: <etag>``); local
-disk by a hard link (fails where the name exists), under an ``flock`` that the holder's process keeps on
-``_runs/_lease.lock`` for the lease's whole life. On S3 a record's age is the store's own, from its
-``Last-Modified`` to the ``Date`` of the answer, so no host's clock matters.
+disk by a hard link (fails where the name exists) and a compare and replace under a short ``flock``, besides the
+``flock`` that the holder's process keeps on ``_runs/_lease.lock`` for the lease's whole life. On S3 a record's
+age is the store's own, from its ``Last-Modified`` to the ``Date`` of the answer, so no host's clock matters.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import os
 import threading
 import uuid
 import weakref
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import botocore.config
 import botocore.exceptions
@@ -40,19 +41,25 @@ def store_for(out: Location, clock: Clock = SYSTEM_CLOCK) -> LeaseStore:
     """The store of ``out``'s lease; ``clock`` judges a local record's expiry."""
     lease = out.child(layout.lease())
     if lease.is_local:
-        return LocalLeaseStore(lease.path, out.child(layout.lease_lock()).path, clock)
+        return LocalLeaseStore(
+            lease.path, out.child(layout.lease_lock()).path, out.child(layout.lease_write_lock()).path, clock
+        )
     if is_s3(lease.fs):
         return S3LeaseStore(lease)
     raise ValueError(f"no run lease on {out.uri}: only local paths and s3:// hold one")
 
 
 class LocalLeaseStore:
-    """The lease file on local disk; its etag is the hash of its bytes, so replacing it is conditional as on S3
-    (against a writer on another host; on this one the holder's ``flock`` already keeps others out)."""
+    """The lease file on local disk; its etag is the hash of its bytes, so replacing it is conditional as on S3.
 
-    def __init__(self, path: str, lock_path: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    A replace or delete reads, compares and writes under a second, short ``flock`` (``write_lock_path``), so that
+    to any other writer the three are one step: the holder's renewals against a run taking over a killed
+    holder's lease on this host, or writers on hosts sharing the folder where its file system honours ``flock``."""
+
+    def __init__(self, path: str, lock_path: str, write_lock_path: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path
         self.lock_path = lock_path
+        self.write_lock_path = write_lock_path
         self._clock = clock
         self._lock: IO[bytes] | None = None
 
@@ -85,12 +92,13 @@ class LocalLeaseStore:
         return _etag(data)
 
     def replace(self, data: bytes, etag: str) -> str:
-        seen = self.read()
-        if seen is None:
-            raise FileNotFoundError(self.path)
-        if seen.etag != etag:
-            raise Conflict(self.path)
-        write_atomic(self.path, data)
+        with self._writing():
+            seen = self.read()
+            if seen is None:
+                raise FileNotFoundError(self.path)
+            if seen.etag != etag:
+                raise Conflict(self.path)
+            write_atomic(self.path, data)
         return _etag(data)
 
     def lock(self) -> bool:
@@ -112,6 +120,16 @@ class LocalLeaseStore:
         if self._lock is not None:
             self._lock.close()  # closing the only descriptor of the lock releases it
             self._lock = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the write lock, waiting for it: others hold it only while they compare and write. Each holding
+        opens the file anew, so that the lock keeps out this process's other threads too (an ``flock`` belongs to
+        an open file); like the lease's lock file, it is never removed."""
+        os.makedirs(os.path.dirname(self.write_lock_path), exist_ok=True)
+        with open(self.write_lock_path, "ab") as handle:  # closing it lets go
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
 
 class S3LeaseStore:

@@ -88,7 +88,10 @@ class RunStore:
             doomed += [path for path, part in parts if part and part[0] in gone]
         doomed += [self.folder.child(run_id).path for run_id in gone]
         if scope == "all":
-            kept_paths = {self.out.child(name).path for name in (layout.lease(), layout.lease_lock(), layout.EPOCHS)}
+            kept_paths = {
+                self.out.child(name).path
+                for name in (layout.lease(), layout.lease_lock(), layout.lease_write_lock(), layout.EPOCHS)
+            }
             doomed += [path for path in self._listed() if path.rstrip("/") not in kept_paths]
         fs = self.out.fs
         for path in doomed:

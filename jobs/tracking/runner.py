@@ -18,7 +18,9 @@ from typing import Any, TextIO
 from common.errors import EXIT_FAILED, EXIT_OK
 from common.progress import Progress
 from common.storage import Location, location
+from jobs.pipeline.ray_address import owns_local_ray
 from jobs.records.lease import Fence, LeaseLost, RunLease
+from jobs.records.lease_holder import took_over
 from jobs.records.run_store import RunStore
 from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork, plan_videos
@@ -73,7 +75,9 @@ def run_tracking(config: TrackConfig, stream: TextIO | None = None) -> TrackResu
     started = time.monotonic()
     out = location(config.output, config.storage_options)
     works = plan_videos(out, config.run_id, config.settings)
-    with RunLease(out, RunStore.new_run_id(), config.lease_ttl) as lease:
+    with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
+        if lease.taken_from is not None:
+            print(took_over(lease.taken_from), file=stream, flush=True)
         committer = TrackCommitter(out, lease.fence)
         done = committer.committed_keys()
         removed = committer.clean({w.video_id: w.key for w in works})

@@ -1,5 +1,6 @@
 """A run lease store in memory, with S3's semantics: conditional writes and a record's age by the store's clock.
-The protocol's tests run on it with a ``FakeClock``."""
+The protocol's tests run on it with a ``FakeClock``; and on a store that ignores the conditions, which the protocol
+must refuse."""
 
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ class MemoryLeaseStore:
         with self._guard:
             self._write(record.dump())
 
+    def remove(self) -> None:
+        """Remove the record, as someone deleting it by hand."""
+        with self._guard:
+            self._stored = None
+
     def stored(self) -> LeaseRecord | None:
         with self._guard:
             return None if self._stored is None else LeaseRecord.model_validate_json(self._stored[0])
@@ -100,3 +106,18 @@ def holding_fence(out: Location, run_id: str, epoch: int) -> Fence:
     )
     store.put(record)
     return Fence(out, run_id, epoch, record.nonce, store=store)
+
+
+class UnconditionalLeaseStore(MemoryLeaseStore):
+    """A store that takes every write whatever its condition, as a store that ignores ``If-None-Match`` and
+    ``If-Match`` does: two runs could both hold a lease there, so the lease refuses to be taken on it."""
+
+    def create(self, data: bytes) -> str:
+        with self._guard:
+            self._answer()
+            return self._write(data)
+
+    def replace(self, data: bytes, etag: str) -> str:
+        with self._guard:
+            self._answer()
+            return self._write(data)

@@ -1,7 +1,8 @@
 """The run lease's protocol, on an in-memory store with S3's semantics and a fake clock, so that expiry, takeover
 and the heartbeat play out in milliseconds: one run at a time holds the lease, racing runs get exactly one winner,
-an expired lease is taken over one epoch higher, and a holder that lost it stops. The stores themselves are
-tested in ``test_lease_stores.py``."""
+an expired lease is taken over one epoch higher, or at once where its holder is known gone, and a holder that lost
+it stops; a store that ignores conditional writes is refused. The stores themselves are tested in
+``test_lease_stores.py``."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from typing import Callable
 
 import pytest
 
+from common.errors import UsageError
 from common.storage import Location, location
 from jobs.records.lease import LOCK_HOLDER_WAIT_S, Fence, LeaseHeld, LeaseLost, RunLease
+from jobs.records.lease_errors import StoreNotConditional
+from jobs.records.lease_holder import HOLDER_ENV, WORKERS_EXIT_WAIT_S, WORKERS_POLL_S, took_over
+from jobs.records.lease_record import Conflict, LeaseRecord
 from tests.support.fake_clock import FakeClock
-from tests.support.memory_lease_store import MemoryLeaseStore
+from tests.support.memory_lease_store import MemoryLeaseStore, UnconditionalLeaseStore
 
 RUN_A = "20261204T050000Z-aaaaaa"
 RUN_B = "20261204T050100Z-bbbbbb"
@@ -342,3 +347,125 @@ def test_a_heartbeat_stuck_in_the_store_is_noticed_once_the_lease_may_be_taken_o
     answered.set()
     _heartbeat_ends(lease)  # the failed renewal finds the lease lost: the heartbeat stops
     lease.release()
+
+
+class _Processes:
+    """The process table a run is shown: whether the holder's process is ``alive``, and its Ray's workers, one list
+    per look (the last one repeated); remembers what it was asked."""
+
+    def __init__(self, alive: bool, *workers: list[int]) -> None:
+        self._alive = alive
+        self._workers = list(workers) or [[]]
+        self.asked: list[object] = []
+
+    def alive(self, pid: int, started: float | None) -> bool:
+        self.asked.append((pid, started))
+        return self._alive
+
+    def workers(self, nonce: str) -> list[int]:
+        self.asked.append(nonce)
+        return self._workers.pop(0) if len(self._workers) > 1 else self._workers[0]
+
+
+def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
+    killed = lease_on(RUN_A, local_ray=True).acquire()  # never released: as if killed with its process group
+    assert os.environ[HOLDER_ENV] == killed.nonce  # the mark its Ray's workers inherit
+    held = store.stored()
+    assert held is not None and held.local_ray and held.pid_started is not None and held.pid_scope
+    gone = _Processes(False)
+    started = clock.monotonic()
+    successor = lease_on(RUN_B, processes=gone).acquire()  # the lease has its whole ttl left: no wait
+    assert gone.asked == [(held.pid, held.pid_started), held.nonce] and clock.monotonic() == started
+    assert successor.taken_from == held
+    assert took_over(held) == f"took over the output from run {RUN_A}: its process {held.pid} on this host is gone"
+    now = store.stored()
+    assert now is not None and (now.run_id, now.epoch, now.nonce) == (RUN_B, 2, successor.nonce)
+    with pytest.raises(LeaseLost, match=f"taken over by run {RUN_B}"):
+        killed.fence.check()
+    successor.release()
+
+
+def test_a_killed_runs_ray_workers_are_waited_for_a_moment(lease_on, clock: FakeClock, store: MemoryLeaseStore):
+    lease_on(RUN_A, local_ray=True).acquire()
+    started = clock.monotonic()
+    lingering = _Processes(False, [4242, 4243], [4242], [])  # ending a moment after their driver
+    successor = lease_on(RUN_B, local_ray=True, processes=lingering).acquire()
+    assert successor.taken_from is not None and clock.monotonic() - started == pytest.approx(2 * WORKERS_POLL_S)
+
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):  # workers that outlast the wait
+        lease_on(RUN_A, processes=_Processes(False, [4242])).acquire()
+    assert clock.monotonic() - started >= WORKERS_EXIT_WAIT_S
+
+
+@pytest.mark.parametrize(
+    "alive, local_ray, where",
+    [
+        pytest.param(True, True, {}, id="its-process-alive"),
+        pytest.param(False, False, {}, id="a-cluster-ray"),
+        pytest.param(False, True, {"host": "another-host"}, id="another-host"),
+        pytest.param(False, True, {"pid_scope": "another-boot pid:[1]"}, id="another-pid-namespace"),
+    ],
+)
+def test_a_holder_that_may_still_write_keeps_the_output_until_its_lease_expires(
+    lease_on, store: MemoryLeaseStore, alive: bool, local_ray: bool, where: dict[str, str]
+):
+    lease_on(RUN_A, local_ray=local_ray).acquire()
+    held = store.stored()
+    assert held is not None
+    store.put(held.model_copy(update=where))
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_A} ") as caught:
+        lease_on(RUN_B, processes=_Processes(alive)).acquire()
+    assert caught.value.holder == store.stored()
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused(clock: FakeClock, out: Location):
+    store = UnconditionalLeaseStore(clock)
+    with pytest.raises(StoreNotConditional) as caught:
+        RunLease(out, RUN_A, 60.0, clock=clock, store=store).acquire()
+    assert isinstance(caught.value, UsageError)  # the command exits 2 with it
+    assert str(caught.value) == (
+        f"the store of {out.uri} ignores conditional writes: it accepted a second create of its lease, so it cannot "
+        "keep two runs apart; write to a store that honours If-None-Match and If-Match on PUT"
+    )
+    assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
+
+    held = store.stored()
+    assert held is not None
+    store.put(held.model_copy(update={"nonce": "fedcba9876543210"}))  # a live holder's: read first, left alone
+    with pytest.raises(LeaseHeld):
+        RunLease(out, RUN_B, 60.0, clock=clock, store=store).acquire()
+    assert store.stored() == held.model_copy(update={"nonce": "fedcba9876543210"})
+    clock.advance(61.0)  # expired: taken over, and the replace at a tag it never had is accepted too
+    with pytest.raises(StoreNotConditional, match="it accepted a replace at a tag it never had"):
+        RunLease(out, RUN_B, 60.0, clock=clock, store=store).acquire()
+
+
+class _Overwritten(MemoryLeaseStore):
+    """A store on which a rival's record lands right after the lease's own, written without condition (by a
+    version of the job that knows no lease, say)."""
+
+    rival: LeaseRecord | None = None
+
+    def create(self, data: bytes) -> str:
+        try:
+            return super().create(data)
+        except Conflict:
+            if self.rival is not None:
+                self.put(self.rival)
+            raise
+
+
+def test_a_lease_read_back_as_another_runs_is_not_held(clock: FakeClock, out: Location):
+    store = _Overwritten(clock)
+    RunLease(out, RUN_A, 60.0, clock=clock, store=store).acquire()
+    rival = store.stored()
+    assert rival is not None
+    store.remove()
+    store.rival = rival
+    lease = RunLease(out, RUN_B, 60.0, clock=clock, store=store)
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_A} "):
+        lease.acquire()
+    with pytest.raises(RuntimeError, match="never acquired"):
+        lease.check()

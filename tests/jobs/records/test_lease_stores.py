@@ -10,6 +10,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from common.storage import Location, location
 from jobs.records.clock import SYSTEM_CLOCK, Clock
 from jobs.records.lease import Conflict, LeaseHeld, LeaseLost, LeaseRecord, RunLease
+from jobs.records.lease_holder import this_process
 from jobs.records.lease_stores import LocalLeaseStore, S3LeaseStore, store_for
 from schemas import layout
 from tests.support.fake_clock import FakeClock
@@ -104,6 +106,37 @@ def test_a_local_replace_holds_only_at_the_etag_read(tmp_path: Path):
     assert seen is not None and seen.record.run_id == RUN_B
 
 
+def test_racing_local_replaces_of_one_etag_have_one_winner(tmp_path: Path):
+    """Read, compare and write are one step under the store's write lock: of writers that all read the same
+    record, one replaces it and the rest are refused, however their steps interleave. An ``flock`` belongs to an
+    open file, so threads race here as processes would."""
+    store = _local_store(tmp_path / "out")
+    now = datetime.now(timezone.utc)
+    read = store.create(_record(RUN_A, now).dump())
+    racers = 8
+    start = threading.Barrier(racers)
+    answers: list[str] = []
+
+    def race(epoch: int) -> None:
+        rivals = _local_store(tmp_path / "out")  # a store of its own, as another process has
+        start.wait()
+        try:
+            rivals.replace(_record(RUN_B, now, epoch=epoch).dump(), read)
+            answers.append(f"replaced {epoch}")
+        except Conflict:
+            answers.append("refused")
+
+    threads = [threading.Thread(target=race, args=(epoch,)) for epoch in range(2, 2 + racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [answer for answer in answers if answer.startswith("replaced")]
+    assert len(winners) == 1 and len(answers) == racers, answers
+    seen = store.read()
+    assert seen is not None and f"replaced {seen.record.epoch}" == winners[0]
+
+
 def test_a_local_record_expires_at_its_expires_at_by_the_clock_given(tmp_path: Path):
     clock = FakeClock(now=datetime(2026, 12, 4, 5, 0, tzinfo=timezone.utc).timestamp())
     store = _local_store(tmp_path / "out", clock)
@@ -175,8 +208,10 @@ def test_racing_processes_on_local_disk_have_one_winner(tmp_path: Path):
         )
         for i in range(8)
     ]
-    assert _until(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(8)), 30)
-    go.touch()
+    try:
+        assert _until(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(8)), 60)
+    finally:
+        go.touch()  # never left waiting: a racer not ready in time would spin on until killed
     answers = [racer.communicate(timeout=30)[0].strip() for racer in racers]
     assert sorted(answers) == ["acquired"] + ["held"] * 7
     held = _stored(location(str(out)))
@@ -197,21 +232,39 @@ _KILLED = """
 import os, sys
 from common.storage import location
 from jobs.records.lease import RunLease
-RunLease(location(sys.argv[1]), sys.argv[2], ttl_s=60.0).acquire()
+RunLease(location(sys.argv[1]), sys.argv[2], ttl_s=60.0, local_ray=sys.argv[3] == "local").acquire()
 os.kill(os.getpid(), 9)
 """
 
 
-def test_a_killed_holder_keeps_the_output_until_its_lease_expires(tmp_path: Path):
-    out = location(str(tmp_path / "out"))
-    killed = subprocess.Popen([sys.executable, "-c", _KILLED, out.path, RUN_A], cwd=REPO)
+def _killed_holder(out: Location, ray: str) -> int:
+    """A process that takes the lease on ``out`` (saying it runs a ``local`` Ray or a ``cluster``'s) and is killed
+    holding it: its pid."""
+    killed = subprocess.Popen([sys.executable, "-c", _KILLED, out.path, RUN_A, ray], cwd=REPO)
     assert killed.wait(timeout=30) == -signal.SIGKILL
+    return killed.pid
+
+
+def test_a_killed_holder_that_ran_its_own_ray_is_taken_over_at_once(tmp_path: Path):
+    out = location(str(tmp_path / "out"))
+    pid = _killed_holder(out, "local")
+    lease = RunLease(out, RUN_B, ttl_s=60.0).acquire()  # the real liveness check: the process is gone
+    assert lease.taken_from is not None and (lease.taken_from.run_id, lease.taken_from.pid) == (RUN_A, pid)
+    held = _stored(out)
+    assert held is not None and (held.run_id, held.epoch) == (RUN_B, 2)
+    lease.release()
+
+
+def test_a_killed_holder_keeps_the_output_until_its_lease_expires(tmp_path: Path):
+    """Its Ray a cluster's, whose tasks may outlive it."""
+    out = location(str(tmp_path / "out"))
+    killed_pid = _killed_holder(out, "cluster")
     clock = FakeClock(now=time.time())
     lease = RunLease(out, RUN_B, ttl_s=60.0, clock=clock)
     with pytest.raises(LeaseHeld, match=f"run {RUN_A} .*pid") as caught:
         lease.acquire()  # its lock went with the process, its lease did not
     holder = caught.value.holder
-    assert holder is not None and holder.pid == killed.pid
+    assert holder is not None and holder.pid == killed_pid
     clock.advance(61.0)
     lease.acquire()
     held = _stored(out)
@@ -254,3 +307,20 @@ def test_on_s3_writes_are_conditional_and_a_records_age_is_the_stores(s3_endpoin
     after = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=60).acquire()
     assert after.fence.epoch == 2, "released: taken over at once, whatever the store's clock says of its age"
     after.release()
+
+
+def test_on_s3_a_gone_holders_lease_is_taken_over_at_once_under_if_match(s3_endpoint: str, s3_bucket: str):
+    """The takeover's replace, and the replace at a tag the lease never had that proves the store honours
+    ``If-Match``, on a real S3 API. The holder: this host's, with a Ray of its own, under a pid a later process
+    took (this one, started long after it)."""
+    options = {**s3_storage_options(s3_endpoint), "skip_instance_cache": True}
+    here = this_process()
+    gone = _record(RUN_A, datetime.now(timezone.utc) + timedelta(minutes=3), epoch=5).model_copy(
+        update={**here, "pid_started": here["pid_started"] - 3600, "local_ray": True}
+    )
+    s3_client(s3_endpoint).put_object(Bucket=s3_bucket, Key=f"gone/{layout.lease()}", Body=gone.dump())
+    lease = RunLease(location(f"s3://{s3_bucket}/gone", options), RUN_B, ttl_s=60).acquire()
+    assert lease.taken_from == gone
+    assert (lease.fence.run_id, lease.fence.epoch) == (RUN_B, 6)
+    lease.fence.check()
+    lease.release()
