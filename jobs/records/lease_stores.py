@@ -52,7 +52,7 @@ def store_for(out: Location, clock: Clock = SYSTEM_CLOCK) -> LeaseStore:
 class LocalLeaseStore:
     """The lease file on local disk; its etag is the hash of its bytes, so replacing it is conditional as on S3.
 
-    A replace or delete reads, compares and writes under a second, short ``flock`` (``write_lock_path``), so that
+    A replace reads, compares and writes under a second, short ``flock`` (``write_lock_path``), so that
     to any other writer the three are one step: the holder's renewals against a run taking over a killed
     holder's lease on this host, or writers on hosts sharing the folder where its file system honours ``flock``."""
 

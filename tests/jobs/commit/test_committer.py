@@ -84,7 +84,8 @@ def _take_elsewhere(out: Location, run_id: str, lock_dir: Path) -> RunLease:
     """The output's lease taken and recorded as ``_open_run`` does, by a run on another host: its ``flock`` is that
     host's own (a lock file this host does not share), only the lease record is common."""
     lease_path = out.child(layout.lease()).path
-    lease = RunLease(out, run_id, ttl_s=60, store=LocalLeaseStore(lease_path, str(lock_dir / "_lease.lock")))
+    store = LocalLeaseStore(lease_path, str(lock_dir / "_lease.lock"), out.child(layout.lease_write_lock()).path)
+    lease = RunLease(out, run_id, ttl_s=60, store=store)
     lease.acquire()
     records = EpochRecords.listed(out)
     lease.announce(run_id, past_epoch=records.latest)
