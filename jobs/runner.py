@@ -25,7 +25,7 @@ from common.storage import Location, location
 from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
 from jobs.commit.publish import Publisher
-from jobs.console import announce, summary
+from jobs.console import announce, cpu_notes, summary
 from jobs.failures import Failure, classify, describe_failure
 from jobs.pipeline.dataset import build_dataset, limit_stalls, run_pipeline
 from jobs.pipeline.decode_stage import Decoding
@@ -42,10 +42,10 @@ from jobs.planning.resume import resume_or_plan
 from jobs.records.lease import RunLease
 from jobs.records.run_manifest import finished, now_iso
 from jobs.records.run_store import RunStore
+from jobs.stopping import Stopped, StopSignals, exit_code
 from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
-from workers.runtime_choice import Measured, native_bf16
 from workers.video import Sampling
 
 T = TypeVar("T")
@@ -64,14 +64,22 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
 
     ``retries`` paces the retries of failed pipeline runs: an argument, not an option, since its backoff waits for
     the cluster (a lost node declared dead), not for anything a user decides; a test of a stall passes a short one.
+    SIGTERM, SIGINT and SIGHUP stop the run in order (``jobs.stopping``): the attempt is recorded ``interrupted``
+    and the result's exit code is the signal's.
 
     Raises ``UsageError`` if it cannot run as asked (before any work where that can be known without a cluster),
-    ``LeaseHeld`` if another run holds the output."""
-    stream = stream or sys.stdout
+    ``LeaseHeld`` if another run holds the output, ``Stopped`` if a stop signal came before the attempt was
+    recorded."""
+    with StopSignals("detect", config.stop_grace) as stop:
+        return _run_job(config, stream or sys.stdout, retries, stop)
+
+
+def _run_job(config: JobConfig, stream: TextIO, retries: Retries, stop: StopSignals) -> RunResult:
     started = time.monotonic()
-    out = _writable_output(config)
+    with stop.raising():
+        out = _writable_output(config)
     with RunLease(out, RunStore.new_run_id(), config.lease_ttl) as lease:
-        run = _open_run(config, out, lease, stream)
+        run = _open_run(config, out, lease, stream, stop)
         progress = Progress(
             total=run.plan.expected_frames,
             stream=stream,
@@ -82,10 +90,10 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
         usage: UsageError | None = None
         try:
             if run.pending.num_rows:
-                _process(run, progress, processed, stream, retries)
+                _process(run, progress, processed, stream, retries, stop)
                 error = _failure_text(processed)
-        except KeyboardInterrupt:
-            error = "interrupted"
+        except Stopped:
+            pass  # recorded from ``stop.stopped_by`` below, however the stop reached this far
         except UsageError as exc:  # the cluster cannot run what was asked: exit 2, once the attempt is recorded
             usage, error = exc, f"usage: {exc}"
         except Exception as exc:  # a bug outside the pipeline: committed shards stay and a rerun resumes
@@ -93,6 +101,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
             error = describe_failure(exc)
         finally:
             progress.close()
+            processed.stopped_by = stop.stopped_by
         result = _close_run(run, progress, processed, error, started, stream)
     if usage is not None:
         raise usage
@@ -140,24 +149,28 @@ class _Processed:
     failed: dict[str, str] = field(default_factory=dict)
     bug: str | None = None
     """The cause of a failure that retrying could not mend (a bug), which stopped the run."""
+    stopped_by: str | None = None
+    """The signal that stopped the run in order (``jobs.stopping``), if one came."""
 
 
-def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO) -> _Run:
+def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO, stop: StopSignals) -> _Run:
     """Check the model, list, plan or reload the plan, and record the attempt as running.
 
-    Everything that can be wrong with the command fails here, in seconds, before Ray starts."""
-    setup = prepare_model(config)
-    listing = list_sources(config.sources, config.storage_options)
-    store = RunStore(out)
-    if config.overwrite is not None:
-        removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
-        kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"
-        print(
-            f"overwrite: removed {len(removed)} earlier run(s) of {_SCOPES[config.overwrite]} and their rows{kept}",
-            file=stream,
-        )
-    sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
-    chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
+    Everything that can be wrong with the command fails here, in seconds, before Ray starts. A stop signal ends
+    the planning (``Stopped``, nothing recorded); once the attempt is being recorded it waits for the next step."""
+    with stop.raising():
+        setup = prepare_model(config)
+        listing = list_sources(config.sources, config.storage_options)
+        store = RunStore(out)
+        if config.overwrite is not None:
+            removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
+            kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"
+            print(
+                f"overwrite: removed {len(removed)} earlier run(s) of {_SCOPES[config.overwrite]} and their rows{kept}",
+                file=stream,
+            )
+        sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
+        chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
     lease.announce(chosen.manifest.run_id)
     committer = ShardCommitter(out, chosen.manifest.run_id, setup.class_names, lease.fence)
     committed = committer.markers.committed_ids()
@@ -183,10 +196,14 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
 
 
-def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO, retries: Retries) -> None:
-    """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
+def _process(
+    run: _Run, progress: Progress, processed: _Processed, stream: TextIO, retries: Retries, stop: StopSignals
+) -> None:
+    """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``. A stop
+    signal ends it (``Stopped``) once the shards being published have had the grace; no pipeline run follows."""
     config, setup = run.config, run.setup
-    resources, traced = _start_cluster(run, stream)
+    with stop.raising():
+        resources, traced = _start_cluster(run, stream)
     decoding = Decoding(
         spec=setup.spec,
         sampling=run.sampling,
@@ -209,7 +226,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
                 dataset = build_dataset(
                     items, setup, config.model, fitted, decoding, run.committer, traced, start_registry()
                 )
-                run_pipeline(dataset, collector)
+                run_pipeline(dataset, collector, stop)
         except Fired:
             return Failure(infrastructure=run.lease.lost is None, cause=watchdog.fired or "stopped by the watchdog")
         except Exception as exc:  # classified: execute() retries what infrastructure failed, a bug stops the run
@@ -226,7 +243,15 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
 
     shards = sorted(set(run.pending.column("shard_id").to_pylist()))
     try:
-        outcome = execute(shards, process_shards, run.committer.markers.committed_ids, retries, on_retry=retrying)
+        outcome = execute(
+            shards,
+            process_shards,
+            run.committer.markers.committed_ids,
+            retries,
+            on_retry=retrying,
+            sleep=stop.sleep,
+            stopped=lambda: stop.received is not None,
+        )
     finally:
         run.committer.remove_staging()
     processed.pipeline_runs = outcome.runs
@@ -252,26 +277,9 @@ def _start_cluster(run: _Run, stream: TextIO) -> tuple[Resources, bytes | None]:
         return resources, None
     models = tracing.result()
     runtime, measured = choose_cpu_runtime(config, run.setup, models, resources)
-    for note in _cpu_notes(config, resources, measured):
+    for note in cpu_notes(config, resources, measured):
         print(note, file=stream, flush=True)
     return replace(resources, runtime=runtime), models[runtime]
-
-
-def _cpu_notes(config: JobConfig, resources: Resources, measured: Measured | None) -> list[str]:
-    """What the console says of a run on CPU model actors: the runtime measured the faster, and the settings that
-    would run faster here or that pay on GPUs only."""
-    notes = [measured.line(resources.torch_threads)] if measured is not None else []
-    if config.precision == "fp32" and native_bf16():
-        notes.append(
-            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
-            "differ from fp32's as docs/performance.md#precision measures"
-        )
-    if config.decode == "device":
-        notes.append(
-            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
-            "where decode tasks would decode them beside it; --decode device pays on GPUs"
-        )
-    return notes
 
 
 def _close_run(
@@ -289,11 +297,11 @@ def _close_run(
             "wall_s": round(time.monotonic() - started, 3),
             "frames_per_s": round(progress.rate, 3),
             "error": error,
+            "stopped_by": processed.stopped_by,
         }
     )
-    manifest = finished(
-        run.manifest, run.committer.markers.committed(), run.plan.shard_sizes, processed.failed, attempt
-    )
+    commits = run.committer.markers.committed()
+    manifest = finished(run.manifest, commits, run.plan.shard_sizes, processed.failed, attempt)
     run.lease.check()  # a run that lost the output to another must not write over its manifest
     run.store.save(manifest)
     record_run(run.store, manifest, run.plan, stream)
@@ -330,6 +338,9 @@ def _writable_output(config: JobConfig) -> Location:
 
 
 def _exit_code(manifest: RunManifest, max_error_rate: float) -> int:
+    stopped_by = manifest.attempts[-1].stopped_by
+    if manifest.status == "interrupted" and stopped_by is not None:
+        return exit_code(stopped_by)
     if manifest.status != "completed":
         return EXIT_FAILED
     if manifest.counts.frames and manifest.counts.error / manifest.counts.frames > max_error_rate:
