@@ -123,12 +123,20 @@ class StopSignals:
 
     @contextmanager
     def raising(self) -> Iterator[None]:
-        """A stop signal raises ``Stopped`` in this block; a stop that came before it raises at its start."""
+        """A stop signal raises ``Stopped`` in this block; a stop that came before it raises at its start.
+
+        ``ray.wait`` runs the handler while it waits but does not pass its exception on: Python then raises a
+        ``SystemError`` caused by it ("returned a result with an exception set"), from which ``Stopped`` is taken
+        back here."""
         self._raising += 1
         try:
             if self.received is not None:
                 raise Stopped(self.received)
             yield
+        except SystemError as exc:
+            if isinstance(exc.__cause__, Stopped):
+                raise exc.__cause__ from None
+            raise
         finally:
             self._raising -= 1
 

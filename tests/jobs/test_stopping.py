@@ -131,3 +131,16 @@ def test_a_sigterm_that_rays_own_handler_met_during_ray_init_is_a_stop(stop):
     assert stopped.value.signum == signal.SIGTERM and stop.received == signal.SIGTERM
     with pytest.raises(SystemExit), through_ray_init():  # any other exit is left alone
         raise SystemExit(3)
+
+
+def test_a_stop_that_ray_wait_wrapped_in_a_system_error_comes_out_as_itself(stop):
+    """``ray.wait`` runs the handler but returns with its exception set, which Python reports as a ``SystemError``
+    caused by it (the whole job meets the real one: ``tests/jobs/tracking/test_runner.py``)."""
+    with pytest.raises(Stopped) as stopped, stop.raising():
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Stopped as exc:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.__cause__ is None
+    with pytest.raises(SystemError), StopSignals("detect", 1.0).raising():  # any other SystemError is left alone
+        raise SystemError("a bug")
