@@ -9,8 +9,8 @@ process at once with the first one's code and one line, as a user pressing Ctrl-
 is then left to expire, as a killed run's is).
 
 The handlers are Python's: they run in the main thread, between bytecodes and inside Ray's blocking calls, which
-check for signals. They raise ``Stopped`` only inside ``StopSignals.raising()``, around waits that can be left with
-nothing half done (listing and planning, starting Ray, the Ray Data iterator, a retry's backoff); elsewhere a
+check for signals. They interrupt only inside ``StopSignals.raising()`` (which raises ``Stopped``), around waits that
+can be left with nothing half done (listing and planning, starting Ray, the Ray Data iterator, a retry's backoff); elsewhere a
 signal is noted and the next such wait raises at once, so that no receipt is half handled and no task half
 submitted. ``Stopped`` is a ``BaseException``, so no ``except Exception`` on the way takes it for a failure.
 
@@ -125,18 +125,20 @@ class StopSignals:
     def raising(self) -> Iterator[None]:
         """A stop signal raises ``Stopped`` in this block; a stop that came before it raises at its start.
 
-        ``ray.wait`` runs the handler while it waits but does not pass its exception on: Python then raises a
-        ``SystemError`` caused by it ("returned a result with an exception set"), from which ``Stopped`` is taken
-        back here."""
+        The handler raises ``KeyboardInterrupt`` here, turned into ``Stopped`` as it leaves the block: it is the one
+        exception that ends a wait in Ray's core (``ray.wait``, ``ray.get``) at once. Ray runs a signal's handler
+        while it waits, but any other exception stays pending until the wait times out (found by experiment, Ray
+        2.60: a ``ray.wait`` with a 60 s timeout raised it after 60 s, as a ``SystemError``), and a second signal
+        meanwhile is not handled at all."""
         self._raising += 1
         try:
             if self.received is not None:
                 raise Stopped(self.received)
             yield
-        except SystemError as exc:
-            if isinstance(exc.__cause__, Stopped):
-                raise exc.__cause__ from None
-            raise
+        except KeyboardInterrupt:
+            if self.received is None:  # not one of this handler's: a Ctrl-C it did not catch
+                raise
+            raise Stopped(self.received) from None
         finally:
             self._raising -= 1
 
@@ -158,7 +160,7 @@ class StopSignals:
             "(another signal exits at once)"
         )
         if self._raising:
-            raise Stopped(signum)
+            raise KeyboardInterrupt()  # which ``raising`` turns into ``Stopped``
 
     def _say(self, line: str) -> None:
         print(line, file=self._stream or sys.stderr, flush=True)

@@ -167,3 +167,19 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     frames = ds.dataset(f"{s3_bucket}/out/frames", format="parquet", partitioning="hive", filesystem=s3)
     table = frames.to_table(columns=["source_uri", "frame_index"])
     assert sorted(zip(*table.to_pydict().values())) == photo_keys(photos)
+
+
+def test_sigterm_while_planning_stops_before_anything_is_recorded(tmp_path, photos):
+    """Planning held where a user's would wait on slow storage: the weights are a named pipe nobody writes, so
+    reading them blocks once the lease is taken. No Ray is started."""
+    out, weights = tmp_path / "out", tmp_path / "weights.pth"
+    os.mkfifo(weights)
+    driver = Driver(_command(photos, str(out), weights), dict(os.environ), tmp_path / "logs")
+    driver.wait_for(lambda: (out / layout.lease()).exists(), "lease taken")
+    code, took_s = driver.signal_and_wait(timeout_s=60)
+
+    stderr = driver.stderr.read_text()
+    assert code == EXIT_SIGTERM and took_s < 10, stderr
+    line = "python -m jobs.detect: stopped by SIGTERM before the run started; nothing recorded (exit 143)"
+    assert STOPPING in stderr and stderr.strip().splitlines()[-1] == line, stderr
+    assert not (out / layout.lease()).exists() and not list((out / "_runs").glob("*.json"))

@@ -133,14 +133,17 @@ def test_a_sigterm_that_rays_own_handler_met_during_ray_init_is_a_stop(stop):
         raise SystemExit(3)
 
 
-def test_a_stop_that_ray_wait_wrapped_in_a_system_error_comes_out_as_itself(stop):
-    """``ray.wait`` runs the handler but returns with its exception set, which Python reports as a ``SystemError``
-    caused by it (the whole job meets the real one: ``tests/jobs/tracking/test_runner.py``)."""
+def test_inside_a_block_the_handler_raises_what_ends_a_wait_in_ray_and_the_block_gives_stopped(stop):
+    """``KeyboardInterrupt`` is the one exception Ray's ``ray.wait`` and ``ray.get`` end their wait on at once (the
+    whole job meets the real one: ``tests/jobs/tracking/test_runner.py``, ``test_stop_job.py``)."""
+    raised = []
     with pytest.raises(Stopped) as stopped, stop.raising():
         try:
             signal.raise_signal(signal.SIGTERM)
-        except Stopped as exc:
-            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from exc
-    assert stopped.value.signum == signal.SIGTERM and stopped.value.__cause__ is None
-    with pytest.raises(SystemError), StopSignals("detect", 1.0).raising():  # any other SystemError is left alone
-        raise SystemError("a bug")
+        except BaseException as exc:
+            raised.append(type(exc))
+            raise
+    assert raised == [KeyboardInterrupt] and stopped.value.signum == signal.SIGTERM
+    assert stopped.value.__cause__ is None and stopped.value.__suppress_context__
+    with pytest.raises(KeyboardInterrupt), StopSignals("detect", 1.0).raising():  # not a stop: left alone
+        raise KeyboardInterrupt()

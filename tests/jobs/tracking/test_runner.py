@@ -83,6 +83,7 @@ def _markers(out: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # three track runs and a reference: over the default on a busy machine
 def test_killed_then_stopped_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster):
     """Killed with SIGKILL, its lease keeps the output until it expires; the run after that, stopped by SIGTERM,
     lets its videos in flight finish, releases the lease and exits 143; the next resumes at once and completes."""
