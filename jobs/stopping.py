@@ -9,10 +9,11 @@ process at once with the first one's code and one line, as a user pressing Ctrl-
 is then left to expire, as a killed run's is).
 
 The handlers are Python's: they run in the main thread, between bytecodes and inside Ray's blocking calls, which
-check for signals. They interrupt only inside ``StopSignals.raising()`` (which raises ``Stopped``), around waits that
-can be left with nothing half done (listing and planning, starting Ray, the Ray Data iterator, a retry's backoff); elsewhere a
-signal is noted and the next such wait raises at once, so that no receipt is half handled and no task half
-submitted. ``Stopped`` is a ``BaseException``, so no ``except Exception`` on the way takes it for a failure.
+check for signals. They interrupt only inside ``StopSignals.raising()`` (which raises ``Stopped``), around waits
+that can be left with nothing half done (listing and planning, starting Ray, the Ray Data iterator, a retry's
+backoff); elsewhere a signal is noted and the next such wait raises at once, so that no receipt is half handled
+and no task half submitted. ``Stopped`` is a ``BaseException``, so no ``except Exception`` on the way takes it for a
+failure.
 
 ``ray.init`` takes SIGTERM over twice (found by experiment, Ray 2.60: a handler installed before it was no longer
 called after it): in Python, with a handler that calls ``sys.exit``, and natively when the driver's core worker
