@@ -51,8 +51,7 @@ class CommittedFiles:
 def committed_files(out: Location, run_id: str | None = None) -> CommittedFiles:
     """List the output and keep the part files of committed shards. Raises ``UsageError`` for what is not a job
     output, or a ``run_id`` it does not hold."""
-    if not _exists(out):
-        raise UsageError(f"{out.uri} does not exist")
+    require_output(out)
     runs_folder = out.child(layout.RUNS)
     manifests: dict[str, Location] = {}
     markers: list[layout.ShardFile] = []
@@ -69,7 +68,7 @@ def committed_files(out: Location, run_id: str | None = None) -> CommittedFiles:
         elif (run := layout.parse_plan(name)) is not None:
             plans[run] = readable(out, path)
     if not manifests:
-        raise UsageError(f"{out.uri} is not a job output: no run manifest ({layout.manifest('<run_id>')})")
+        raise _not_an_output(out)
     if run_id is not None and run_id not in manifests:
         known = sorted(manifests)
         shown = ", ".join(known[-5:]) + (f" and {len(known) - 5} older" if len(known) > 5 else "")
@@ -121,6 +120,19 @@ def connect(folder: str, memory_limit: str, progress: bool, out: Location) -> du
     if not out.is_local:
         db.register_filesystem(out.fs)
     return db
+
+
+def require_output(out: Location) -> None:
+    """``UsageError`` unless ``out`` exists and has a ``_runs/`` folder: a quick look, for a command that takes the
+    output's lease (which writes into it) before it lists the output."""
+    if not _exists(out):
+        raise UsageError(f"{out.uri} does not exist")
+    if not _exists(out.child(layout.RUNS)):
+        raise _not_an_output(out)
+
+
+def _not_an_output(out: Location) -> UsageError:
+    return UsageError(f"{out.uri} is not a job output: no run manifest ({layout.manifest('<run_id>')})")
 
 
 def _exists(where: Location) -> bool:

@@ -2,7 +2,7 @@
 
 Usage errors (a wrong flag, a missing source, unreadable weights, an unwritable output) print one line and
 exit 2, never a traceback; exit 1 means the job failed, 3 that too many inputs were errors, 4 that another run
-holds the output.
+holds the output; 129, 130 and 143 that SIGHUP, SIGINT or SIGTERM stopped the run in order (``jobs.stopping``).
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
     for field, what in (
         ("stall_timeout", "end and retry a pipeline run that finishes no frame and commits no shard for S seconds"),
         ("lease_ttl", "the output's lease lasts S seconds unrenewed: how long a killed run keeps the next one out"),
+        ("stop_grace", "on SIGTERM, SIGINT or SIGHUP, wait up to S seconds for the shards being published"),
     ):
         flag = "--" + field.replace("_", "-")
         run.add_argument(
@@ -196,6 +197,7 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
     except ValidationError as exc:
         return config_error(prog, exc)
     from jobs.records.lease import LeaseHeld, LeaseLost
+    from jobs.stopping import Stopped
 
     try:
         from jobs.runner import run_job
@@ -206,6 +208,9 @@ def detect_main(argv: Sequence[str], prog: str) -> int:
     except (LeaseHeld, LeaseLost) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    except Stopped as stop:
+        print(stop.line(prog), file=sys.stderr)
+        return stop.exit_code
     if not config.track or code not in (EXIT_OK, EXIT_ERROR_RATE):
         return code
     return track_after(config, prog) or code
@@ -221,6 +226,7 @@ def track_after(config: JobConfig, prog: str) -> int:
         ray_address=config.ray_address,
         stall_timeout=config.stall_timeout,
         lease_ttl=config.lease_ttl,
+        stop_grace=config.stop_grace,
         storage_options=config.storage_options,
     )
     return run_tracking_command(track, f"{prog} --track", no_video_ok=True)

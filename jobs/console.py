@@ -7,9 +7,12 @@ from typing import TextIO
 
 from common.errors import EXIT_ERROR_RATE
 from common.storage import Location
+from jobs.pipeline.resources import Resources
 from jobs.planning.plan import Plan
 from schemas import layout
+from schemas.config import JobConfig
 from schemas.manifest import RunManifest
+from workers.runtime_choice import Measured, native_bf16
 
 
 def announce(stream: TextIO, manifest: RunManifest, plan: Plan, pending: int, skipped: Counter) -> None:
@@ -43,3 +46,20 @@ def summary(stream: TextIO, manifest: RunManifest, out: Location, exit_code: int
     if exit_code == EXIT_ERROR_RATE:
         lines.append("  exit 3: the share of error frames exceeds --max-error-rate")
     print("\n".join(lines), file=stream, flush=True)
+
+
+def cpu_notes(config: JobConfig, resources: Resources, measured: Measured | None) -> list[str]:
+    """What the console says of a run on CPU model actors: the runtime measured the faster, and the settings that
+    would run faster here or that pay on GPUs only."""
+    notes = [measured.line(resources.torch_threads)] if measured is not None else []
+    if config.precision == "fp32" and native_bf16():
+        notes.append(
+            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
+            "differ from fp32's as docs/performance.md#precision measures"
+        )
+    if config.decode == "device":
+        notes.append(
+            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
+            "where decode tasks would decode them beside it; --decode device pays on GPUs"
+        )
+    return notes

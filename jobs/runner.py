@@ -8,17 +8,16 @@ manifest and print the summary. The steps themselves live in their own modules; 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import traceback
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, TextIO, TypeVar
+from typing import TextIO
 
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from common.background import in_background
 from common.epochs import EpochRecords
 from common.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
 from common.progress import Progress
@@ -26,7 +25,7 @@ from common.storage import Location, location
 from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
 from jobs.commit.publish import Publisher
-from jobs.console import announce, summary
+from jobs.console import announce, cpu_notes, summary
 from jobs.failures import Failure, classify, describe_failure
 from jobs.pipeline.dataset import build_dataset, limit_stalls, run_pipeline
 from jobs.pipeline.decode_stage import Decoding
@@ -46,13 +45,11 @@ from jobs.records.lease_holder import took_over
 from jobs.records.run_manifest import finished, now_iso
 from jobs.records.run_store import RunStore
 from jobs.records.shard_markers import record_epoch
+from jobs.stopping import Stopped, StopSignals, exit_code
 from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
-from workers.runtime_choice import Measured, native_bf16
 from workers.video import Sampling
-
-T = TypeVar("T")
 
 _SCOPES = {"model": "this model", "all": "every model"}
 
@@ -68,14 +65,22 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
 
     ``retries`` paces the retries of failed pipeline runs: an argument, not an option, since its backoff waits for
     the cluster (a lost node declared dead), not for anything a user decides; a test of a stall passes a short one.
+    SIGTERM, SIGINT and SIGHUP stop the run in order (``jobs.stopping``): the attempt is recorded ``interrupted``
+    and the result's exit code is the signal's.
 
     Raises ``UsageError`` if it cannot run as asked (before any work where that can be known without a cluster),
-    ``LeaseHeld`` if another run holds the output."""
-    stream = stream or sys.stdout
+    ``LeaseHeld`` if another run holds the output, ``Stopped`` if a stop signal came before the attempt was
+    recorded."""
+    with StopSignals("detect", config.stop_grace) as stop:
+        return _run_job(config, stream or sys.stdout, retries, stop)
+
+
+def _run_job(config: JobConfig, stream: TextIO, retries: Retries, stop: StopSignals) -> RunResult:
     started = time.monotonic()
-    out = _writable_output(config)
+    with stop.raising():
+        out = _writable_output(config)
     with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
-        run = _open_run(config, out, lease, stream)
+        run = _open_run(config, out, lease, stream, stop)
         progress = Progress(
             total=run.plan.expected_frames,
             stream=stream,
@@ -86,10 +91,10 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
         usage: UsageError | None = None
         try:
             if run.pending.num_rows:
-                _process(run, progress, processed, stream, retries)
+                _process(run, progress, processed, stream, retries, stop)
                 error = _failure_text(processed)
-        except KeyboardInterrupt:
-            error = "interrupted"
+        except Stopped:
+            pass  # recorded from ``stop.stopped_by`` below, however the stop reached this far
         except UsageError as exc:  # the cluster cannot run what was asked: exit 2, once the attempt is recorded
             usage, error = exc, f"usage: {exc}"
         except Exception as exc:  # a bug outside the pipeline: committed shards stay and a rerun resumes
@@ -97,6 +102,7 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
             error = describe_failure(exc)
         finally:
             progress.close()
+            processed.stopped_by = stop.stopped_by
         result = _close_run(run, progress, processed, error, started, stream)
     if usage is not None:
         raise usage
@@ -144,26 +150,30 @@ class _Processed:
     failed: dict[str, str] = field(default_factory=dict)
     bug: str | None = None
     """The cause of a failure that retrying could not mend (a bug), which stopped the run."""
+    stopped_by: str | None = None
+    """The signal that stopped the run in order (``jobs.stopping``), if one came."""
 
 
-def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO) -> _Run:
+def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO, stop: StopSignals) -> _Run:
     """Check the model, list, plan or reload the plan, and record the attempt as running.
 
-    Everything that can be wrong with the command fails here, in seconds, before Ray starts."""
+    Everything that can be wrong with the command fails here, in seconds, before Ray starts. A stop signal ends
+    the planning (``Stopped``, nothing recorded); once the attempt is being recorded it waits for the next step."""
     if lease.taken_from is not None:
         print(took_over(lease.taken_from), file=stream, flush=True)
-    setup = prepare_model(config)
-    listing = list_sources(config.sources, config.storage_options)
-    store = RunStore(out)
-    if config.overwrite is not None:
-        removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
-        kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"
-        print(
-            f"overwrite: removed {len(removed)} earlier run(s) of {_SCOPES[config.overwrite]} and their rows{kept}",
-            file=stream,
-        )
-    sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
-    chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
+    with stop.raising():
+        setup = prepare_model(config)
+        listing = list_sources(config.sources, config.storage_options)
+        store = RunStore(out)
+        if config.overwrite is not None:
+            removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
+            kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"
+            print(
+                f"overwrite: removed {len(removed)} earlier run(s) of {_SCOPES[config.overwrite]} and their rows{kept}",
+                file=stream,
+            )
+        sampling = Sampling(stride=config.video_stride, fps=config.video_fps, max_frames=config.max_frames)
+        chosen = resume_or_plan(config, setup, listing, store, sampling, stream)
     records = EpochRecords.listed(out)
     lease.announce(chosen.manifest.run_id, past_epoch=records.latest)
     record_epoch(lease.fence, records)  # before any marker or part file is read, written or deleted
@@ -188,10 +198,14 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO)
     return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
 
 
-def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextIO, retries: Retries) -> None:
-    """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``."""
+def _process(
+    run: _Run, progress: Progress, processed: _Processed, stream: TextIO, retries: Retries, stop: StopSignals
+) -> None:
+    """Stream the pending shards through Ray Data, committing each as it completes; fills ``processed``. A stop
+    signal ends it (``Stopped``) once the shards being published have had the grace; no pipeline run follows."""
     config, setup = run.config, run.setup
-    resources, traced = _start_cluster(run, stream)
+    with stop.raising():
+        resources, traced = _start_cluster(run, stream)
     decoding = Decoding(
         spec=setup.spec,
         sampling=run.sampling,
@@ -214,7 +228,7 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
                 dataset = build_dataset(
                     items, setup, config.model, fitted, decoding, run.committer, traced, start_registry()
                 )
-                run_pipeline(dataset, collector)
+                run_pipeline(dataset, collector, stop)
         except Fired:
             return Failure(infrastructure=run.lease.lost is None, cause=watchdog.fired or "stopped by the watchdog")
         except Exception as exc:  # classified: execute() retries what infrastructure failed, a bug stops the run
@@ -231,7 +245,15 @@ def _process(run: _Run, progress: Progress, processed: _Processed, stream: TextI
 
     shards = sorted(set(run.pending.column("shard_id").to_pylist()))
     try:
-        outcome = execute(shards, process_shards, run.committer.markers.committed_ids, retries, on_retry=retrying)
+        outcome = execute(
+            shards,
+            process_shards,
+            run.committer.markers.committed_ids,
+            retries,
+            on_retry=retrying,
+            sleep=stop.sleep,
+            stopped=lambda: stop.received is not None,
+        )
     finally:
         run.committer.remove_staging()
     processed.pipeline_runs = outcome.runs
@@ -250,33 +272,16 @@ def _start_cluster(run: _Run, stream: TextIO) -> tuple[Resources, bytes | None]:
     and with ``--runtime auto`` the faster of the two on this CPU is measured (once per kind of CPU). On GPU actors
     build the model themselves, on their device."""
     config = run.config
-    tracing = _in_background(cpu_models, config, run.setup) if config.device != "cuda" else None
+    tracing = in_background(cpu_models, config, run.setup) if config.device != "cuda" else None
     start_ray(config.ray_address)
     resources = plan_resources(config)
     if tracing is None or resources.device != "cpu":
         return resources, None
     models = tracing.result()
     runtime, measured = choose_cpu_runtime(config, run.setup, models, resources)
-    for note in _cpu_notes(config, resources, measured):
+    for note in cpu_notes(config, resources, measured):
         print(note, file=stream, flush=True)
     return replace(resources, runtime=runtime), models[runtime]
-
-
-def _cpu_notes(config: JobConfig, resources: Resources, measured: Measured | None) -> list[str]:
-    """What the console says of a run on CPU model actors: the runtime measured the faster, and the settings that
-    would run faster here or that pay on GPUs only."""
-    notes = [measured.line(resources.torch_threads)] if measured is not None else []
-    if config.precision == "fp32" and native_bf16():
-        notes.append(
-            "this CPU computes bf16 itself (AVX512-BF16 or AMX): --precision bf16 may run faster, with boxes that "
-            "differ from fp32's as docs/performance.md#precision measures"
-        )
-    if config.decode == "device":
-        notes.append(
-            "decode: device on CPU model actors: each actor decodes its JPEGs itself, between forward passes, "
-            "where decode tasks would decode them beside it; --decode device pays on GPUs"
-        )
-    return notes
 
 
 def _close_run(
@@ -294,6 +299,7 @@ def _close_run(
             "wall_s": round(time.monotonic() - started, 3),
             "frames_per_s": round(progress.rate, 3),
             "error": error,
+            "stopped_by": processed.stopped_by,
         }
     )
     run.lease.check()  # a run that lost the output to another neither cleans it up nor writes over its manifest
@@ -305,21 +311,6 @@ def _close_run(
     exit_code = _exit_code(manifest, run.config.max_error_rate)
     summary(stream, manifest, run.out, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)
-
-
-def _in_background(fn: Callable[..., T], *args: Any) -> Future[T]:
-    """``fn(*args)`` in a daemon thread: a result that turns out not to be needed (the cluster has GPUs) does
-    not hold the process open at exit, as a ``ThreadPoolExecutor`` thread would."""
-    future: Future[T] = Future()
-
-    def work() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # handed to whoever calls result()
-            future.set_exception(exc)
-
-    threading.Thread(target=work, name=fn.__name__, daemon=True).start()
-    return future
 
 
 def _writable_output(config: JobConfig) -> Location:
@@ -335,6 +326,9 @@ def _writable_output(config: JobConfig) -> Location:
 
 
 def _exit_code(manifest: RunManifest, max_error_rate: float) -> int:
+    stopped_by = manifest.attempts[-1].stopped_by
+    if manifest.status == "interrupted" and stopped_by is not None:
+        return exit_code(stopped_by)
     if manifest.status != "completed":
         return EXIT_FAILED
     if manifest.counts.frames and manifest.counts.error / manifest.counts.frames > max_error_rate:

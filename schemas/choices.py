@@ -60,3 +60,6 @@ DEFAULT_LEASE_TTL_S = 180.0
 release it keeps the next run out. Renewed every third of it, it survives two missed renewals (a store's hiccup)."""
 MIN_LEASE_TTL_S = 3.0
 """Below this a renewal's round trip to an object store could outlast a third of the lease."""
+DEFAULT_STOP_GRACE_S = 20.0
+"""``--stop-grace``: how long a run stopped by a signal waits for the shards (or videos) it is publishing, under
+Kubernetes' default 30 s between SIGTERM and SIGKILL, so the attempt is still recorded before the kill."""

@@ -16,6 +16,7 @@ from schemas.choices import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MODEL,
     DEFAULT_STALL_TIMEOUT_S,
+    DEFAULT_STOP_GRACE_S,
     MIN_LEASE_TTL_S,
     DecodeMode,
     Device,
@@ -71,6 +72,9 @@ class JobConfig(BaseModel):
     """Seconds without a finished frame or a committed shard after which a pipeline run is ended and retried."""
     lease_ttl: float = Field(default=DEFAULT_LEASE_TTL_S, ge=MIN_LEASE_TTL_S)
     """Seconds the output's lease lasts unrenewed: how long a killed run keeps the next one out."""
+    stop_grace: float = Field(default=DEFAULT_STOP_GRACE_S, ge=0)
+    """Seconds a run stopped by SIGTERM, SIGINT or SIGHUP waits for the shards it is publishing before it cancels
+    them and records the attempt as ``interrupted``."""
     track: bool = False
     """After the run, track the objects of the output's videos (``yolonas-batch track`` with its defaults)."""
     ray_address: str | None = None

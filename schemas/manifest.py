@@ -94,6 +94,8 @@ class Attempt(BaseModel):
     wall_s: float | None = None
     frames_per_s: float | None = None
     error: str | None = None
+    stopped_by: str | None = None
+    """The signal (``SIGTERM``, ``SIGINT``, ``SIGHUP``) that stopped the attempt in order; None when none did."""
 
 
 class PlanInfo(BaseModel):
@@ -124,7 +126,9 @@ class RunManifest(BaseModel):
     model_fingerprint: str = ""
     """``JobConfig.model_fingerprint``: runs that agree on it computed the same answer for an input."""
     run_date: str
-    status: Literal["running", "completed", "failed"]
+    status: Literal["running", "completed", "failed", "interrupted"]
+    """``interrupted``: the last attempt was stopped by a signal before every shard was committed (its
+    ``stopped_by``); the same command resumes it, as it does a ``failed`` or a killed (still ``running``) one."""
     config: dict[str, Any]
     model: ModelInfo
     plan: PlanInfo

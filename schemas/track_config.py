@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.choices import DEFAULT_LEASE_TTL_S, DEFAULT_STALL_TIMEOUT_S, MIN_LEASE_TTL_S
+from schemas.choices import DEFAULT_LEASE_TTL_S, DEFAULT_STALL_TIMEOUT_S, DEFAULT_STOP_GRACE_S, MIN_LEASE_TTL_S
 
 TrackerName = Literal["bytetrack"]
 
@@ -46,6 +46,8 @@ class TrackConfig(BaseModel):
     ray_address: str | None = None
     stall_timeout: float = Field(default=DEFAULT_STALL_TIMEOUT_S, gt=0)
     lease_ttl: float = Field(default=DEFAULT_LEASE_TTL_S, ge=MIN_LEASE_TTL_S)
+    stop_grace: float = Field(default=DEFAULT_STOP_GRACE_S, ge=0)
+    """Seconds a run stopped by a signal waits for the videos being tracked before it cancels them."""
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Extra fsspec options for ``output``; may hold secrets, never logged."""
 

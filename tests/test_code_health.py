@@ -71,7 +71,19 @@ def test_packages_import_only_the_layers_below_them() -> None:
     assert wrong == []
 
 
-JOBS_ORDER = ("failures", "records", "planning", "commit", "pipeline", "tracking", "console", "runner", "cli", "detect")
+JOBS_ORDER = (
+    "failures",
+    "stopping",
+    "records",
+    "planning",
+    "commit",
+    "pipeline",
+    "tracking",
+    "console",
+    "runner",
+    "cli",
+    "detect",
+)
 """``jobs/``'s sub-packages and top-level modules in the order a run's data flows, from the bottom up: each imports
 only what comes before it (the layer table of docs/architecture.md). ``jobs/__init__.py`` lies below them all."""
 

@@ -26,6 +26,8 @@ class Publishing(Protocol):
 
     def finished(self, wait: bool = False) -> list[tuple[str, Failure | None]]: ...
 
+    def stop(self, grace_s: float) -> list[tuple[str, Failure | None]]: ...
+
 
 @dataclass
 class _Shard:
@@ -63,9 +65,10 @@ class ShardCollector:
             self._add(receipt)
         self._settle(self.publisher.finished())
 
-    def finish(self) -> None:
-        """Wait for every shard handed over to be published (or to fail)."""
-        self._settle(self.publisher.finished(wait=True))
+    def finish(self, within: float | None = None) -> None:
+        """Wait for every shard handed over to be published (or to fail); for a stopped run only ``within`` seconds,
+        after which the publishing still running is cancelled."""
+        self._settle(self.publisher.finished(wait=True) if within is None else self.publisher.stop(within))
 
     def _add(self, receipt: dict) -> None:
         shard_id = receipt["shard_id"]

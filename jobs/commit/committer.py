@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from common.storage import Location, read_files
 from jobs.failures import Retryable
-from jobs.records.lease import Fence
+from jobs.records.fence import Fence
 from jobs.records.shard_markers import ShardMarkers
 from schemas import layout
 from schemas.manifest import ShardCommit

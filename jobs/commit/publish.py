@@ -14,6 +14,7 @@ import ray
 
 from jobs.commit.committer import ShardCommitter
 from jobs.failures import Failure, Stalled, classify
+from jobs.stopping import end_tasks
 from schemas.manifest import ShardCommit
 
 PUBLISH_RETRIES = 3
@@ -58,6 +59,14 @@ class Publisher:
                 )
             ended += self._ended(ready)
         return ended
+
+    def stop(self, grace_s: float) -> list[tuple[str, Failure | None]]:
+        """(shard, None when committed else the failure) of every task running, once each has ended within
+        ``grace_s`` or been cancelled after it (a stopped run: ``jobs.stopping``). A cancelled shard stays
+        uncommitted, for the next attempt."""
+        ended, cancelled = end_tasks(list(self._running), grace_s)
+        stopped = Failure(infrastructure=True, cause="publishing cancelled: the run was stopped")
+        return self._ended(ended) + [(self._running.pop(ref), stopped) for ref in cancelled]
 
     def waiting(self) -> str:
         """The shards being published, in one short phrase."""

@@ -25,6 +25,7 @@ from jobs.pipeline.detect_stage import DetectStage
 from jobs.pipeline.resources import Resources
 from jobs.pipeline.write_stage import write_results
 from jobs.planning.model_setup import ModelSetup
+from jobs.stopping import NEVER, Stopped, StopSignals
 
 READY_BATCHES_PER_ACTOR = 4
 """Decoded batches that may wait in the object store per model actor. Enough that an actor never waits for
@@ -144,15 +145,37 @@ def limit_stalls(timeout_s: float) -> None:
     context.wait_for_min_actors_s = math.ceil(timeout_s)
 
 
-def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector) -> None:
+def run_pipeline(dataset: ray.data.Dataset, collector: ShardCollector, stop: StopSignals = NEVER) -> None:
     """Stream receipts to the collector until the dataset is exhausted, each block as soon as it is done, then
     wait for the shards being published (also when the pipeline fails: what it completed still commits).
+
+    A stop signal (``jobs.stopping``) ends the wait for the next block, which shuts Ray Data's executor down, so
+    nothing more is submitted; the shards being published get ``stop.grace_s``, and ``Stopped`` goes on up.
 
     No prefetching: with Ray Data's default (one batch ahead) the iterator hands a block over only once the next
     one has arrived, so every receipt, the first one and each shard's commit included, reached the driver a
     model batch late. Receipts are small, so fetching each one when it is needed costs the driver little."""
+    batches = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0))
     try:
-        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+        while True:
+            with stop.raising():
+                batch = next(batches, None)
+            if batch is None:
+                break
             collector.add(batch)
     finally:
-        collector.finish()
+        batches.close()  # type: ignore[attr-defined]  # a generator: closing it shuts the executor down now
+        _finish(collector, stop)
+
+
+def _finish(collector: ShardCollector, stop: StopSignals) -> None:
+    """Wait for the shards being published; once the run is stopped, for the grace only."""
+    if stop.received is None:
+        try:
+            with stop.raising():
+                collector.finish()
+            return
+        except Stopped:
+            collector.finish(within=stop.grace_s)
+            raise
+    collector.finish(within=stop.grace_s)

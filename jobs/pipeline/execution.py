@@ -5,7 +5,7 @@ every actor it meets is answered with error rows by the model stage, ``jobs.pipe
 watchdog bounds a run that stops making progress. What still fails a run is retried here, for the shards it did
 not commit, after a wait that doubles while runs fail without committing anything (a node being replaced, a store
 throttling), and at most ``Retries.attempts`` times in a row. A bug fails at once: a run of the same code would
-fail the same way, and the traceback is what its reader needs.
+fail the same way, and the traceback is what its reader needs. A stopped run (``jobs.stopping``) is never retried.
 """
 
 from __future__ import annotations
@@ -57,15 +57,18 @@ def execute(
     retries: Retries = RETRIES,
     on_retry: Callable[[Failure, int, float], None] = lambda failure, shards, delay: None,
     sleep: Callable[[float], None] = time.sleep,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Run ``shards`` through ``run`` (one pipeline over the given shards; returns None or how it failed) until each
-    is in ``committed()``, a bug stops it, or ``retries`` are spent. ``on_retry(failure, shards left, delay)`` is
-    told before each wait."""
+    is in ``committed()``, a bug stops it, ``retries`` are spent, or ``stopped()`` (a stop signal came: the shards
+    left stay pending, not failed). ``on_retry(failure, shards left, delay)`` is told before each wait."""
     outcome = Outcome()
     done = committed()
     remaining = [s for s in sorted(shards) if s not in done]
     fruitless = 0
     while remaining:
+        if stopped():
+            return outcome
         failure = run(remaining)
         outcome.runs += 1
         done = committed()
@@ -76,6 +79,8 @@ def execute(
         outcome.failures.append(failure)
         fruitless = fruitless + 1 if len(left) == len(remaining) else 0
         remaining = left
+        if stopped():
+            return outcome
         if not failure.infrastructure:
             outcome.bug = failure
             break

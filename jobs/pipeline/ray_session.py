@@ -9,12 +9,14 @@ import ray
 from ray.data import DataContext
 
 from jobs.pipeline.ray_address import owns_local_ray
+from jobs.stopping import through_ray_init
 from workers.quiet import silenced_output
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join ``address``, else the cluster ``RAY_ADDRESS`` names, else start a local Ray for this process (with
-    ``num_cpus`` logical CPUs, default: the machine's)."""
+    ``num_cpus`` logical CPUs, default: the machine's). The run's stop handlers are put back once Ray has taken
+    SIGTERM over (``jobs.stopping.through_ray_init``)."""
     if ray.is_initialized():
         return
     # Ray core logs a C++ error line about ray-project/ray#53727 for every actor pool with large constructor
@@ -23,7 +25,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     kwargs: dict = {"logging_level": logging.ERROR, "log_to_driver": False}
-    with silenced_output():
+    with through_ray_init(), silenced_output():
         if owns_local_ray(address):
             ray.init(include_dashboard=False, num_cpus=num_cpus, **kwargs)
         else:

@@ -28,12 +28,12 @@ from __future__ import annotations
 import math
 import secrets
 import threading
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
 from common.storage import Location
 from jobs.records.clock import SYSTEM_CLOCK, Clock
+from jobs.records.fence import Fence
 from jobs.records.lease_errors import LeaseHeld, LeaseLost, StoreNotConditional
 from jobs.records.lease_holder import HOST, HolderProcesses, holder_gone, mark_local_ray, this_process
 from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen, stamp
@@ -51,41 +51,6 @@ LOCK_HOLDER_WAIT_S = 1.0
 """How long a run refused the local lock waits for the holder's record, to name it: the holder writes it right
 after taking the lock."""
 LOCK_HOLDER_POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class Fence:
-    """Picklable token shipped to Ray tasks: (out Location, run_id, epoch, nonce).
-
-    A task checks it right before it publishes, so that once its run has lost the output no further marker of that
-    run lands in it."""
-
-    out: Location
-    run_id: str
-    epoch: int
-    nonce: str
-    margin_s: float = 0.0
-    """The holder's margin (``RunLease``): a lease this close to its expiry no longer counts as held."""
-    store: LeaseStore | None = field(default=None, compare=False, repr=False)
-    """The holder's store; None after pickling (it may hold a lock or a client): rebuilt from ``out``."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "store": None}
-
-    def check(self) -> None:
-        """Raise ``LeaseLost`` unless the lease, read now from the store, is this run's at this epoch and not about
-        to expire: past its expiry another run may take it over at any moment."""
-        uri = self.out.uri
-        seen = (self.store or store_for(self.out)).read()
-        if seen is None:
-            raise LeaseLost(f"the lease on {uri} of run {self.run_id} is gone")
-        held = seen.record
-        if (held.run_id, held.epoch, held.nonce) != (self.run_id, self.epoch, self.nonce):
-            raise LeaseLost(f"the lease on {uri} was taken over by run {held.run_id} (epoch {held.epoch})")
-        if held.released:
-            raise LeaseLost(f"the lease on {uri} of run {self.run_id} was released")
-        if seen.remaining_s < self.margin_s:
-            raise LeaseLost(f"the lease on {uri} of run {self.run_id} is expiring unrenewed")
 
 
 class RunLease:

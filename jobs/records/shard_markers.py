@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 from common.epochs import EpochRecords
 from common.storage import Location, read_files
-from jobs.records.lease import Fence, LeaseLost
+from jobs.records.fence import Fence
+from jobs.records.lease import LeaseLost
 from schemas import layout
 from schemas.layout import ShardFile
 from schemas.manifest import EpochRecord, ShardCommit

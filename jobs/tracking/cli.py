@@ -2,7 +2,7 @@
 
 Like ``detect`` and ``export``, a usage error (a wrong flag, not a job output, an unknown run, no video in it) is
 one line and exit 2; 1 means some video could not be tracked (the others are committed, a rerun does the rest);
-4 that another run holds the output.
+4 that another run holds the output; 129, 130 and 143 that SIGHUP, SIGINT or SIGTERM stopped it in order.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def track_parser(prog: str = f"{PROG} track") -> OneLineParser:
     for field, what in (
         ("stall_timeout", "give up on the videos still running when none finished for S seconds"),
         ("lease_ttl", "the output's lease lasts S seconds unrenewed (as detect's)"),
+        ("stop_grace", "on SIGTERM, SIGINT or SIGHUP, wait up to S seconds for the videos being tracked"),
     ):
         default = TrackConfig.model_fields[field].default
         flag = "--" + field.replace("_", "-")
@@ -70,6 +71,7 @@ def run_tracking_command(config: TrackConfig, prog: str, no_video_ok: bool = Fal
     """Run ``config`` and print its summary; the exit code a scheduler acts on. ``no_video_ok``: an output with
     no video is a note and exit 0, not a usage error (``detect --track`` over photos)."""
     from jobs.records.lease import LeaseHeld, LeaseLost
+    from jobs.stopping import Stopped
     from jobs.tracking.runner import run_tracking
 
     try:
@@ -84,6 +86,9 @@ def run_tracking_command(config: TrackConfig, prog: str, no_video_ok: bool = Fal
     except (LeaseHeld, LeaseLost) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BUSY
+    except Stopped as stop:
+        print(stop.line(prog), file=sys.stderr)
+        return stop.exit_code
     from common.storage import location
 
     print("\n".join(result.lines(location(config.output, config.storage_options))))

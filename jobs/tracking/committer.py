@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from common.parquet import parquet_bytes
 from common.storage import Location
-from jobs.records.lease import Fence
+from jobs.records.fence import Fence
 from jobs.tracking.plan import KEY_HALF, VideoWork
 from jobs.tracking.video_rows import VideoStats
 from schemas import layout

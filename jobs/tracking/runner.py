@@ -4,8 +4,11 @@ video), and tell what was done with an exit code.
 A video is tracked whole in one task: the tracker runs at thousands of frames per second per core, far faster
 than the detector that made its rows (docs/performance.md), so cutting a video into ranges and stitching their
 tracks would buy nothing and cost tracks broken at range boundaries. The run holds the output's lease, like
-``detect``: no two runs write one output. A task whose process dies (a node lost) is retried by Ray a few times;
-an error in a video's own data fails that video, recorded and told, and the others go on.
+``detect``: no two runs write one output, and the videos are planned under it, so no other run changes the files
+they are planned from. A task whose process dies (a node lost) is retried by Ray a few times; an error in a video's
+own data fails that video, recorded and told, and the others go on. SIGTERM, SIGINT and SIGHUP stop a run in order
+(``jobs.stopping``): no new task, the videos being tracked given ``--stop-grace``, the rest cancelled and waited
+for before the cleanup, and the signal's exit code.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from common.committed_files import require_output
 from common.errors import EXIT_FAILED, EXIT_OK
 from common.progress import Progress
 from common.storage import Location, location
 from jobs.pipeline.ray_address import owns_local_ray
-from jobs.records.lease import Fence, LeaseLost, RunLease
+from jobs.records.fence import Fence
+from jobs.records.lease import LeaseLost, RunLease
 from jobs.records.lease_holder import took_over
 from jobs.records.run_store import RunStore
+from jobs.stopping import Stopped, StopSignals, end_tasks, exit_code
 from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork, plan_videos
 from schemas.manifest import TrackCommit
@@ -45,17 +51,22 @@ class TrackResult:
     """Video URI -> why its tracking failed."""
     removed: int = 0
     wall_s: float = 0.0
+    stopped_by: str | None = None
+    """The signal that stopped the run before every video was tracked (``SIGTERM``), or None."""
 
     @property
     def exit_code(self) -> int:
+        if self.stopped_by is not None:
+            return exit_code(self.stopped_by)
         return EXIT_FAILED if self.failed else EXIT_OK
 
     def lines(self, out: Location) -> list[str]:
         tracks = sum(c.tracks for c in self.commits)
         boxes = sum(c.boxes for c in self.commits)
         frames = sum(c.frames for c in self.commits)
+        ended = f"stopped by {self.stopped_by}" if self.stopped_by else "failed" if self.failed else "done"
         lines = [
-            f"track {'failed' if self.failed else 'done'}: {len(self.commits)} of {self.videos} videos tracked now "
+            f"track {ended}: {len(self.commits)} of {self.videos} videos tracked now "
             f"({self.skipped} already tracked), {tracks} tracks of {boxes} boxes over {frames} frames; "
             f"{len(self.failed)} failed",
             f"  tracks in {out.uri}/tracks, one row per track in {out.uri}/track_summaries",
@@ -63,6 +74,8 @@ class TrackResult:
         ]
         if self.removed:
             lines.append(f"  removed {self.removed} files of older or unfinished tracks")
+        if self.stopped_by:
+            lines.append("  the same command tracks the rest")
         lines += [f"  failed: {uri}: {why}" for uri, why in sorted(self.failed.items())[:10]]
         lines.append(f"  wall time {self.wall_s:.1f}s")
         return lines
@@ -70,14 +83,22 @@ class TrackResult:
 
 def run_tracking(config: TrackConfig, stream: TextIO | None = None) -> TrackResult:
     """Track the videos of ``config.output``. Raises ``UsageError`` (nothing to track, not a job output, unknown
-    run) before any write, ``LeaseHeld``/``LeaseLost`` when another run holds or takes the output."""
-    stream = stream or sys.stdout
+    run) before any write, ``LeaseHeld``/``LeaseLost`` when another run holds or takes the output, ``Stopped`` when
+    a stop signal came before the videos were planned."""
+    with StopSignals("track", config.stop_grace) as stop:
+        return _run_tracking(config, stream or sys.stdout, stop)
+
+
+def _run_tracking(config: TrackConfig, stream: TextIO, stop: StopSignals) -> TrackResult:
     started = time.monotonic()
     out = location(config.output, config.storage_options)
-    works = plan_videos(out, config.run_id, config.settings)
+    with stop.raising():
+        require_output(out)  # before the lease, which writes into OUT
     with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
         if lease.taken_from is not None:
             print(took_over(lease.taken_from), file=stream, flush=True)
+        with stop.raising():
+            works = plan_videos(out, config.run_id, config.settings)
         committer = TrackCommitter(out, lease.fence)
         done = committer.committed_keys()
         removed = committer.clean({w.video_id: w.key for w in works})
@@ -89,24 +110,36 @@ def run_tracking(config: TrackConfig, stream: TextIO | None = None) -> TrackResu
             file=stream,
             flush=True,
         )
-        if pending:
-            _track(config, out, pending, lease, result, stream)
+        try:
+            if pending:
+                _track(config, out, pending, lease, result, stream, stop)
+        except Stopped:
+            pass  # told by ``stop.stopped_by`` below
         lease.check()
         result.removed += committer.clean({w.video_id: w.key for w in works})
+    if stop.stopped_by is not None and len(result.commits) < len(pending):
+        result.stopped_by = stop.stopped_by
     result.wall_s = time.monotonic() - started
     return result
 
 
 def _track(
-    config: TrackConfig, out: Location, pending: list[VideoWork], lease: RunLease, result: TrackResult, stream: TextIO
+    config: TrackConfig,
+    out: Location,
+    pending: list[VideoWork],
+    lease: RunLease,
+    result: TrackResult,
+    stream: TextIO,
+    stop: StopSignals,
 ) -> None:
-    """Run one task per video, a bounded number at a time, until all finished or nothing finished for
-    ``stall_timeout`` seconds."""
+    """Run one task per video, a bounded number at a time, until all finished, nothing finished for
+    ``stall_timeout`` seconds, or a stop signal came (the tasks running then get the grace)."""
     import ray
 
     from jobs.pipeline.ray_session import cluster_cpus, start_ray
 
-    start_ray(config.ray_address)
+    with stop.raising():
+        start_ray(config.ray_address)
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_track_task)
     progress = Progress(sum(w.frames for w in pending), stream=stream)
     queue = list(reversed(pending))
@@ -118,20 +151,34 @@ def _track(
             while queue and len(running) < limit:
                 work = queue.pop()
                 running[task.remote(out, work, config.settings, fence)] = work
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=config.stall_timeout)
+            with stop.raising():
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=config.stall_timeout)
             if lease.lost is not None:
                 raise LeaseLost(lease.lost)
             if not ready:
-                for ref, work in running.items():
-                    ray.cancel(ref, force=True)
+                for work in _end(running, 0.0, result, progress):
                     result.failed[work.source_uri] = f"stalled: no video finished in {config.stall_timeout:g} s"
                 break
             for ref in ready:
-                work = running.pop(ref)
-                commit = _outcome(ref, work, result)
-                progress.advance(work.frames, commit.error_frames if commit else 0)
+                _record(ref, running.pop(ref), result, progress)
+    except Stopped:
+        _end(running, stop.grace_s, result, progress)  # the videos cancelled are tracked by the next run
     finally:
         progress.close()
+
+
+def _end(running: dict[Any, VideoWork], grace_s: float, result: TrackResult, progress: Progress) -> list[VideoWork]:
+    """Let the tasks of ``running`` end within ``grace_s``, their outcomes recorded; cancel the others and wait for
+    them to end, so that nothing writes once the run cleans up. Returns the videos cancelled."""
+    ended, cancelled = end_tasks(list(running), grace_s)
+    for ref in ended:
+        _record(ref, running.pop(ref), result, progress)
+    return [running.pop(ref) for ref in cancelled]
+
+
+def _record(ref: Any, work: VideoWork, result: TrackResult, progress: Progress) -> None:
+    commit = _outcome(ref, work, result)
+    progress.advance(work.frames, commit.error_frames if commit else 0)
 
 
 def _outcome(ref: Any, work: VideoWork, result: TrackResult) -> TrackCommit | None:

@@ -5,7 +5,7 @@ Free of Ray, so it runs the same in a task, in a test, or in a loop."""
 from __future__ import annotations
 
 from common.storage import Location
-from jobs.records.lease import Fence
+from jobs.records.fence import Fence
 from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork
 from jobs.tracking.video_rows import VideoRows

@@ -1,9 +1,11 @@
 """The job as users run it on a cluster: ``ray job submit --working-dir . -- python -m jobs.detect …`` against
 the job server of a real Ray head started by ``ray start --head`` on loopback, with token authentication (the
-session's two-node cluster, ``tests/jobs/conftest.py``)."""
+session's two-node cluster, ``tests/jobs/conftest.py``); stopped by ``ray job stop`` mid-run, then submitted again
+to complete output."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,32 +13,55 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from schemas import layout
 from tests.conftest import REPO
+from tests.support.job_runs import commit_markers, lease_released, photo_keys, wait_until
+from tests.support.photos import numbered_photos
 from tests.support.two_node import TwoNodeCluster
 
 BIN = Path(sys.executable).parent
+PHOTOS = 12
+SHARD_SIZE = 2
+STOP_WAIT_S = 60
+"""``RAY_JOB_STOP_WAIT_TIME_S`` for the job: how long ``ray job stop`` waits after SIGTERM before its SIGKILL (3 s by
+default, less than the job's stop needs), set through the job's runtime environment, which its supervisor runs in."""
 
 
-@pytest.mark.timeout(240)  # run alone, it starts the two-node cluster before its job (35 s)
-def test_ray_job_submit_runs_the_job_to_complete_output(two_node: TwoNodeCluster, tmp_path, coco_images, probe_weights):
-    images = tmp_path / "images"
-    images.mkdir()
-    for image in coco_images[:5]:
-        (images / image.name).write_bytes(image.read_bytes())
+def _ray_job(two_node: TwoNodeCluster, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    command = [str(BIN / "ray"), "job", *args[:1], "--address", two_node.dashboard, *args[1:]]
+    return subprocess.run(command, cwd=REPO, env=two_node.env, capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.mark.timeout(300)  # run alone, it starts the two-node cluster before its jobs (35 s)
+def test_ray_job_stop_stops_the_job_in_order_and_a_second_submit_completes_it(
+    two_node: TwoNodeCluster, tmp_path, coco_images, probe_weights
+):
+    photos = numbered_photos(tmp_path / "photos", coco_images, PHOTOS)
     out = tmp_path / "out"
-    submit = subprocess.run(
-        [
-            str(BIN / "ray"), "job", "submit", "--address", two_node.dashboard, "--working-dir", ".", "--",
-            "python", "-m", "jobs.detect", str(images), "--output", str(out), "--weights", str(probe_weights),
-            "--shard-size", "2",
-        ],
-        cwd=REPO, env=two_node.env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    log = submit.stdout + submit.stderr
-    assert submit.returncode == 0, log[-3000:]
+    env = json.dumps({"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}})
+    entrypoint = [
+        "--working-dir", ".", "--runtime-env-json", env, "--", "python", "-m", "jobs.detect", str(photos),
+        "--output", str(out), "--weights", str(probe_weights), "--shard-size", str(SHARD_SIZE), "--batch-size", "4",
+    ]  # fmt: skip
+    submitted = _ray_job(two_node, "submit", "--submission-id", "stopped", "--no-wait", *entrypoint)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert wait_until(lambda: commit_markers(out), timeout_s=300), _ray_job(two_node, "logs", "stopped").stdout[-3000:]
+
+    stop = _ray_job(two_node, "stop", "stopped", timeout_s=STOP_WAIT_S + 60)
+    logs = _ray_job(two_node, "logs", "stopped").stdout
+    assert stop.returncode == 0 and "stopped" in stop.stdout.lower(), stop.stdout + stop.stderr + logs[-3000:]
+    assert "SIGTERM received" not in logs and "Traceback" not in logs, logs[-3000:]
+    manifest = json.loads(next(p for p in (out / "_runs").glob("*.json") if layout.parse_manifest(p.name)).read_text())
+    committed = len(commit_markers(out))
+    assert committed < PHOTOS // SHARD_SIZE, "the stop must land mid-run"
+    assert (manifest["status"], manifest["attempts"][-1]["stopped_by"]) == ("interrupted", "SIGTERM"), logs[-3000:]
+    assert lease_released((out / layout.lease()).read_bytes())
+
+    again = _ray_job(two_node, "submit", *entrypoint)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-3000:]
     assert "succeeded" in log
-    assert "5 ok, 0 error" in log
-    frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table()
-    assert frames.num_rows == 5
-    assert set(frames.column("status").to_pylist()) == {"ok"}
-    assert len(list((out / "_runs").glob("*/shards/*.json"))) == 3
+    assert f"{PHOTOS - SHARD_SIZE * committed} items to process" in log
+    frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table(["source_uri", "frame_index"])
+    assert sorted(zip(*frames.to_pydict().values())) == photo_keys(photos)
+    assert len(commit_markers(out)) == PHOTOS // SHARD_SIZE

@@ -38,6 +38,16 @@ def kill_group_when(process: subprocess.Popen, condition: Callable[[], bool], ti
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def wait_until(condition: Callable[[], object], timeout_s: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout_s`` passed; whether it held (the caller says what it missed)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def expire_lease(out: Path) -> LeaseRecord:
     """Backdate the lease a killed run left on ``out`` to have expired a minute ago; its record as it was. A local
     lease expires by its ``expires_at`` on the reader's clock, so the next run takes it over as it would once the
@@ -47,6 +57,12 @@ def expire_lease(out: Path) -> LeaseRecord:
     stamp = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime(TIME_FORMAT)
     write_atomic(lease, record.model_copy(update={"renewed_at": stamp, "expires_at": stamp}).dump())
     return record
+
+
+def lease_released(raw: bytes) -> bool:
+    """Whether the lease record ``raw`` was released: a run that ends in order writes it back released rather than
+    deleting it, so that epochs only grow."""
+    return LeaseRecord.model_validate_json(raw).released
 
 
 def assert_holder_named(refused: str) -> None:

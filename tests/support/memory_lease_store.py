@@ -8,7 +8,7 @@ import threading
 
 from common.storage import Location
 from jobs.records.clock import Clock
-from jobs.records.lease import Fence
+from jobs.records.fence import Fence
 from jobs.records.lease_record import Conflict, LeaseRecord, Seen
 from tests.support.fake_clock import FakeClock
 

@@ -21,7 +21,8 @@ from common.epochs import EpochRecords
 from common.storage import Location, location
 from jobs.commit.committer import ShardCommitter
 from jobs.planning.plan import Plan
-from jobs.records.lease import Fence, RunLease
+from jobs.records.fence import Fence
+from jobs.records.lease import RunLease
 from jobs.records.lease_stores import LocalLeaseStore
 from jobs.records.run_store import RunStore
 from jobs.records.shard_markers import ShardMarkers, record_epoch

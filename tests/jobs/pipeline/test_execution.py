@@ -77,3 +77,19 @@ def test_committed_shards_are_not_run_again():
     runs.done.add("00001")
     runs.execute(SHARDS)
     assert runs.calls == [[s for s in SHARDS if s != "00001"]]
+
+
+def test_a_stopped_run_is_not_retried_and_its_shards_stay_pending_not_failed():
+    """A stop signal that came during the pipeline run and reached it as another failure (the watchdog fired during
+    the grace)."""
+    runs = FakeRuns([NODE_LOST], per_run=2)
+    stopped = lambda: bool(runs.calls)  # noqa: E731
+    outcome = execute(SHARDS, runs.run, lambda: set(runs.done), sleep=runs.waits.append, stopped=stopped)
+    assert len(runs.calls) == 1 and runs.waits == []
+    assert (outcome.runs, outcome.failed, outcome.bug) == (1, {}, None)
+
+
+def test_a_stop_before_the_first_run_runs_nothing():
+    runs = FakeRuns([])
+    outcome = execute(SHARDS, runs.run, lambda: set(runs.done), stopped=lambda: True)
+    assert runs.calls == [] and outcome.failed == {}

@@ -17,7 +17,8 @@ import pytest
 
 from common.errors import UsageError
 from common.storage import Location, location
-from jobs.records.lease import LOCK_HOLDER_WAIT_S, Fence, LeaseHeld, LeaseLost, RunLease
+from jobs.records.fence import Fence
+from jobs.records.lease import LOCK_HOLDER_WAIT_S, LeaseHeld, LeaseLost, RunLease
 from jobs.records.lease_errors import StoreNotConditional
 from jobs.records.lease_holder import HOLDER_ENV, WORKERS_EXIT_WAIT_S, WORKERS_POLL_S, took_over
 from jobs.records.lease_record import Conflict, LeaseRecord

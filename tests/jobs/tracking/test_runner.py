@@ -8,6 +8,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,15 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
+from common.errors import EXIT_SIGTERM
 from common.storage import location
 from jobs.records.lease import LeaseHeld, RunLease
 from jobs.tracking.plan import plan_videos
 from jobs.tracking.track_video import track_video
+from schemas import layout
+from schemas.choices import DEFAULT_STOP_GRACE_S
 from schemas.track_config import TrackerSettings
-from tests.support.job_runs import expire_lease, kill_group_when
+from tests.support.job_runs import expire_lease, kill_group_when, lease_released, wait_until
 from tests.support.outputs import Frame, commit_run, run_id
 
 REPO = Path(__file__).resolve().parents[3]
@@ -79,7 +83,10 @@ def _markers(out: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_killed_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster):
+@pytest.mark.timeout(240)  # three track runs and a reference: over the default on a busy machine
+def test_killed_then_stopped_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster):
+    """Killed with SIGKILL, its lease keeps the output until it expires; the run after that, stopped by SIGTERM,
+    lets its videos in flight finish, releases the lease and exits 143; the next resumes at once and completes."""
     reference = tmp_path / "reference"
     shutil.copytree(detected, reference)
     settings = TrackerSettings()
@@ -98,11 +105,22 @@ def test_killed_track_resumes_and_every_video_lands_once(detected, tmp_path, ray
     assert held.value.holder is not None and held.value.holder.run_id != "20260103T090000Z-probe"
     expire_lease(out)
 
+    stopped = _track(out, env=env)
+    assert wait_until(lambda: len(_markers(out)) > done_at_kill or stopped.poll() is not None, timeout_s=240)
+    stopped.send_signal(signal.SIGTERM)
+    stdout, stderr = stopped.communicate(timeout=DEFAULT_STOP_GRACE_S + 60)
+    assert stopped.returncode == EXIT_SIGTERM, stdout + stderr
+    assert "track: SIGTERM: stopping" in stderr and "Traceback" not in stderr and "SIGTERM received" not in stderr
+    assert "track stopped by SIGTERM" in stdout
+    done_at_stop = len(_markers(out))
+    assert done_at_kill < done_at_stop < VIDEOS, "the stop must land mid-run"
+    assert lease_released((out / layout.lease()).read_bytes()), "the stopped run released the lease"
+
     rerun = _track(out, env=env)
     stdout, stderr = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, stdout + stderr
     skipped = int(re.search(r"\((\d+) already tracked\)", stdout)[1])  # type: ignore[index]
-    assert done_at_kill <= skipped < VIDEOS  # committed videos are not redone (a task may finish after the kill)
+    assert skipped == done_at_stop  # committed videos are not redone; nothing ran on after the stop
     assert len(_markers(out)) == VIDEOS
     assert _tracks(out) == _tracks(reference)  # each row once, as an uninterrupted run wrote it
     parts = sorted(p.name for p in (out / "tracks").rglob("*.parquet"))
