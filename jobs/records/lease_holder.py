@@ -29,9 +29,11 @@ START_TOLERANCE_S = 1.0
 reader adds the boot's time as it reads it. A pid taken again within a second of its first start is no concern: a
 holder lives at least as long as it takes to start and write its lease."""
 
+WORKERS_GRACE_S = 2.0
+"""How long a run lets the Ray workers of a holder whose process is gone end on their own (a second or two after
+their driver on an idle host) before it ends them itself, as ``ray stop`` would: on a busy host they linger longer."""
 WORKERS_EXIT_WAIT_S = 15.0
-"""How long a run waits for the Ray workers of a holder whose process is gone to end, before it leaves the output to
-the holder's lease after all: they end a second or two after their driver."""
+"""How long a run waits in all for those workers to be gone, before it leaves the output to the holder's lease."""
 WORKERS_POLL_S = 0.2
 HOLDER_ENV = "YOLONAS_BATCH_LEASE_HOLDER"
 """The variable that marks the processes a holder's local Ray runs: its lease's nonce."""
@@ -47,6 +49,10 @@ class HolderProcesses(Protocol):
     def workers(self, nonce: str) -> list[int]:
         """The live processes of the local Ray a holder of ``nonce`` started that may run its tasks
         (``ray_workers``)."""
+        ...
+
+    def end(self, nonce: str) -> None:
+        """Kill those processes (``end_ray_workers``)."""
         ...
 
 
@@ -105,9 +111,22 @@ def ray_workers(nonce: str) -> list[int]:
     return found
 
 
+def end_ray_workers(nonce: str) -> None:
+    """Kill the processes ``ray_workers`` finds for ``nonce``: what is left of a gone holder's own local Ray, found
+    afresh by its mark (never by a pid that may have been taken since)."""
+    for pid in ray_workers(nonce):
+        try:
+            process = psutil.Process(pid)
+            if process.environ().get(HOLDER_ENV) == nonce:
+                process.kill()
+        except psutil.Error:  # ended meanwhile, or not this user's to end: waited for like the rest
+            continue
+
+
 class _Host:
     alive = staticmethod(process_alive)
     workers = staticmethod(ray_workers)
+    end = staticmethod(end_ray_workers)
 
 
 HOST: HolderProcesses = _Host()
@@ -116,15 +135,20 @@ HOST: HolderProcesses = _Host()
 
 def holder_gone(holder: LeaseRecord, processes: HolderProcesses, clock: Clock) -> bool:
     """Whether ``holder`` can write no more though its lease lasts: it ran its own Ray, on this host and in this pid
-    namespace, its process is gone, and so are its Ray's workers, or they end within ``WORKERS_EXIT_WAIT_S``."""
+    namespace, its process is gone, and so are its Ray's workers: they end on their own within ``WORKERS_GRACE_S``,
+    or are ended then, and are gone within ``WORKERS_EXIT_WAIT_S``."""
     if not holder.local_ray or (holder.host, holder.pid_scope) != (socket.gethostname(), pid_scope()):
         return False
     if processes.alive(holder.pid, holder.pid_started):
         return False
-    deadline = clock.monotonic() + WORKERS_EXIT_WAIT_S
+    started, ended = clock.monotonic(), False
     while processes.workers(holder.nonce):
-        if clock.monotonic() >= deadline:
+        waited = clock.monotonic() - started
+        if waited >= WORKERS_EXIT_WAIT_S:
             return False
+        if waited >= WORKERS_GRACE_S and not ended:
+            processes.end(holder.nonce)
+            ended = True
         clock.sleep(WORKERS_POLL_S)
     return True
 

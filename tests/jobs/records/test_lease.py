@@ -20,7 +20,7 @@ from common.storage import Location, location
 from jobs.records.fence import Fence
 from jobs.records.lease import LOCK_HOLDER_WAIT_S, LeaseHeld, LeaseLost, RunLease
 from jobs.records.lease_errors import StoreNotConditional
-from jobs.records.lease_holder import HOLDER_ENV, WORKERS_EXIT_WAIT_S, WORKERS_POLL_S, took_over
+from jobs.records.lease_holder import HOLDER_ENV, WORKERS_EXIT_WAIT_S, WORKERS_GRACE_S, WORKERS_POLL_S, took_over
 from jobs.records.lease_record import Conflict, LeaseRecord
 from tests.support.fake_clock import FakeClock
 from tests.support.memory_lease_store import MemoryLeaseStore, UnconditionalLeaseStore
@@ -367,6 +367,9 @@ class _Processes:
         self.asked.append(nonce)
         return self._workers.pop(0) if len(self._workers) > 1 else self._workers[0]
 
+    def end(self, nonce: str) -> None:
+        self.asked.append(("end", nonce))
+
 
 def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(
     lease_on, clock: FakeClock, store: MemoryLeaseStore
@@ -389,15 +392,32 @@ def test_a_killed_run_that_ran_its_own_ray_on_this_host_is_taken_over_at_once(
 
 
 def test_a_killed_runs_ray_workers_are_waited_for_a_moment(lease_on, clock: FakeClock, store: MemoryLeaseStore):
-    lease_on(RUN_A, local_ray=True).acquire()
+    killed = lease_on(RUN_A, local_ray=True).acquire()
     started = clock.monotonic()
     lingering = _Processes(False, [4242, 4243], [4242], [])  # ending a moment after their driver
     successor = lease_on(RUN_B, local_ray=True, processes=lingering).acquire()
     assert successor.taken_from is not None and clock.monotonic() - started == pytest.approx(2 * WORKERS_POLL_S)
 
-    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):  # workers that outlast the wait
-        lease_on(RUN_A, processes=_Processes(False, [4242])).acquire()
+    assert ("end", killed.nonce) not in lingering.asked, "workers that end on their own within the grace are let be"
+
+    started = clock.monotonic()
+    unkillable = _Processes(False, [4242])
+    with pytest.raises(LeaseHeld, match=f"in use by run {RUN_B} "):  # workers that outlast being ended
+        lease_on(RUN_A, processes=unkillable).acquire()
     assert clock.monotonic() - started >= WORKERS_EXIT_WAIT_S
+    assert unkillable.asked.count(("end", successor.nonce)) == 1, "ended once, after the grace"
+
+
+def test_a_killed_runs_ray_workers_that_linger_are_ended_after_the_grace(
+    lease_on, clock: FakeClock, store: MemoryLeaseStore
+):
+    killed = lease_on(RUN_A, local_ray=True).acquire()
+    started = clock.monotonic()
+    polls = int(WORKERS_GRACE_S / WORKERS_POLL_S) + 3
+    lingering = _Processes(False, *[[4242]] * polls, [])  # gone only once ended
+    successor = lease_on(RUN_B, processes=lingering).acquire()
+    assert successor.taken_from is not None and lingering.asked.count(("end", killed.nonce)) == 1
+    assert WORKERS_GRACE_S <= clock.monotonic() - started < WORKERS_EXIT_WAIT_S
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from jobs.records.lease_holder import (
     HOLDER_ENV,
     START_TOLERANCE_S,
     WORKERS_EXIT_WAIT_S,
+    end_ray_workers,
     pid_scope,
     process_alive,
     ray_workers,
@@ -72,10 +73,10 @@ time.sleep(300)
 """
 
 
-def test_a_killed_holders_ray_is_found_by_its_mark_until_it_has_ended():
+def test_a_killed_holders_ray_is_found_by_its_mark_and_ended():
     """A real local Ray, started by a process marked as a holder's: its raylet and the worker that runs an actor
-    are found under that holder's nonce only; killed with its driver's process group, they are all gone well
-    within the time a taking run waits for them."""
+    are found under that holder's nonce only; once its driver's process group is killed, what is left of them is
+    ended by their mark and gone well within the time a taking run waits for them."""
     nonce = "0123456789abcdef"
     driver = subprocess.Popen(
         [sys.executable, "-c", _MARKED_RAY, HOLDER_ENV, nonce],
@@ -91,10 +92,13 @@ def test_a_killed_holders_ray_is_found_by_its_mark_until_it_has_ended():
         found = ray_workers(nonce)
         assert actor in found and any(psutil.Process(pid).name() == "raylet" for pid in found), found
         assert ray_workers("fedcba9876543210") == []
+        end_ray_workers("fedcba9876543210")  # another holder's mark: ends none of these
+        assert sorted(ray_workers(nonce)) == sorted(found)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     killed = time.monotonic()
+    end_ray_workers(nonce)
     while ray_workers(nonce) and time.monotonic() - killed < 2 * WORKERS_EXIT_WAIT_S:
         time.sleep(0.1)
     assert ray_workers(nonce) == [] and time.monotonic() - killed < WORKERS_EXIT_WAIT_S
