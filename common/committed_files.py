@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from common.epochs import EpochRecords
 from common.errors import UsageError
-from common.storage import Location, retrying, uri_of
+from common.retries import retrying
+from common.storage import Location, uri_of
 from schemas import layout
 from workers.errors import one_line
 

@@ -27,7 +27,8 @@ import posixpath
 import threading
 from collections.abc import Iterable
 
-from common.storage import Location, read_files, retrying
+from common.retries import retrying
+from common.storage import Location, read_files
 from schemas import layout
 from schemas.layout import ShardFile
 from schemas.manifest import EpochRecord

@@ -5,28 +5,26 @@ rows name inputs by full URI (``file://`` + absolute path, or ``s3://bucket/key`
 
 Object stores fail transiently (throttling, resets, timeouts), so S3 requests are retried per request by
 botocore (``S3_CONFIG``, on by default for ``s3://``) and by s3fs, and each whole read, listing step or PUT
-again by ``retrying()``, which also covers what those give up on. A missing object is never retried. Nothing here puts
-storage options (which may hold credentials) into a message or a repr.
+again by ``retrying()``, which also covers what those give up on. A write given a ``Deadline`` (what the output's
+lease guards: commit markers, part files, epoch records, run manifests) is instead retried by one layer only,
+``retrying_until``, through a sibling of its filesystem whose requests are tried once, each try cut at the
+deadline's ``try_s`` (``single_try``): stacked retries could make it land minutes late. A missing object is
+never retried. Nothing here puts storage options (which may hold credentials) into a message or a repr.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import random
-import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, TypeVar
+from typing import Any, BinaryIO
 
-import aiohttp
-import botocore.exceptions
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from huggingface_hub.errors import OfflineModeIsEnabled
+from s3fs import S3FileSystem
 
+from common.retries import Deadline, retrying, retrying_until
 from workers.files import write_atomic
-
-T = TypeVar("T")
 
 INPUT_BLOCK_SIZE = 8 * 2**20
 """Bytes per ranged read of a streamed input. One open input holds about this much (fsspec's read-ahead cache
@@ -37,47 +35,6 @@ S3_CONFIG: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 8}}
 """botocore ``Config`` defaults for S3: per-request retries (``max_attempts`` counts retries, after the first
 try) of throttling, 5xx and connection errors, with exponential backoff and jitter. A user's ``config_kwargs``
 keys replace these one by one."""
-
-READ_ATTEMPTS = 4
-RETRY_BASE_DELAY_S = 0.2
-
-_PERMANENT_ERRORS = (
-    FileNotFoundError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-    FileExistsError,
-    OfflineModeIsEnabled,  # a ConnectionError, but HF_HUB_OFFLINE says no request will be made, however often asked
-)
-_TRANSIENT_ERRORS = (
-    OSError,  # includes ConnectionError and TimeoutError (so asyncio's and fsspec's timeouts)
-    botocore.exceptions.HTTPClientError,  # connection closed, read timeout, broken response stream
-    botocore.exceptions.ConnectionError,  # endpoint unreachable, connect timeout
-    botocore.exceptions.IncompleteReadError,
-    aiohttp.ClientError,  # payload errors aiobotocore lets through
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether trying the same operation again may succeed: I/O and connection errors, not a missing object,
-    a denied request or a path of the wrong type."""
-    return isinstance(error, _TRANSIENT_ERRORS) and not isinstance(error, _PERMANENT_ERRORS)
-
-
-def retrying(fn: Callable[[], T], attempts: int = READ_ATTEMPTS, base_delay: float = RETRY_BASE_DELAY_S) -> T:
-    """``fn()``, called again after a transient error, at most ``attempts`` times in all.
-
-    Waits are exponential with full jitter (uniform in ``[0, base_delay * 2**n]``) so that many workers hit by
-    the same outage do not retry in step. Any other error, and the last transient one, propagates unchanged.
-    """
-    for attempt in range(attempts - 1):
-        try:
-            return fn()
-        except _TRANSIENT_ERRORS as error:
-            if not is_transient(error):
-                raise
-            time.sleep(random.uniform(0.0, base_delay * 2**attempt))
-    return fn()
 
 
 @dataclass(frozen=True)
@@ -120,20 +77,43 @@ class Location:
         """
         return retrying(lambda: self.fs.open(self.path, "rb", block_size=INPUT_BLOCK_SIZE, cache_type="readahead"))
 
-    def write_bytes_atomic(self, data: bytes, durable: bool = True) -> None:
+    def write_bytes_atomic(self, data: bytes, durable: bool = True, deadline: Deadline | None = None) -> None:
         """Publish ``data`` whole or not at all: rename on local disk, one PUT on an object store (an object
         appears only when its upload completes), retried as a whole since a PUT is idempotent. ``durable``
-        False skips flushing a local file to disk first (``workers.files.write_atomic``)."""
+        False skips flushing a local file to disk first (``workers.files.write_atomic``). With a ``deadline``,
+        an object store's write ends by it, landed or failed (``single_try``); a local one is the same either
+        way."""
         if self.is_local:
             write_atomic(self.path, data, durable)
-        else:
+        elif deadline is None:
             retrying(lambda: self.fs.pipe_file(self.path, data))
+        elif is_s3(self.fs):
+            writer = single_try(self.fs, deadline)
+            retrying_until(lambda: writer.pipe_file(self.path, data, timeout=deadline.try_s), deadline)
+        else:
+            retrying_until(lambda: self.fs.pipe_file(self.path, data), deadline)
 
 
 def read_files(fs: fsspec.AbstractFileSystem, paths: list[str]) -> dict[str, bytes]:
     """Many small files of ``fs`` at once, by path (s3fs fetches them concurrently); transient errors are retried, a
     missing file raises ``FileNotFoundError``."""
     return retrying(lambda: fs.cat(paths, on_error="raise")) if paths else {}
+
+
+class SingleTryS3FileSystem(S3FileSystem):
+    """s3fs whose requests are tried once (s3fs retries each ``retries`` times; only the class attribute sets it).
+    fsspec caches instances per class, so one of these never stands in for the job's retrying ones, and it
+    pickles by its class and options like any."""
+
+    retries = 1
+
+
+def single_try(fs: fsspec.AbstractFileSystem, deadline: Deadline) -> fsspec.AbstractFileSystem:
+    """The S3 filesystem ``fs`` (same endpoint, credentials, options) with no retries of its own and its requests'
+    timeouts ``deadline``'s (``Deadline.client_config``), for ``retrying_until`` to be the only retry layer."""
+    options = fs.storage_options
+    config = {**(options.get("config_kwargs") or {}), **deadline.client_config()}
+    return SingleTryS3FileSystem(**{**options, "config_kwargs": config})
 
 
 def location(uri: str, storage_options: dict[str, Any] | None = None) -> Location:

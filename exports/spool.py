@@ -17,7 +17,8 @@ import uuid
 import weakref
 from typing import TextIO
 
-from common.storage import Location, retrying
+from common.retries import retrying
+from common.storage import Location
 
 
 class Spool:

@@ -18,7 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TextIO
 
 from common.errors import UsageError
-from common.storage import Location, retrying
+from common.retries import retrying
+from common.storage import Location
 from exports.spool import Spool
 
 PUT_BATCH_FILES = 256

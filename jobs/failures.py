@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import ray.exceptions
 from ray.data.exceptions import ExecutionTimeoutError
 
-from common.storage import is_transient
+from common.retries import is_transient
 from workers.errors import one_line
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)): (.+)$")

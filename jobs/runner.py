@@ -164,7 +164,7 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO,
     with stop.raising():
         setup = prepare_model(config)
         listing = list_sources(config.sources, config.storage_options)
-        store = RunStore(out)
+        store = RunStore(out, lease.write_deadline_s)
         if config.overwrite is not None:
             removed = store.clear(config.overwrite, config.model_fingerprint(setup.weights.sha256))
             kept = "" if config.overwrite == "all" else "; other models' runs kept (--overwrite all removes them too)"

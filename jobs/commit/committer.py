@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from common.storage import Location, read_files
 from jobs.failures import Retryable
-from jobs.records.fence import Fence
+from jobs.records.fence import Fence, deadline_of
 from jobs.records.shard_markers import ShardMarkers
 from schemas import layout
 from schemas.manifest import ShardCommit
@@ -53,12 +53,13 @@ class ShardCommitter:
     def __init__(self, out: Location, run_id: str, class_names: tuple[str, ...], fence: Fence | None = None) -> None:
         """``fence``: the run's hold on the output's lease, checked before each marker is written, so a run that
         lost the output to another (``jobs.records.lease``) commits nothing more; its epoch is in every name this
-        writes. Without one (outputs the tests and benchmarks make without a run) names carry no epoch, as those
-        of outputs from before epochs."""
+        writes, and its deadline bounds each of its writes. Without one (outputs the tests and benchmarks make
+        without a run) names carry no epoch, as those of outputs from before epochs."""
         self.out = out
         self.run_id = run_id
         self.fence = fence
         self.epoch = fence.epoch if fence is not None else 0
+        self.deadline = deadline_of(fence)
         self.markers = ShardMarkers(out, run_id)
         self._class_names = pa.array(class_names, pa.string())
 
@@ -116,7 +117,7 @@ class ShardCommitter:
             for table_name, table in zip(layout.TABLES, (frames, detections)):
                 part = table.filter(pc.equal(table.column("partition"), partition)).drop_columns(["partition"])
                 relative = layout.part_file(table_name, partition, self.run_id, shard_id, self.epoch)
-                self.out.child(relative).write_bytes_atomic(parquet_bytes(part))
+                self.out.child(relative).write_bytes_atomic(parquet_bytes(part), deadline=self.deadline)
                 files.append(relative)
         status = frames.column("status")
         error_kinds = Counter(error_kind(e) for e in frames.column("error").to_pylist() if e is not None)
@@ -135,7 +136,8 @@ class ShardCommitter:
         )
         if self.fence is not None:
             self.fence.check()
-        self.markers.marker(shard_id, self.epoch).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
+        marker = self.markers.marker(shard_id, self.epoch)
+        marker.write_bytes_atomic(commit.model_dump_json(indent=1).encode(), deadline=self.deadline)
         return commit
 
     def _tables(self, results: pa.Table) -> tuple[pa.Table, pa.Table]:

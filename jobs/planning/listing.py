@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 from fsspec.asyn import sync
 
 from common.errors import UsageError
-from common.storage import Location, is_s3, location, retrying, uri_of
+from common.retries import retrying
+from common.storage import Location, is_s3, location, uri_of
 from schemas.media import media_kind
 from schemas.tables import LISTING_SCHEMA
 

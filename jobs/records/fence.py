@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.retries import Deadline
 from common.storage import Location
 from jobs.records.lease_errors import LeaseLost
-from jobs.records.lease_record import LeaseStore
+from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S, LeaseStore
 from jobs.records.lease_stores import store_for
 
 
@@ -26,6 +27,14 @@ class Fence:
     """The holder's margin (``RunLease``): a lease this close to its expiry no longer counts as held."""
     store: LeaseStore | None = field(default=None, compare=False, repr=False)
     """The holder's store; None after pickling (it may hold a lock or a client): rebuilt from ``out``."""
+    write_deadline_s: float = DEFAULT_WRITE_DEADLINE_S
+    """How long a write the lease guards may take (``write_deadline_s`` of the lease's ttl): the check's
+    requests, and the publishing that follows it (``deadline``)."""
+
+    @property
+    def deadline(self) -> Deadline:
+        """The deadline of each write published under this fence, timed from when the write starts."""
+        return Deadline(self.write_deadline_s)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "store": None}
@@ -34,7 +43,7 @@ class Fence:
         """Raise ``LeaseLost`` unless the lease, read now from the store, is this run's at this epoch and not about
         to expire: past its expiry another run may take it over at any moment."""
         uri = self.out.uri
-        seen = (self.store or store_for(self.out)).read()
+        seen = (self.store or store_for(self.out, deadline_s=self.write_deadline_s)).read()
         if seen is None:
             raise LeaseLost(f"the lease on {uri} of run {self.run_id} is gone")
         held = seen.record
@@ -44,3 +53,8 @@ class Fence:
             raise LeaseLost(f"the lease on {uri} of run {self.run_id} was released")
         if seen.remaining_s < self.margin_s:
             raise LeaseLost(f"the lease on {uri} of run {self.run_id} is expiring unrenewed")
+
+
+def deadline_of(fence: Fence | None) -> Deadline:
+    """The deadline of a write published under ``fence``; without one, the default lease's."""
+    return fence.deadline if fence is not None else Deadline(DEFAULT_WRITE_DEADLINE_S)

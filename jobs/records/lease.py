@@ -36,7 +36,7 @@ from jobs.records.clock import SYSTEM_CLOCK, Clock
 from jobs.records.fence import Fence
 from jobs.records.lease_errors import LeaseHeld, LeaseLost, StoreNotConditional
 from jobs.records.lease_holder import HOST, HolderProcesses, holder_gone, mark_local_ray, this_process
-from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen, stamp
+from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen, stamp, write_deadline_s
 from jobs.records.lease_stores import store_for
 
 DEFAULT_CLOCK_SKEW_S = 2.0
@@ -76,7 +76,9 @@ class RunLease:
         """How long before the lease's expiry this holder gives it up (``DEFAULT_CLOCK_SKEW_S``)."""
         self.nonce = secrets.token_hex(8)
         self._clock = clock
-        self._store = store or store_for(out, clock)
+        self.write_deadline_s = write_deadline_s(ttl_s)
+        """How long each write this lease guards may take, its own requests included (``write_deadline_s``)."""
+        self._store = store or store_for(out, clock, self.write_deadline_s)
         self.local_ray = local_ray
         """Whether this run's Ray is a local one its process starts after taking the lease (``holder_gone``)."""
         self._processes = processes
@@ -143,7 +145,9 @@ class RunLease:
     @property
     def fence(self) -> Fence:
         record = self._held()
-        return Fence(self.out, record.run_id, record.epoch, record.nonce, self.margin_s, self._store)
+        return Fence(
+            self.out, record.run_id, record.epoch, record.nonce, self.margin_s, self._store, self.write_deadline_s
+        )
 
     @property
     def lost(self) -> str | None:

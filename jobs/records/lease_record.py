@@ -9,7 +9,23 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.choices import DEFAULT_LEASE_TTL_S
+
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def write_deadline_s(ttl_s: float) -> float:
+    """How long a write under a lease of ``ttl_s`` may take, retries included (``common.retries.Deadline``): a
+    third of the ttl, the time between two renewals. While its renewals succeed, a holder's record has at least
+    two thirds of the ttl left whenever it is checked, so a write started after a check lands with a third
+    left (more than the holder's margin, ``RunLease.margin_s``) before any other run may take the output over.
+    And a renewal that gives up by its deadline leaves the heartbeat time for another before the holder counts
+    its lease lost."""
+    return ttl_s / 3
+
+
+DEFAULT_WRITE_DEADLINE_S = write_deadline_s(DEFAULT_LEASE_TTL_S)
+"""For writes of the commit path made without a lease's ttl at hand (tests, benchmarks): the default lease's."""
 
 
 def stamp(seconds: float) -> str:

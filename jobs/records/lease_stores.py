@@ -24,28 +24,30 @@ import botocore.session
 from botocore import UNSIGNED
 from s3fs.errors import translate_boto_error
 
-from common.storage import Location, is_s3, retrying
+from common.retries import Deadline, retrying_until
+from common.storage import Location, is_s3
 from jobs.records.clock import SYSTEM_CLOCK, Clock
-from jobs.records.lease_record import Conflict, LeaseRecord, LeaseStore, Seen
+from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S, Conflict, LeaseRecord, LeaseStore, Seen
 from schemas import layout
 from workers.files import write_atomic
 
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 _CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
-_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[Any, dict[float, Any]] = weakref.WeakKeyDictionary()
 _clients_lock = threading.Lock()
 
 
-def store_for(out: Location, clock: Clock = SYSTEM_CLOCK) -> LeaseStore:
-    """The store of ``out``'s lease; ``clock`` judges a local record's expiry."""
+def store_for(out: Location, clock: Clock = SYSTEM_CLOCK, deadline_s: float = DEFAULT_WRITE_DEADLINE_S) -> LeaseStore:
+    """The store of ``out``'s lease; ``clock`` judges a local record's expiry and times an S3 request's tries,
+    which end within ``deadline_s`` (``write_deadline_s`` of the lease's ttl)."""
     lease = out.child(layout.lease())
     if lease.is_local:
         return LocalLeaseStore(
             lease.path, out.child(layout.lease_lock()).path, out.child(layout.lease_write_lock()).path, clock
         )
     if is_s3(lease.fs):
-        return S3LeaseStore(lease)
+        return S3LeaseStore(lease, Deadline(deadline_s, clock))
     raise ValueError(f"no run lease on {out.uri}: only local paths and s3:// hold one")
 
 
@@ -135,13 +137,15 @@ class LocalLeaseStore:
 class S3LeaseStore:
     """The lease object on S3, read and written by single requests whose conditions the store checks.
 
-    Each request is retried after a transient error (``retrying``, and botocore per request). A retried
-    conditional PUT whose first try did succeed fails its condition: callers read the lease back and recognise
-    their own record by its nonce."""
+    Each request is retried after a transient error by ``retrying_until`` alone, within ``deadline``: botocore
+    tries it once, each try bounded by the deadline's timeouts, so a renewal or a fence's check ends, answered or
+    failed, well before the lease could pass to another run. A retried conditional PUT whose first try did
+    succeed fails its condition: callers read the lease back and recognise their own record by its nonce."""
 
-    def __init__(self, lease: Location) -> None:
+    def __init__(self, lease: Location, deadline: Deadline) -> None:
         self.fs: Any = lease.fs
         self.bucket, self.key, _ = lease.fs.split_path(lease.path)
+        self.deadline = deadline
 
     def read(self) -> Seen | None:
         try:
@@ -168,9 +172,9 @@ class S3LeaseStore:
 
     def _request(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One request, its body read whole; errors as s3fs names them (a missing key is ``FileNotFoundError``, a
-        refusal ``PermissionError``, the rest ``OSError``, which ``retrying`` retries) but a failed condition,
-        which is a ``Conflict``."""
-        client = s3_client(self.fs)
+        refusal ``PermissionError``, a connection's failure ``ConnectionError``, the rest ``OSError``, which
+        ``retrying_until`` retries) but a failed condition, which is a ``Conflict``."""
+        client = s3_client(self.fs, self.deadline)
         call = getattr(client, method)
         defaults = _request_defaults(client, method, self.fs)
 
@@ -181,27 +185,32 @@ class S3LeaseStore:
                 if _is_conflict(error):
                     raise Conflict(str(error)) from error
                 raise translate_boto_error(error) from error
+            except (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError) as error:
+                raise ConnectionError(str(error)) from error  # an OSError, as the heartbeat expects of a fault
             if "Body" in response:
                 with response["Body"] as body:
                     response["Body"] = body.read()
             return response
 
-        return retrying(once)
+        return retrying_until(once, self.deadline)
 
 
-def s3_client(fs: Any) -> Any:
-    """A botocore client for the store of ``fs`` (an s3fs filesystem), one per filesystem: s3fs's own client is
-    async and its conditional requests private, so this one is built from the same options s3fs builds its own
-    from (endpoint, credentials, ``client_kwargs``, ``config_kwargs``, session options such as a profile)."""
+def s3_client(fs: Any, deadline: Deadline) -> Any:
+    """A botocore client for the store of ``fs`` (an s3fs filesystem), one per filesystem and try's length:
+    s3fs's own client is async and its conditional requests private, so this one is built from the same options
+    s3fs builds its own from (endpoint, credentials, ``client_kwargs``, ``config_kwargs``, session options such
+    as a profile), except that it tries each request once, within ``deadline``'s timeouts
+    (``Deadline.client_config``)."""
     with _clients_lock:
-        client = _clients.get(fs)
+        clients = _clients.setdefault(fs, {})
+        client = clients.get(deadline.try_s)
         if client is None:
-            client = _clients[fs] = _new_client(fs)
+            client = clients[deadline.try_s] = _new_client(fs, deadline)
         return client
 
 
-def _new_client(fs: Any) -> Any:
-    config = {"connect_timeout": fs.connect_timeout, "read_timeout": fs.read_timeout, **fs.config_kwargs}
+def _new_client(fs: Any, deadline: Deadline) -> Any:
+    config = {**fs.config_kwargs, **deadline.client_config()}
     named = dict(zip(_CREDENTIALS, (fs.key, fs.secret, fs.token)), endpoint_url=fs.endpoint_url)
     options = {"use_ssl": fs.use_ssl, **fs.client_kwargs, **{k: v for k, v in named.items() if v is not None}}
     if fs.anon:

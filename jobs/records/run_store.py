@@ -7,7 +7,9 @@ import posixpath
 import secrets
 from datetime import datetime, timezone
 
+from common.retries import Deadline
 from common.storage import Location
+from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S
 from jobs.records.shard_markers import table_files
 from schemas import layout
 from schemas.choices import OverwriteScope
@@ -17,9 +19,12 @@ from schemas.manifest import RunManifest
 class RunStore:
     """Reads and writes the run manifests, the saved plans and the answered-inputs index (``schemas.layout``)."""
 
-    def __init__(self, out: Location) -> None:
+    def __init__(self, out: Location, write_deadline_s: float = DEFAULT_WRITE_DEADLINE_S) -> None:
+        """``write_deadline_s``: how long saving a manifest may take (``RunLease.write_deadline_s``), so that a
+        run's manifest lands while its lease is held, or not at all."""
         self.out = out
         self.folder = out.child(layout.RUNS)
+        self.write_deadline_s = write_deadline_s
 
     @staticmethod
     def new_run_id(now: datetime | None = None) -> str:
@@ -37,7 +42,8 @@ class RunStore:
         return self.out.child(layout.answered_index(model_fingerprint))
 
     def save(self, manifest: RunManifest) -> None:
-        self.manifest_location(manifest.run_id).write_bytes_atomic(manifest.model_dump_json(indent=2).encode())
+        data = manifest.model_dump_json(indent=2).encode()
+        self.manifest_location(manifest.run_id).write_bytes_atomic(data, deadline=Deadline(self.write_deadline_s))
 
     def run_ids(self) -> list[str]:
         """Ids of the runs with a manifest, oldest first, from one listing of ``_runs/``: no manifest is read."""

@@ -116,7 +116,8 @@ def record_epoch(fence: Fence, records: EpochRecords) -> EpochRecord:
         epoch=fence.epoch, follows=records.latest, run_id=fence.run_id, written_at=now, counted=counted
     )
     fence.check()
-    fence.out.child(layout.epoch_record(fence.epoch)).write_bytes_atomic(record.model_dump_json(indent=1).encode())
+    where = fence.out.child(layout.epoch_record(fence.epoch))
+    where.write_bytes_atomic(record.model_dump_json(indent=1).encode(), deadline=fence.deadline)
     return record
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from common.parquet import parquet_bytes
 from common.storage import Location
-from jobs.records.fence import Fence
+from jobs.records.fence import Fence, deadline_of
 from jobs.tracking.plan import KEY_HALF, VideoWork
 from jobs.tracking.video_rows import VideoStats
 from schemas import layout
@@ -30,9 +30,11 @@ class TrackCommitter:
     """Writes videos' tracks under ``out`` and tells which keys are committed."""
 
     def __init__(self, out: Location, fence: Fence | None = None) -> None:
-        """``fence``: the run's hold on the output's lease, checked before each marker is written."""
+        """``fence``: the run's hold on the output's lease, checked before each marker is written; its deadline
+        bounds each write."""
         self.out = out
         self.fence = fence
+        self.deadline = deadline_of(fence)
 
     def marker(self, key: str) -> Location:
         return self.out.child(layout.track_marker(key))
@@ -51,7 +53,7 @@ class TrackCommitter:
         files = []
         for table_name, table in ((layout.TRACKS, tracks), (layout.TRACK_SUMMARIES, summaries_table(tracks))):
             name = layout.track_part_file(table_name, work.partition, work.key)
-            self.out.child(name).write_bytes_atomic(parquet_bytes(table))
+            self.out.child(name).write_bytes_atomic(parquet_bytes(table), deadline=self.deadline)
             files.append(name)
         commit = TrackCommit(
             key=work.key,
@@ -74,7 +76,7 @@ class TrackCommitter:
         )
         if self.fence is not None:
             self.fence.check()
-        self.marker(work.key).write_bytes_atomic(commit.model_dump_json(indent=1).encode())
+        self.marker(work.key).write_bytes_atomic(commit.model_dump_json(indent=1).encode(), deadline=self.deadline)
         return commit
 
     def clean(self, current: dict[str, str]) -> int:

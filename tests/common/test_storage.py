@@ -6,7 +6,9 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from common.storage import INPUT_BLOCK_SIZE, S3_CONFIG, location, retrying, with_default_options
+from common.retries import Deadline, is_transient
+from common.storage import INPUT_BLOCK_SIZE, S3_CONFIG, location, single_try, with_default_options
+from tests.support.fake_clock import FakeClock
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, FlakyProxy, s3_client, s3_storage_options
 
 # a secret no message could contain by chance: it must not appear in any error or repr
@@ -107,30 +109,30 @@ def test_local_reads_and_writes(tmp_path: Path):
         location(str(tmp_path / "missing")).read_bytes()
 
 
-def test_retrying_retries_transient_errors_only():
-    calls: list[int] = []
+def test_a_write_under_a_deadline_makes_one_request_per_try_and_ends_by_it(flaky_proxy: FlakyProxy, s3_bucket: str):
+    """The one retry layer of a write the lease guards: neither botocore nor s3fs tries a request again, and
+    ``retrying_until`` starts no try that could end past the deadline (its waits on a fake clock)."""
+    loc = location(
+        f"s3://{s3_bucket}/out/_runs/r/shards/s-e1.json", {**s3_storage_options(flaky_proxy.url), **SECRET_OPTIONS}
+    )
+    clock = FakeClock()
+    start = clock.monotonic()
+    deadline = Deadline(3.0, clock)  # tries of 1 s at most
+    flaky_proxy.fail_every = 1  # every request answered 503 SlowDown, which botocore and s3fs would both retry
+    with pytest.raises(OSError) as caught:
+        loc.write_bytes_atomic(b"{}", deadline=deadline)
+    assert is_transient(caught.value), repr(caught.value)
+    tries = len(clock.slept) + 1
+    assert tries > 1 and flaky_proxy.requests == tries  # one HTTP request per try, every try
+    assert clock.monotonic() - start <= deadline.seconds - deadline.try_s  # the last try began with a whole one left
+    assert SECRET_OPTIONS["secret"] not in f"{caught.value!r} {caught.value}"
 
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise ConnectionResetError("reset by peer")
-        return "ok"
-
-    assert retrying(flaky, attempts=3, base_delay=0.001) == "ok" and len(calls) == 3
-
-    def missing() -> None:
-        calls.append(1)
-        raise FileNotFoundError("gone")
-
-    calls.clear()
-    with pytest.raises(FileNotFoundError):
-        retrying(missing, attempts=5, base_delay=0.001)
-    assert len(calls) == 1
-
-    calls.clear()
-    with pytest.raises(ConnectionResetError):
-        retrying(lambda: flaky() and None, attempts=2, base_delay=0.001)
-    assert len(calls) == 2
+    flaky_proxy.fail_every = 0
+    loc.write_bytes_atomic(b"{}", deadline=Deadline(30.0, clock))
+    assert flaky_proxy.requests == tries + 1 and loc.read_bytes() == b"{}"
+    writer = single_try(loc.fs, deadline)
+    assert (writer.retries, loc.fs.retries) == (1, 5), "the output's own filesystem, which reads use, still retries"
+    assert writer is single_try(loc.fs, deadline)  # one per options, from fsspec's cache
 
 
 def test_s3_retry_defaults_sit_under_user_options():

@@ -18,6 +18,8 @@ class FakeClock:
         self._monotonic = 1_000.0
         self._changed = threading.Condition()
         self.waits = 0
+        self.slept: list[float] = []
+        """Every ``sleep``'s seconds, in order: how many waits a retry loop made between its tries."""
 
     def now(self) -> float:
         with self._changed:
@@ -34,6 +36,7 @@ class FakeClock:
             self._changed.notify_all()
 
     def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
         self.advance(seconds)
 
     def wait(self, event: threading.Event, seconds: float) -> bool:

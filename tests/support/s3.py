@@ -22,6 +22,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from s3fs import S3FileSystem
 
+from common.storage import SingleTryS3FileSystem
+
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
@@ -211,9 +213,14 @@ def s3_environment(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     env = s3_env(s3_endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    S3FileSystem.clear_instance_cache()
+    _clear_instance_caches()
     yield env
+    _clear_instance_caches()
+
+
+def _clear_instance_caches() -> None:
     S3FileSystem.clear_instance_cache()
+    SingleTryS3FileSystem.clear_instance_cache()  # a class of its own, with a cache of its own
 
 
 @pytest.fixture

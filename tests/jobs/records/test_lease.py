@@ -98,7 +98,9 @@ def test_acquiring_again_finds_its_own_lease(lease_on):
     # how a create retried after its answer was lost behaves: the store refuses it, the record read back is ours
     lease = lease_on(RUN_A).acquire()
     assert lease.acquire() is lease
-    assert lease.fence == Fence(lease.out, RUN_A, 1, lease.nonce, lease.margin_s)
+    assert lease.fence == Fence(
+        lease.out, RUN_A, 1, lease.nonce, lease.margin_s, write_deadline_s=lease.write_deadline_s
+    )
     lease.check()
     with pytest.raises(LeaseHeld):
         lease_on(RUN_A).acquire()  # the same run id started twice is still two runs

@@ -25,7 +25,7 @@ from jobs.records.lease_holder import this_process
 from jobs.records.lease_stores import LocalLeaseStore, S3LeaseStore, store_for
 from schemas import layout
 from tests.support.fake_clock import FakeClock
-from tests.support.s3 import s3_client, s3_storage_options
+from tests.support.s3 import FlakyProxy, s3_client, s3_storage_options
 from workers.files import write_atomic
 
 REPO = Path(__file__).resolve().parents[3]
@@ -307,6 +307,26 @@ def test_on_s3_writes_are_conditional_and_a_records_age_is_the_stores(s3_endpoin
     after = RunLease(location(f"s3://{s3_bucket}/out", options), RUN_A, ttl_s=60).acquire()
     assert after.fence.epoch == 2, "released: taken over at once, whatever the store's clock says of its age"
     after.release()
+
+
+def test_on_s3_each_request_is_one_http_request_per_try_and_ends_by_its_deadline(
+    flaky_proxy: FlakyProxy, s3_bucket: str
+):
+    """The lease's requests have one retry layer, under the lease's write deadline: botocore sends each try once
+    (a connection reset is not sent again), and no try starts that could end past the deadline (a fake clock
+    times the waits)."""
+    clock = FakeClock()
+    start = clock.monotonic()
+    store = store_for(location(f"s3://{s3_bucket}/out", s3_storage_options(flaky_proxy.url)), clock, deadline_s=3.0)
+    assert isinstance(store, S3LeaseStore) and store.deadline.try_s == 1.0
+    flaky_proxy.drop_every = 1  # every request loses its connection
+    with pytest.raises(ConnectionError):  # an OSError, which the heartbeat takes for a fault and tries again
+        store.create(_record(RUN_A, datetime(2026, 12, 4, tzinfo=timezone.utc)).dump())
+    tries = len(clock.slept) + 1
+    assert tries > 1 and flaky_proxy.requests == tries  # one HTTP request per try, every try
+    assert clock.monotonic() - start <= 2.0  # the last try began with a whole one left before the deadline
+    flaky_proxy.drop_every = 0
+    assert store.read() is None and flaky_proxy.requests == tries + 1
 
 
 def test_on_s3_a_gone_holders_lease_is_taken_over_at_once_under_if_match(s3_endpoint: str, s3_bucket: str):

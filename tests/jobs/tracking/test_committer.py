@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from common.retries import Deadline
 from common.storage import Location, location
+from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S
 from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import KEY_HALF, VideoWork, plan_videos
 from jobs.tracking.track_video import track_video
@@ -60,6 +62,7 @@ class Witness:
     def __init__(self, out: Location) -> None:
         self.out = out
         self.seen: set[str] | None = None
+        self.deadline = Deadline(DEFAULT_WRITE_DEADLINE_S)  # what bounds the committer's writes, as a fence's
 
     def check(self) -> None:
         self.seen = names(self.out)
