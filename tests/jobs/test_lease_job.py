@@ -143,7 +143,7 @@ def test_a_killed_run_on_a_clusters_ray_keeps_the_output_until_its_lease_expires
 def test_a_store_that_ignores_conditional_writes_refuses_the_run_with_exit_2(tmp_path, photos, capsys, monkeypatch):
     """The store is the one seam: ``store_for`` hands the lease a test double that takes every write whatever its
     condition. One line, exit 2, before anything else is read or written (the weights are not even looked at)."""
-    monkeypatch.setattr(lease, "store_for", lambda out, clock=SYSTEM_CLOCK: UnconditionalLeaseStore(clock))
+    monkeypatch.setattr(lease, "store_for", lambda out, clock=SYSTEM_CLOCK, *_: UnconditionalLeaseStore(clock))
     out = tmp_path / "out"
     code = detect_main([str(photos), "--output", str(out), "--weights", "unread.pth"], "detect")
     err = capsys.readouterr().err
