@@ -7,7 +7,6 @@ once and shared by every test that checks them.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -27,42 +26,15 @@ os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
 
 SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions"})
 """A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
-ONE_WORKER_FIXTURES = ("two_node", "job_output")
-"""Session fixtures too costly to set up on each of pytest-xdist's workers (a two-node cluster, a whole job run): the
-modules that use one run on one worker."""
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up; group
-    the tests for pytest-xdist's workers (``worker_groups``)."""
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up."""
     benchmarks = REPO / "tests" / "benchmarks"
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SLOW_FIXTURES or benchmarks in item.path.parents:
             item.add_marker(pytest.mark.slow)
-    if config.pluginmanager.hasplugin("xdist"):
-        worker_groups(items)
-
-
-def worker_groups(items: list[pytest.Item]) -> None:
-    """Give each test its group for ``--dist loadgroup``, and order the slow groups first.
-
-    A module's tests stay on one worker, so that its module fixtures (whole job runs, most of them) run once; the
-    modules that use one of ``ONE_WORKER_FIXTURES`` share a group. Groups holding slow tests go first: the two
-    workers start on the long ones and end on short ones, rather than one waiting while the other runs a long
-    module last."""
-    group = {}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        shared = [name for name in ONE_WORKER_FIXTURES if name in getattr(item, "fixturenames", ())]
-        group.setdefault(module, shared[0] if shared else module)
-        if shared and group[module] == module:
-            group[module] = shared[0]
-    slow = {group[item.nodeid.split("::")[0]] for item in items if item.get_closest_marker("slow")}
-    for item in items:
-        name = group[item.nodeid.split("::")[0]]
-        item.add_marker(pytest.mark.xdist_group(name))
-    items.sort(key=lambda item: group[item.nodeid.split("::")[0]] not in slow)
 
 
 @pytest.fixture(scope="session")
@@ -80,13 +52,11 @@ def probe_weights() -> Path:
 
     digest = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
     path = CACHE / f"probe-yolo_nas_s-{digest}.pth"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "ab") as lock:  # pytest-xdist's workers: one fits them, the others wait and read them
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            partial = path.with_suffix(".partial")
-            module.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
-            partial.replace(path)
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        module.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
+        partial.replace(path)
     return path
 
 
