@@ -81,6 +81,7 @@ def test_a_killed_holders_ray_is_found_by_its_mark_and_ended():
     driver = subprocess.Popen(
         [sys.executable, "-c", _MARKED_RAY, HOLDER_ENV, nonce],
         cwd=REPO,
+        env={name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"},  # a Ray of its own
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
