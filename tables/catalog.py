@@ -48,14 +48,14 @@ def open_catalog(uri: str, warehouse: str) -> Catalog:
 
 def namespace_of(out_path: str) -> str:
     """The default namespace of an output: its folder's name as an identifier (other characters become ``_``, with
-    a short hash of the name when any had to, so that two names never meet), or ``yolonas_batch`` for a name with
-    nothing of an identifier in it."""
+    a short hash of the name when any had to, so that two names never meet; ``yolonas_batch`` and the hash for a
+    name with nothing of an identifier in it)."""
     name = out_path.rstrip("/").rsplit("/", 1)[-1]
     if _IDENTIFIER.fullmatch(name):
         return name
-    plain = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
-    if not plain:
+    if not name:
         return _DEFAULT_NAMESPACE
+    plain = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or _DEFAULT_NAMESPACE
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
     return f"{'' if plain[0].isalpha() else 'out_'}{plain}_{digest}"
 

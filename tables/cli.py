@@ -7,10 +7,12 @@ same command then adds what is still missing.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Sequence
 
 from common.cli import PROG, OneLineParser, usage_error
+from common.committed_files import require_output
 from common.errors import EXIT_FAILED, UsageError
 from common.storage import location
 from schemas import layout
@@ -43,8 +45,10 @@ def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
     from tables.catalog import check_namespace, namespace_of, open_catalog
     from tables.publish import publish
 
+    logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on files it rewrites are not the user's
     out = location(parsed.output)
     try:
+        require_output(out)  # before the catalog, which a SQLite URI makes as a file
         namespace = check_namespace(parsed.namespace) if parsed.namespace else namespace_of(out.path)
         catalog = open_catalog(parsed.catalog, parsed.warehouse or out.child(layout.ICEBERG).uri)
         done = publish(out, catalog, namespace)

@@ -4,7 +4,9 @@ The rule is ``exports.committed``'s: a frame is its ``source_uri`` and ``frame_i
 one of the highest ``run_id`` (run ids sort by their start). The frames a publish adds are compared with the
 ``frames`` table's rows of the same inputs (the table's own scan, pruned by its file statistics, so only files
 whose URI range holds one of them are read) and with each other; every row of an older run is named exactly, by
-run, input and frame, in one filter that deletes it from ``frames`` and its boxes from ``detections``. An older
+run, input and frame, in one filter that deletes it from ``frames`` and its boxes from ``detections``. The inputs
+of one run whose stale frames are the same (every still image: frame 0) share one term, so the filter grows with
+the runs and the videos concerned, not with the photos: pyiceberg evaluates it per file and per row group. An older
 run's shard published after a newer run's is handled the same way: its own rows are the ones deleted.
 """
 
@@ -40,16 +42,18 @@ def superseded(frames_table: Table, out: Location, added_frames: Sequence[str]) 
     db = duckdb.connect()
     db.register("keys", keys)
     stale = db.sql(
-        """select run_id, source_uri, list(distinct frame_index order by frame_index)
-           from (select *, max(run_id) over (partition by source_uri, frame_index) as newest from keys)
-           where run_id < newest group by run_id, source_uri order by run_id, source_uri"""
+        """select run_id, frames, list(source_uri order by source_uri) from (
+               select run_id, source_uri, list(distinct frame_index order by frame_index) as frames
+               from (select *, max(run_id) over (partition by source_uri, frame_index) as newest from keys)
+               where run_id < newest group by run_id, source_uri)
+           group by run_id, frames order by run_id, frames"""
     ).fetchall()
     db.close()
-    rows = [
-        And(_equal("run_id", run), _equal("source_uri", uri), _among("frame_index", frames))
-        for run, uri, frames in stale
+    groups = [
+        And(_equal("run_id", run), _among("source_uri", uris), _among("frame_index", frames))
+        for run, frames, uris in stale
     ]
-    return _any(rows) if rows else None
+    return _any(groups) if groups else None
 
 
 def _equal(column: str, value: str) -> BooleanExpression:

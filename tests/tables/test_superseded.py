@@ -1,0 +1,35 @@
+"""``tables.superseded``: every row an older run wrote for a re-detected frame, and none other, in one filter that
+pyiceberg evaluates in time however many frames it names."""
+
+from __future__ import annotations
+
+from common.storage import Location
+from tables.publish import publish
+from tests.support.outputs import Frame, commit_run, random_run, run_id
+from tests.tables.conftest import DATA, exported, table_rows
+
+PHOTOS = 2500
+VIDEOS = 1100
+"""More than Python's recursion limit: a chained ``Or`` of one term per video would overflow it."""
+
+
+def test_a_rerun_of_many_photos_supersedes_each_one(out: Location, catalog) -> None:
+    random_run(out, run_id(1), PHOTOS, boxes_per_frame=1, shard_size=PHOTOS, width=64, height=48)
+    publish(out, catalog, "many")
+    random_run(out, run_id(2), PHOTOS, boxes_per_frame=1, shard_size=PHOTOS, width=64, height=48, seed=1)
+    again = publish(out, catalog, "many")
+    frames, boxes = table_rows(catalog, "many")
+    assert again.deleted["frames"] == PHOTOS
+    assert {row[0] for row in frames} == {run_id(2)}
+    assert (frames, boxes) == exported(out)
+
+
+def test_videos_whose_superseded_frames_all_differ(out: Location, catalog) -> None:
+    """Each video but the first has another frame superseded (one term each); frame 0 of each stays run 1's."""
+    videos = [f"{DATA}/clips/{i:05d}.mp4" for i in range(VIDEOS)]
+    frames = [Frame(v, index=index) for i, v in enumerate(videos) for index in (0, i + 1)]
+    commit_run(out, run_id(1), {"00000": frames})
+    commit_run(out, run_id(2), {"00000": [Frame(v, index=i + 1) for i, v in enumerate(videos) if i]})
+    done = publish(out, catalog, "many")
+    assert done.deleted["frames"] == VIDEOS - 1
+    assert table_rows(catalog, "many") == exported(out)
