@@ -57,7 +57,8 @@ class Publication:
         if not any(self.shards.values()):
             return f"iceberg: {names[layout.FRAMES]} and {names[layout.DETECTIONS]} already hold every committed shard"
         told = (
-            f"{names[t]}: {self.shards[t]} shards added ({self.files[t]} files), {self.deleted[t]} rows superseded"
+            f"{names[t]}: {self.shards[t]} shards added ({self.files[t]} files), superseded rows deleted: "
+            f"{self.deleted[t]}"
             for t in reversed(ORDER)
         )
         return "iceberg: " + "; ".join(told)

@@ -8,19 +8,20 @@ import pytest
 
 from common.storage import Location
 from tables.catalog import open_catalog
-from tests.tables.conftest import commit_first_run, commit_second_run, exported, table_rows
+from tests.support.two_runs import commit_newer_run, commit_older_run
+from tests.tables.conftest import exported, table_rows
 from yolonas_batch.cli import main
 
 
 def test_publishes_and_says_so_in_one_line(tmp_path: Path, out: Location, capsys) -> None:
-    commit_first_run(out)
-    commit_second_run(out)
+    commit_older_run(out)
+    commit_newer_run(out)
     catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
     assert main(["iceberg", out.path, "--catalog", catalog]) == 0
     said = capsys.readouterr()
     assert said.out.splitlines() == [
-        "iceberg: out.frames: 3 shards added (3 files), 2 rows superseded; "
-        "out.detections: 3 shards added (3 files), 3 rows superseded"
+        "iceberg: out.frames: 3 shards added (3 files), superseded rows deleted: 1; "
+        "out.detections: 3 shards added (3 files), superseded rows deleted: 2"
     ]
     assert said.err == ""
     opened = open_catalog(catalog, out.child("_iceberg").uri)
@@ -47,7 +48,7 @@ def test_publishes_and_says_so_in_one_line(tmp_path: Path, out: Location, capsys
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(out: Location, capsys, args: list[str], message: str) -> None:
-    commit_first_run(out)
+    commit_older_run(out)
     assert main(["iceberg", out.path, *args]) == 2
     said = capsys.readouterr()
     assert said.out == ""

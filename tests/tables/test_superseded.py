@@ -6,7 +6,8 @@ from __future__ import annotations
 from common.storage import Location
 from tables.publish import publish
 from tests.support.outputs import Frame, commit_run, random_run, run_id
-from tests.tables.conftest import DATA, exported, table_rows
+from tests.support.two_runs import DATA
+from tests.tables.conftest import exported, table_rows
 
 PHOTOS = 2500
 VIDEOS = 1100
