@@ -24,6 +24,9 @@ from common.errors import UsageError
 from schemas import layout
 from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA
 
+CATALOG_NAME = "yolonas_batch"
+"""The catalog's name: a SQL catalog keeps it in every row, so a reader opens the same database under this name
+(``load_catalog("yolonas_batch", type="sql", uri=…)``) to see the tables."""
 PARTITION_FIELDS = (pa.field("run_date", pa.date32()), pa.field("source", pa.string()))
 """The hive partition keys as columns of the Iceberg tables, in partition order."""
 ARROW_SCHEMAS = {
@@ -40,7 +43,7 @@ def open_catalog(uri: str, warehouse: str) -> Catalog:
     """pyiceberg's SQL catalog at ``uri``, its tables' files under ``warehouse``; ``UsageError`` in one line when it
     cannot be opened (a malformed URI, an unknown driver, a database that cannot be created or read)."""
     try:
-        return SqlCatalog("yolonas_batch", uri=uri, warehouse=warehouse)
+        return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse)
     except (SQLAlchemyError, ValueError, OSError, ImportError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"--catalog: cannot open {_redacted(uri)}: {reason}") from None
@@ -73,7 +76,9 @@ def table_for(catalog: Catalog, namespace: str, name: str) -> Table:
     by identity on both keys, with the name mapping that reads the part files (written without Iceberg field ids)
     by column name, set in the same commit so no reader ever sees the table without it. ``source_uri``'s file
     statistics are kept whole, not cut to Iceberg's default 16 characters: URIs share long prefixes, and whole
-    bounds let a lookup of some inputs (``tables.superseded``) skip the files that cannot hold them."""
+    bounds let a lookup of some inputs (``tables.superseded``) skip the files that cannot hold them. pyiceberg's
+    retry of a commit that lost a race is off: it would append the same shards again on top of the winner's, where
+    failing lets the next publish see what the winner added."""
     catalog.create_namespace_if_not_exists(namespace)
     identifier = f"{namespace}.{name}"
     if catalog.table_exists(identifier):
@@ -83,7 +88,13 @@ def table_for(catalog: Catalog, namespace: str, name: str) -> Table:
             for field in PARTITION_FIELDS:
                 spec.add_identity(field.name)
         mapping = create.table_metadata.schema().name_mapping.model_dump_json()
-        create.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping, _URI_METRICS: "full"})
+        create.set_properties(
+            {
+                TableProperties.DEFAULT_NAME_MAPPING: mapping,
+                _URI_METRICS: "full",
+                TableProperties.COMMIT_NUM_RETRIES: "0",
+            }
+        )
     return catalog.load_table(identifier)
 
 

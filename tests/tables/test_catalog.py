@@ -50,3 +50,4 @@ def test_tables_are_made_once_with_the_jobs_columns_and_partitions(catalog) -> N
         ]
         assert table.schema().find_field("run_id").required
         assert table.name_mapping() is not None
+        assert table.properties["commit.retry.num-retries"] == "0"  # a lost race fails rather than appends twice

@@ -88,3 +88,17 @@ def test_an_older_run_published_late_loses_to_the_newer_rows(out: Location, cata
     frames, boxes = table_rows(catalog, "cams")
     assert (frames, boxes) == exported(out)
     assert {row[0] for row in frames if row[1].endswith(("a.jpg", "z.jpg"))} == {RUN_A, older}
+
+
+def test_a_table_behind_the_other_gets_its_missing_shards_only(out: Location, catalog) -> None:
+    """As after a publish stopped between its two commits: ``detections`` holds the shards and ``frames`` does not
+    (here made anew). The next publish adds them to ``frames`` alone, and no box twice."""
+    commit_older_run(out)
+    commit_newer_run(out)
+    publish(out, catalog, "cams")
+    boxes = table_rows(catalog, "cams")[1]
+    catalog.drop_table("cams.frames")
+    done = publish(out, catalog, "cams")
+    assert done.shards == {"frames": 3, "detections": 0}
+    assert table_rows(catalog, "cams") == exported(out)
+    assert table_rows(catalog, "cams")[1] == boxes
