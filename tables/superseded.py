@@ -6,7 +6,7 @@ one of the highest ``run_id`` (run ids sort by their start). The frames a publis
 whose URI range holds one of them are read) and with each other; every row of an older run is named exactly, by
 run, input and frame, in one filter that deletes it from ``frames`` and its boxes from ``detections``. The inputs
 of one run whose stale frames are the same (every still image: frame 0) share one term, so the filter grows with
-the runs and the videos concerned, not with the photos: pyiceberg evaluates it per file and per row group. An older
+the runs and the videos concerned, not with the photos. An older
 run's shard published after a newer run's is handled the same way: its own rows are the ones deleted.
 """
 
@@ -50,8 +50,8 @@ def superseded(frames_table: Table, out: Location, added_frames: Sequence[str]) 
     ).fetchall()
     db.close()
     groups = [
-        And(_equal("run_id", run), _among("source_uri", uris), _among("frame_index", frames))
-        for run, frames, uris in stale
+        And(_equal("run_id", run), _among("source_uri", inputs), _among("frame_index", frames))
+        for run, frames, inputs in stale
     ]
     return _any(groups) if groups else None
 

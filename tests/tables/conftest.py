@@ -25,7 +25,7 @@ def out(tmp_path: Path) -> Location:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path, out: Location) -> Catalog:
+def catalog(tmp_path: Path) -> Catalog:
     """An embedded SQLite catalog, its warehouse beside the output."""
     return open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}", (tmp_path / "warehouse").as_uri())
 
