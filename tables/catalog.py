@@ -72,7 +72,8 @@ def check_namespace(namespace: str) -> str:
 
 
 def table_for(catalog: Catalog, namespace: str, name: str) -> Table:
-    """The table ``namespace.name``, made first when missing: the job's columns and the partition keys, partitioned
+    """The table ``namespace.name``, made first when missing (``UsageError`` for a table of that name with other
+    columns, which the part files could not be added to): the job's columns and the partition keys, partitioned
     by identity on both keys, with the name mapping that reads the part files (written without Iceberg field ids)
     by column name, set in the same commit so no reader ever sees the table without it. ``source_uri``'s file
     statistics are kept whole, not cut to Iceberg's default 16 characters: URIs share long prefixes, and whole
@@ -82,7 +83,13 @@ def table_for(catalog: Catalog, namespace: str, name: str) -> Table:
     catalog.create_namespace_if_not_exists(namespace)
     identifier = f"{namespace}.{name}"
     if catalog.table_exists(identifier):
-        return catalog.load_table(identifier)
+        table = catalog.load_table(identifier)
+        columns = [field.name for field in table.schema().fields]
+        if columns != ARROW_SCHEMAS[name].names:
+            raise UsageError(
+                f"{identifier} is another table (columns {', '.join(columns)}): choose another --namespace"
+            )
+        return table
     with catalog.create_table_transaction(identifier, schema=ARROW_SCHEMAS[name]) as create:
         with create.update_spec() as spec:
             for field in PARTITION_FIELDS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 from common.errors import UsageError
@@ -51,3 +52,10 @@ def test_tables_are_made_once_with_the_jobs_columns_and_partitions(catalog) -> N
         assert table.schema().find_field("run_id").required
         assert table.name_mapping() is not None
         assert table.properties["commit.retry.num-retries"] == "0"  # a lost race fails rather than appends twice
+
+
+def test_a_table_of_the_name_with_other_columns_is_refused(catalog) -> None:
+    catalog.create_namespace("ns")
+    catalog.create_table("ns.frames", schema=pa.schema([pa.field("id", pa.int64())]))
+    with pytest.raises(UsageError, match=r"^ns.frames is another table \(columns id\): choose another --namespace$"):
+        table_for(catalog, "ns", "frames")
