@@ -45,7 +45,7 @@ def open_catalog(uri: str, warehouse: str) -> Catalog:
     try:
         return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse)
     except (SQLAlchemyError, ValueError, OSError, ImportError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc).replace(uri, _redacted(uri))
         raise UsageError(f"--catalog: cannot open {_redacted(uri)}: {reason}") from None
 
 
@@ -103,6 +103,12 @@ def table_for(catalog: Catalog, namespace: str, name: str) -> Table:
             }
         )
     return catalog.load_table(identifier)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (a database driver's can run over several), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _redacted(uri: str) -> str:

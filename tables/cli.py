@@ -42,7 +42,7 @@ def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
         return parsed
     from pyiceberg.exceptions import CommitFailedException
 
-    from tables.catalog import check_namespace, namespace_of, open_catalog
+    from tables.catalog import check_namespace, first_line, namespace_of, open_catalog
     from tables.publish import publish
 
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on files it rewrites are not the user's
@@ -56,7 +56,7 @@ def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
         return usage_error(prog, str(exc))
     except CommitFailedException as exc:
         print(
-            f"{prog}: another writer changed the table first ({str(exc).splitlines()[0]}); run again to add the rest",
+            f"{prog}: another writer changed the table first ({first_line(exc)}); run again to add the rest",
             file=sys.stderr,
         )
         return EXIT_FAILED
