@@ -50,10 +50,15 @@ PARTIAL_SUFFIX = ".tmp"
 """A file published atomically is written under this suffix first (``workers.files.write_atomic``): one left
 behind is a crash's leftover."""
 
+ICEBERG = "_iceberg"
+"""The default warehouse of ``yolonas-batch iceberg`` (``tables``): Iceberg's metadata, and the files its deletes
+rewrite; the tables' other data files are the part files themselves, never copied."""
+
 EPOCHS = posixpath.join(RUNS, "_epochs")
 """The lease holders' epoch records (``common.epochs``)."""
 
 _EPOCH = r"(?:-e(?P<epoch>[1-9][0-9]*))?"
+_PARTITION = re.compile(r"run_date=(?P<run_date>[0-9]{4}-[0-9]{2}-[0-9]{2})/source=(?P<source>[A-Za-z0-9._-]+)")
 _PART_FILE = re.compile(rf"part-(?P<run>.+)-(?P<shard>[0-9]+){_EPOCH}\.parquet")
 _MARKER = re.compile(rf"(?P<run>[^/_][^/]*)/shards/(?P<shard>[0-9]+){_EPOCH}\.json")
 _EPOCH_RECORD = re.compile(r"_epochs/(?P<epoch>[0-9]{10})\.json")
@@ -84,6 +89,13 @@ def _shard_file(match: re.Match[str] | None) -> ShardFile | None:
 def partition(run_date: str, source: str) -> str:
     """The hive partition of a frame: the day its run was planned and the slug of the SOURCE it came from."""
     return f"run_date={run_date}/source={source}"
+
+
+def parse_partition(folder: str) -> tuple[str, str] | None:
+    """The (run date, source) of a partition folder (``partition``'s form), None for another folder: what a reader
+    that takes the values from the path rather than the rows (Iceberg's partition values) reads."""
+    match = _PARTITION.fullmatch(folder)
+    return (match["run_date"], match["source"]) if match else None
 
 
 def part_file(table: str, partition: str, run_id: str, shard_id: str, epoch: int) -> str:

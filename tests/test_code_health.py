@@ -33,13 +33,15 @@ PACKAGES: dict[str, set[str]] = {
     "schemas": set(),
     "workers": {"schemas"},
     "common": {"schemas", "workers"},
-    "jobs": {"common", "schemas", "workers"},
+    "tables": {"common", "schemas"},
+    "jobs": {"common", "schemas", "workers", "tables"},
     "exports": {"common", "schemas", "workers"},
-    "yolonas_batch": {"common", "jobs", "exports"},
+    "yolonas_batch": {"common", "jobs", "exports", "tables"},
 }
 """Each package and the project's packages it may import: the layering of docs/architecture.md. ``jobs/`` (the
 detection job) and ``exports/`` (reading its output back) never import each other; the command that offers both
-sits above them."""
+sits above them. ``tables/`` (Iceberg) reads committed files through ``common`` only, so that the job may publish
+to it without importing ``exports/``."""
 
 
 def _imports() -> dict[str, set[str]]:

@@ -1,7 +1,7 @@
 """``yolonas-batch COMMAND …``: dispatch to the sub-command and return its exit code.
 
 Each sub-command's module is imported only when it runs: ``export`` and ``report`` never import Ray or torch,
-``track`` imports Ray only once it has videos to track.
+``track`` imports Ray only once it has videos to track, and only ``iceberg`` imports pyiceberg.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ USAGE = (
     f"       {PROG} export OUT --format label-studio|coco|yolo|cvat|label-studio-video|cvat-video|mot --to DEST "
     "[options]\n"
     f"       {PROG} report OUT --to report.html [options]\n"
+    f"       {PROG} iceberg OUT --catalog URI [--namespace NS]   (the committed shards as Iceberg tables)\n"
     f"run '{PROG} COMMAND --help' for the options"
 )
 
@@ -50,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exports.report import report_main
 
         return report_main(rest)
-    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, track, export or report)")
+    if command == "iceberg":
+        from tables.cli import iceberg_main
+
+        return iceberg_main(rest)
+    return usage_error(PROG, f"unknown command {command!r} (expected detect, demo, track, export, report or iceberg)")

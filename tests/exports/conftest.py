@@ -4,7 +4,7 @@ outputs.
 ``job_output`` runs the real job once per session (local Ray, probe weights) on inputs that give every kind of
 row an export or the report meets: photos in nested folders with spaces and non-ASCII names, a blank photo (no
 boxes), a file that is not an image with a hostile name (an ``error`` row) and a short H.264 video (frames named
-``<video>/frame_NNNNNN.jpg``). ``synthetic_output`` is an output made without a model (``tests/support/outputs.py``)
+``<video>/frame_NNNNNN.jpg``). ``synthetic_output`` is an output made without a model (``tests/support/two_runs.py``)
 holding what a real run cannot easily be made to write: two runs over the same inputs, an uncommitted shard.
 """
 
@@ -21,7 +21,7 @@ import pytest
 
 from common.storage import location
 from schemas.config import JobConfig
-from tests.support.outputs import Frame, commit_run, run_id
+from tests.support.two_runs import RUN_A, RUN_B, commit_newer_run, commit_older_run
 from tests.support.videos import encode_h264, photo_frames
 
 PHOTOS = 5
@@ -68,46 +68,10 @@ def output_rows(out: Path | str, query: str) -> list[tuple]:
     return duckdb.sql(query.format(**tables)).fetchall()
 
 
-RUN_A, RUN_B = run_id(1), run_id(2, "bbbbbb")
-DATA = "file:///data"
-
-
 @pytest.fixture(scope="session")
 def synthetic_output(tmp_path_factory) -> SimpleNamespace:
-    """Two runs into one output, without a model. Run A (older): photos a (2 boxes), b (none), sub/c, a video's
-    frames 0, 5 and 10 and an error row; run B (newer): a again (1 box) and d, plus an uncommitted shard whose
-    files re-do b and add e (both must stay unseen). Newest rows: a and d from B, the rest from A."""
+    """Two runs into one output, without a model (``tests.support.two_runs``)."""
     out = location(str(tmp_path_factory.mktemp("synthetic") / "out"))
-    commit_run(
-        out,
-        RUN_A,
-        {
-            "00000": [
-                Frame(f"{DATA}/photos/a.jpg", [("person", 0.9, 10, 20, 110, 220), ("car", 0.4, 1.5, 2.5, 30.25, 40)]),
-                Frame(f"{DATA}/photos/b.jpg"),
-                Frame(f"{DATA}/photos/sub/c.jpg", [("truck", 0.6, 0, 0, 64, 48)]),
-            ],
-            "00001": [
-                Frame(f"{DATA}/clips/v.mp4", index=0, width=320, height=240),
-                Frame(f"{DATA}/clips/v.mp4", [("dog", 0.8, 100, 50, 300, 200)], index=5, width=320, height=240),
-                Frame(f"{DATA}/clips/v.mp4", index=10, width=320, height=240),
-                Frame(f"{DATA}/photos/bad.jpg", error="decode: empty file"),
-            ],
-        },
-    )
-    commit_run(
-        out,
-        RUN_B,
-        {
-            "00000": [
-                Frame(f"{DATA}/photos/a.jpg", [("person", 0.95, 12, 22, 112, 222)]),
-                Frame(f"{DATA}/photos/d.jpg", [("car", 0.7, 5, 5, 25, 25)]),
-            ],
-            "00001": [
-                Frame(f"{DATA}/photos/b.jpg", [("person", 0.99, 1, 1, 2, 2)]),
-                Frame(f"{DATA}/photos/e.jpg", [("person", 0.99, 1, 1, 2, 2)]),
-            ],
-        },
-        uncommitted=frozenset({"00001"}),
-    )
+    commit_older_run(out)
+    commit_newer_run(out)
     return SimpleNamespace(out=out, path=out.path, runs=(RUN_A, RUN_B))

@@ -17,9 +17,9 @@ from common.storage import location
 from exports.cli import export_main
 from exports.reader import open_output
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import DATA, RUN_A
 from tests.support.outputs import Frame, commit_run, run_id
 from tests.support.s3 import s3_client, s3_storage_options
+from tests.support.two_runs import DATA, RUN_A
 
 REPO = Path(__file__).resolve().parents[2]
 PROG = "yolonas-batch export"

@@ -14,7 +14,8 @@ from pycocotools.cocoeval import COCOeval
 
 from exports.run import run_export
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import RUN_A, output_rows
+from tests.exports.conftest import output_rows
+from tests.support.two_runs import RUN_A
 
 DATASET = "annotations/instances_default.json"
 

@@ -10,7 +10,7 @@ import pytest
 from exports.report import build_report
 from exports.run import run_export
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import RUN_A, RUN_B
+from tests.support.two_runs import RUN_A, RUN_B
 
 
 @pytest.mark.parametrize("run_id", [None, RUN_A, RUN_B])

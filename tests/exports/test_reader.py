@@ -17,8 +17,9 @@ from exports.records import FrameRecord
 from exports.select import Splitter, class_map, parse_classes, parse_split
 from exports.target import ExportTarget
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import DATA, HOSTILE_FILE, RUN_A, RUN_B, output_rows
+from tests.exports.conftest import HOSTILE_FILE, output_rows
 from tests.support.outputs import Frame, commit_run, run_id
+from tests.support.two_runs import DATA, RUN_A, RUN_B
 
 
 def read(output: str, **options: Any) -> list[FrameRecord]:

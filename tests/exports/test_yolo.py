@@ -16,8 +16,9 @@ from common.storage import location
 from exports.naming import MAX_SEGMENT_BYTES, flat_name
 from exports.run import run_export
 from schemas.export_config import ExportConfig
-from tests.exports.conftest import DATA, output_rows
+from tests.exports.conftest import output_rows
 from tests.support.outputs import Frame, commit_run, run_id
+from tests.support.two_runs import DATA
 
 PIXEL_TOLERANCE = 0.01
 

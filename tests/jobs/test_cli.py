@@ -92,8 +92,8 @@ def test_wrong_num_classes(tmp_path: Path, coco_images, probe_weights, capsys):
 def test_unknown_command(capsys):
     assert main(["frobnicate"]) == 2
     assert (
-        capsys.readouterr().err
-        == "yolonas-batch: error: unknown command 'frobnicate' (expected detect, demo, track, export or report)\n"
+        capsys.readouterr().err == "yolonas-batch: error: unknown command 'frobnicate' "
+        "(expected detect, demo, track, export, report or iceberg)\n"
     )
 
 

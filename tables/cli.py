@@ -1,0 +1,68 @@
+"""Command line: ``yolonas-batch iceberg OUT --catalog URI [--namespace NS] [--warehouse W]``.
+
+Like every command, a usage error (a wrong flag, a catalog that cannot be opened, an output that is not a job's)
+is one line and exit code 2; a commit another writer of the same table won is one line and exit code 1, and the
+same command then adds what is still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+from common.cli import PROG, OneLineParser, usage_error
+from common.committed_files import require_output
+from common.errors import EXIT_FAILED, UsageError
+from common.storage import location
+from schemas import layout
+
+
+def iceberg_parser(prog: str = f"{PROG} iceberg") -> OneLineParser:
+    p = OneLineParser(prog=prog, description="Publish a job's committed shards as Apache Iceberg tables.")
+    p.add_argument("output", metavar="OUT", help="the job's output folder (detect --output)")
+    p.add_argument(
+        "--catalog",
+        required=True,
+        metavar="URI",
+        help="SQLAlchemy URI of pyiceberg's SQL catalog, such as sqlite:///catalog.db",
+    )
+    p.add_argument("--namespace", help="the tables' namespace (default: OUT's folder name, made an identifier)")
+    p.add_argument(
+        "--warehouse",
+        help=f"where Iceberg keeps its metadata and the files its deletes rewrite (default: OUT/{layout.ICEBERG})",
+    )
+    return p
+
+
+def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
+    """Parse, open the catalog and publish; one line and exit 2 for any usage error."""
+    parsed = iceberg_parser(prog).parse_or_exit_code(list(argv))
+    if isinstance(parsed, int):
+        return parsed
+    from pyiceberg.exceptions import CommitFailedException
+
+    from tables.catalog import check_namespace, first_line, namespace_of, open_catalog
+    from tables.publish import publish
+
+    logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on files it rewrites are not the user's
+    out = location(parsed.output)
+    try:
+        require_output(out)  # before the catalog, which a SQLite URI makes as a file
+        namespace = check_namespace(parsed.namespace) if parsed.namespace else namespace_of(out.path)
+        catalog = open_catalog(parsed.catalog, parsed.warehouse or out.child(layout.ICEBERG).uri)
+        done = publish(out, catalog, namespace)
+    except UsageError as exc:
+        return usage_error(prog, str(exc))
+    except CommitFailedException as exc:
+        print(
+            f"{prog}: another writer changed the table first ({first_line(exc)}); run again to add the rest",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(done.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(iceberg_main(sys.argv[1:]))

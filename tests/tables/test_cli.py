@@ -1,0 +1,65 @@
+"""``yolonas-batch iceberg``: one line and exit 0 when published, one line and exit 2 for a usage error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.storage import Location
+from tables.catalog import open_catalog
+from tests.support.two_runs import commit_newer_run, commit_older_run
+from tests.tables.conftest import exported, table_rows
+from yolonas_batch.cli import main
+
+
+def test_publishes_and_says_so_in_one_line(tmp_path: Path, out: Location, capsys) -> None:
+    commit_older_run(out)
+    commit_newer_run(out)
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert main(["iceberg", out.path, "--catalog", catalog]) == 0
+    said = capsys.readouterr()
+    assert said.out.splitlines() == [
+        "iceberg: out.frames: 3 shards added (3 files), superseded rows deleted: 1; "
+        "out.detections: 3 shards added (3 files), superseded rows deleted: 2"
+    ]
+    assert said.err == ""
+    opened = open_catalog(catalog, out.child("_iceberg").uri)
+    assert table_rows(opened, "out") == exported(out)
+    assert (Path(out.path) / "_iceberg" / "out" / "frames" / "metadata").is_dir()  # the warehouse: OUT/_iceberg
+    assert main(["iceberg", out.path, "--catalog", catalog, "--namespace", "out"]) == 0
+    assert "already hold every committed shard" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--catalog", "not a uri"], "--catalog: cannot open not a uri: "),
+        (
+            ["--catalog", "sqlite:////no/such/folder/catalog.db"],
+            "--catalog: cannot open sqlite:////no/such/folder/catalog.db: ",
+        ),
+        (
+            ["--catalog", "postgresql+nodriver://user:secret@host/db"],
+            "--catalog: cannot open postgresql+nodriver://user:***@host/db: ",
+        ),
+        (["--catalog", "sqlite://", "--namespace", "a.b"], "--namespace 'a.b': expected letters, digits and _"),
+        ([], "the following arguments are required: --catalog"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(out: Location, capsys, args: list[str], message: str) -> None:
+    commit_older_run(out)
+    assert main(["iceberg", out.path, *args]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err.count("\n") == 1
+    assert said.err.startswith(f"yolonas-batch iceberg: error: {message}")
+    assert "secret" not in said.err
+
+
+def test_not_a_job_output_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    assert main(["iceberg", str(tmp_path), "--catalog", f"sqlite:///{tmp_path / 'catalog.db'}"]) == 2
+    assert (
+        capsys.readouterr().err == f"yolonas-batch iceberg: error: {tmp_path.as_uri()} is not a job output: "
+        "no run manifest (_runs/<run_id>.json)\n"
+    )
