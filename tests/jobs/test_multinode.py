@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.conftest import REPO
+from tests.support.held_publish import released
 from tests.support.job_runs import commit_markers, expected_boxes, output_boxes, photo_keys
 from tests.support.parity import mismatches
 from tests.support.photos import numbered_photos
@@ -105,9 +106,11 @@ class Job:
         return self.log.read_text(errors="replace")[-6000:]
 
 
-def _command(photos: Path, out: Path, weights: Path, cluster: TwoNodeCluster) -> list[str]:
+def _command(
+    photos: Path, out: Path, weights: Path, cluster: TwoNodeCluster, entry: tuple[str, ...] = ("jobs.detect",)
+) -> list[str]:
     return [
-        sys.executable, "-m", "jobs.detect", str(photos), "--output", str(out), "--weights", str(weights),
+        sys.executable, "-m", *entry, str(photos), "--output", str(out), "--weights", str(weights),
         "--ray-address", cluster.address, "--workers", "2", "--batch-size", str(BATCH_SIZE),
         "--shard-size", str(SHARD_SIZE),
     ]  # fmt: skip
@@ -139,19 +142,23 @@ def test_actors_spread_over_both_nodes_and_losing_one_mid_run_ends_with_every_fr
     """Model actors run on both nodes; then the second node is lost. Ray restarts the lost model actor on the head
     and redoes its batch, however long it takes to declare the node dead: the pipeline run itself survives (one
     pipeline run, no retry of the job's) and completes with exit 0."""
-    out = tmp_path / "out"
-    with Job(two_node, _command(photos, out, probe_weights, two_node), tmp_path / "job.log") as job:
+    out, held = tmp_path / "out", tmp_path / "held"
+    # The shards after the first are published only once the node is lost, so that it is lost mid-run however fast
+    # the machine (``tests/support/held_publish.py``).
+    command = _command(photos, out, probe_weights, two_node, entry=("tests.support.held_publish", str(held)))
+    with Job(two_node, command, tmp_path / "job.log") as job:
         job.watch(
             lambda: (
-                bool(commit_markers(out))
+                (bool(commit_markers(out)) or held.exists())
                 and bool(_model_actors(two_node.head))
                 and bool(_model_actors(two_node.second))
             ),
-            "a committed shard while model actors run on both nodes",
+            "a complete shard while model actors run on both nodes",
         )
         assert job.process.poll() is None, f"the job ended before the node could be lost:\n{job.output()}"
         two_node.second.kill()
         assert len(commit_markers(out)) < SHARDS, "the node must be lost mid-run"
+        released(held).touch()
         assert job.finish() == 0, job.output()
 
     assert _frame_keys(out) == photo_keys(photos)

@@ -26,12 +26,19 @@ def exits() -> list[int]:
 
 @pytest.fixture
 def stop(exits: list[int]) -> Iterator[StopSignals]:
+    """Installed over the signals' default handling, as a run started from a shell finds it: a suite started under
+    ``nohup`` ignores SIGHUP, which the handlers would rightly leave ignored."""
+
     def record(code: int) -> None:
         exits.append(code)
         raise _Exited()
 
-    with StopSignals("detect", 7.0, stream=io.StringIO(), exit=record) as installed:
-        yield installed
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with StopSignals("detect", 7.0, stream=io.StringIO(), exit=record) as installed:
+            yield installed
+    finally:
+        signal.signal(signal.SIGHUP, hangup)
 
 
 def _said(stop: StopSignals) -> list[str]:
