@@ -13,6 +13,9 @@ import pytest
 from common.progress import Progress
 from jobs.pipeline.watchdog import Fired, Watchdog
 
+INTERRUPTED_S = 5
+"""A wait the watchdog ends long before: a test that waits it out has failed (``Fired`` was not raised)."""
+
 
 def _progress() -> Progress:
     return Progress(total=10, stream=io.StringIO(), every_s=0.1)
@@ -41,7 +44,7 @@ def test_a_stall_past_the_timeout_interrupts_the_main_thread_and_says_why():
     progress = _progress()
     watchdog = Watchdog(progress, timeout_s=0.2, waiting=lambda: "shards 00003", margin_s=0.2)
     with pytest.raises(Fired), watchdog:
-        time.sleep(5)
+        time.sleep(INTERRUPTED_S)
     assert watchdog.fired is not None
     assert watchdog.fired.startswith("no progress for ") and watchdog.fired.endswith("waiting for shards 00003")
 
@@ -51,7 +54,7 @@ def test_a_lost_lease_interrupts_at_once():
     watchdog = Watchdog(progress, timeout_s=60, waiting=lambda: "x", lost=lambda: "taken over by run B")
     started = time.monotonic()
     with pytest.raises(Fired), watchdog:
-        time.sleep(5)
+        time.sleep(INTERRUPTED_S)
     assert time.monotonic() - started < 2
     assert watchdog.fired == "the output's lease was lost: taken over by run B"
 
@@ -81,7 +84,7 @@ def test_it_works_where_sigint_is_ignored_and_leaves_sigint_alone():
     try:
         watchdog = Watchdog(_progress(), timeout_s=0.2, waiting=lambda: "x", margin_s=0.2)
         with pytest.raises(Fired), watchdog:
-            time.sleep(5)
+            time.sleep(INTERRUPTED_S)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)

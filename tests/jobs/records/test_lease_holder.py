@@ -44,7 +44,7 @@ def test_a_live_process_is_alive_only_under_its_own_start_time():
 
 
 def test_an_ended_process_is_gone_reaped_or_not():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # killed below, never waited out
     started = psutil.Process(child.pid).create_time()
     assert process_alive(child.pid, started)
     os.kill(child.pid, signal.SIGKILL)
@@ -69,7 +69,7 @@ class Publisher:
         return os.getpid()
 
 print(ray.get(Publisher.remote().pid.remote()), flush=True)
-time.sleep(300)
+time.sleep(300)  # until the test kills its process group
 """
 
 

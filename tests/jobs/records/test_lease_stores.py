@@ -14,7 +14,6 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -25,6 +24,7 @@ from jobs.records.lease_holder import this_process
 from jobs.records.lease_stores import LocalLeaseStore, S3LeaseStore, store_for
 from schemas import layout
 from tests.support.fake_clock import FakeClock
+from tests.support.job_runs import wait_until
 from tests.support.s3 import FlakyProxy, s3_client, s3_storage_options
 from workers.files import write_atomic
 
@@ -59,15 +59,6 @@ def _stored(out: Location) -> LeaseRecord | None:
         return LeaseRecord.model_validate_json(out.child(layout.lease()).read_bytes())
     except FileNotFoundError:
         return None
-
-
-def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_the_local_lock_keeps_another_handle_out_until_let_go(tmp_path: Path):
@@ -209,7 +200,7 @@ def test_racing_processes_on_local_disk_have_one_winner(tmp_path: Path):
         for i in range(8)
     ]
     try:
-        assert _until(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(8)), 60)
+        assert wait_until(lambda: all((tmp_path / f"ready-{i}").exists() for i in range(8)), 60)
     finally:
         go.touch()  # never left waiting: a racer not ready in time would spin on until killed
     answers = [racer.communicate(timeout=30)[0].strip() for racer in racers]
