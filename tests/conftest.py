@@ -28,6 +28,21 @@ SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions"})
 """A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the selected checks that need only the source tree (mypy) in the background."""
+    from tests.support import early_checks
+    from tests.test_code_health import MYPY
+
+    if any(item.name == "test_tool_is_clean[mypy]" for item in session.items):
+        early_checks.start(MYPY)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.support import early_checks
+
+    early_checks.stop_all()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up."""
     benchmarks = REPO / "tests" / "benchmarks"

@@ -6,27 +6,31 @@ fails."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import early_checks
+
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+
+
+MYPY = ("mypy",)
+"""Half a minute of CPU (a full check, no cache in CI): started in the background once the tests are collected
+(``tests/support/early_checks.py``)."""
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        pytest.param(["ruff", "check", "."], id="ruff-lint"),
-        pytest.param(["ruff", "format", "--check", "."], id="ruff-format"),
-        pytest.param(["mypy"], id="mypy", marks=pytest.mark.slow),  # half a minute: a full check, no cache in CI
+        pytest.param(("ruff", "check", "."), id="ruff-lint"),
+        pytest.param(("ruff", "format", "--check", "."), id="ruff-format"),
+        pytest.param(MYPY, id="mypy", marks=pytest.mark.slow),
     ],
 )
-def test_tool_is_clean(command: list[str]) -> None:
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} found problems:\n{result.stdout}{result.stderr}"
+def test_tool_is_clean(command: tuple[str, ...]) -> None:
+    code, output = early_checks.result(command)
+    assert code == 0, f"{' '.join(command)} found problems:\n{output}"
 
 
 PACKAGES: dict[str, set[str]] = {

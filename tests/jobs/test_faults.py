@@ -31,6 +31,7 @@ from tests.support.job_runs import (
     kill_group_when,
     output_boxes,
     photo_keys,
+    rerun_command,
     run_detect,
 )
 from tests.support.parity import mismatches
@@ -41,8 +42,9 @@ pytestmark = pytest.mark.timeout(240)
 """Past the default: each test runs whole jobs through a fault and its recovery (25-60 s here, twice that on a busy
 machine), and the first also waits for the session's Ray and super-gradients' predictions."""
 
-SHARD_SIZE = 4
-PHOTOS = 24
+SHARD_SIZE = 2
+PHOTOS = 12
+BATCH_SIZE = 4
 """Six shards in three decode blocks (a model batch each): results reach the driver in more than one burst, and a
 kill after the first commit lands with most of the run still to do."""
 
@@ -84,7 +86,7 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     ONNX Runtime."""
     out = tmp_path / "out"
     result = {}
-    options = {"shard_size": SHARD_SIZE, "runtime": "torch"}
+    options = {"shard_size": SHARD_SIZE, "batch_size": BATCH_SIZE, "runtime": "torch"}
     job = threading.Thread(target=lambda: result.update(run=run_detect([photos], out, probe_weights, **options)))
     job.start()
     _wait_for(lambda: len(commit_markers(out)) >= 1 and _model_actor_pids(), 300, "a committed shard and a live actor")
@@ -104,9 +106,10 @@ def test_killed_model_actor_is_replaced_and_every_frame_lands_once(
     assert all(pid not in _model_actor_pids() for pid in killed)
 
 
-STALL_TIMEOUT_S = 15
-"""Well over what a model batch (5 to 8 s here) or a model actor's start takes on a busy 2-core machine: Ray
-Data's guard would take a slow batch for a stall, and the retry's actors must start within the timeout."""
+STALL_TIMEOUT_S = 10
+"""Well over what a model batch of ``BATCH_SIZE`` frames (1-3 s here) or a model actor's start (3-7 s) takes on a
+busy 2-core machine: Ray Data's guard would take a slow batch for a stall, and the retry's actors must start within
+the timeout."""
 QUICK_RETRY = Retries(base_delay_s=0.1)
 """The retry after the stall without the production backoff, which waits for Ray to declare a lost node dead."""
 
@@ -119,7 +122,7 @@ def test_a_frozen_model_actor_is_noticed_within_the_stall_timeout_and_the_run_co
     frame once, no hang."""
     out = tmp_path / "out"
     result = {}
-    options = {"shard_size": SHARD_SIZE, "stall_timeout": STALL_TIMEOUT_S}
+    options = {"shard_size": SHARD_SIZE, "batch_size": BATCH_SIZE, "stall_timeout": STALL_TIMEOUT_S}
     job = threading.Thread(
         target=lambda: result.update(run=run_detect([photos], out, probe_weights, retries=QUICK_RETRY, **options))
     )
@@ -152,19 +155,20 @@ def test_a_frozen_model_actor_is_noticed_within_the_stall_timeout_and_the_run_co
 def _detect_command(photos: Path, out: Path, weights: Path) -> list[str]:
     return [
         sys.executable, "-m", "jobs.detect", str(photos), "--output", str(out), "--weights", str(weights),
-        "--shard-size", str(SHARD_SIZE),
+        "--shard-size", str(SHARD_SIZE), "--batch-size", str(BATCH_SIZE),
     ]  # fmt: skip
 
 
-@pytest.mark.timeout(420)  # two local Rays of the test's own, started one after the other
+@pytest.mark.timeout(300)  # the killed driver starts a local Ray of its own
 def test_driver_killed_with_its_process_group_is_taken_over_at_once_and_resumes_to_predict(
-    tmp_path, photos, probe_weights, reference_predictions, coco_images
+    tmp_path, photos, probe_weights, ray_cluster, reference_predictions, coco_images, capsys
 ):
     """A driver that ran its own local Ray, killed with SIGKILL and its process group, as a laptop's run is: the
-    same command run again at once takes its lease over (epoch 2, said in one line), with no wait for the lease to
-    expire, resumes, and ends with every frame once and, for each, the boxes super-gradients' ``predict()`` gives:
-    what an uninterrupted run gives (``test_killed_model_actor_…``), without running one. (A driver whose Ray was a
-    cluster's keeps the output until its lease expires: ``test_lease_job.py``.)"""
+    same command run again at once (in the test's process) takes its lease over (epoch 2, said in one line), with no
+    wait for the lease to expire, ends the killed run's lingering Ray workers, resumes, and ends with every frame
+    once and, for each, the boxes super-gradients' ``predict()`` gives: what an uninterrupted run gives
+    (``test_killed_model_actor_…``), without running one. (A driver whose Ray was a cluster's keeps the output until
+    its lease expires: ``test_lease_job.py``.)"""
     out = tmp_path / "out"
     env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}  # a Ray of its own
     driver = subprocess.Popen(
@@ -185,10 +189,8 @@ def test_driver_killed_with_its_process_group_is_taken_over_at_once_and_resumes_
     stray = written.with_name(f"{written.name}.1234abcd.tmp")
     stray.write_bytes(b"partial")  # what a kill during a local write leaves
 
-    rerun = subprocess.run(
-        _detect_command(photos, out, probe_weights), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rerun = rerun_command(_detect_command(photos, out, probe_weights), capsys)
+    assert rerun.code == 0, rerun.log
     took_over = f"took over the output from run {run_folder.name}: its process {driver.pid} on this host is gone"
     assert took_over in rerun.stdout.splitlines(), rerun.stdout
     attempts = json.loads((out / "_runs" / f"{run_folder.name}.json").read_text())["attempts"]

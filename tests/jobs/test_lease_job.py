@@ -32,7 +32,7 @@ from tests.support.memory_lease_store import UnconditionalLeaseStore
 from tests.support.photos import numbered_photos
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_storage_options
 
-PHOTOS = 12
+PHOTOS = 6
 SHARD_SIZE = 2
 TIMEOUT_S = 300
 

@@ -20,7 +20,7 @@ from tests.support.photos import numbered_photos
 from tests.support.two_node import TwoNodeCluster
 
 BIN = Path(sys.executable).parent
-PHOTOS = 12
+PHOTOS = 8
 SHARD_SIZE = 2
 STOP_WAIT_S = 60
 """``RAY_JOB_STOP_WAIT_TIME_S`` for the job: how long ``ray job stop`` waits after SIGTERM before its SIGKILL (3 s by

@@ -1,8 +1,8 @@
 """``detect`` stopped by SIGTERM as Kubernetes, ``ray job stop`` or systemd stop it: a real ``python -m jobs.detect``
 process on the session's Ray, signalled once its first shard is committed. It exits 143 within the grace, its
-attempt recorded ``interrupted`` and its lease released, with no abort dump; the same command at once resumes it to
-every frame once. A second SIGTERM during the stop's grace exits at once. The same through ``ray job stop``:
-``test_ray_job_submit.py``; ``track``: ``tracking/test_runner.py``."""
+attempt recorded ``interrupted`` and its lease released, with no abort dump; the same command line at once resumes it
+to every frame once (run in the test's process: ``job_runs.rerun_command``). A second SIGTERM during the stop's grace
+exits at once. The same through ``ray job stop``: ``test_ray_job_submit.py``; ``track``: ``tracking/test_runner.py``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from common.errors import EXIT_SIGTERM
 from schemas import layout
 from schemas.choices import DEFAULT_STOP_GRACE_S
 from tests.conftest import REPO
-from tests.support.job_runs import commit_markers, lease_released, photo_keys, wait_until
+from tests.support.job_runs import commit_markers, lease_released, photo_keys, rerun_command, wait_until
 from tests.support.photos import numbered_photos
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_storage_options
 
@@ -93,7 +93,9 @@ def _assert_stopped_in_order(code: int, took_s: float, stderr: str) -> None:
     assert "SIGTERM received" not in stderr and "Traceback" not in stderr, stderr  # no abort dump
 
 
-def test_sigterm_stops_detect_in_order_and_the_same_command_resumes_it(tmp_path, photos, probe_weights, ray_cluster):
+def test_sigterm_stops_detect_in_order_and_the_same_command_resumes_it(
+    tmp_path, photos, probe_weights, ray_cluster, capsys
+):
     out = tmp_path / "out"
     command = _command(photos, str(out), probe_weights)
     driver = Driver(command, _env(ray_cluster), tmp_path / "logs")
@@ -110,8 +112,8 @@ def test_sigterm_stops_detect_in_order_and_the_same_command_resumes_it(tmp_path,
     assert lease_released((out / layout.lease()).read_bytes()), "the lease is released"
     assert not (out / layout.staging(manifest["run_id"])).exists(), "the staged rows are removed"
 
-    rerun = subprocess.run(command, cwd=REPO, env=_env(ray_cluster), capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rerun = rerun_command(command, capsys)
+    assert rerun.code == 0, rerun.log
     assert f"{PHOTOS - SHARD_SIZE * committed} items to process" in rerun.stdout
     frames = ds.dataset(out / "frames", format="parquet", partitioning="hive").to_table(["source_uri", "frame_index"])
     assert sorted(zip(*frames.to_pydict().values())) == photo_keys(photos)  # every frame once
@@ -140,7 +142,7 @@ def test_a_second_sigterm_during_the_grace_exits_at_once(tmp_path, photos, probe
 
 
 def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
-    tmp_path, photos, probe_weights, ray_cluster, s3_endpoint, s3_bucket
+    tmp_path, photos, probe_weights, ray_cluster, s3_endpoint, s3_bucket, capsys
 ):
     out = f"s3://{s3_bucket}/out"
     command = _command(photos, out, probe_weights, "--storage-options", json.dumps(s3_storage_options(s3_endpoint)))
@@ -159,8 +161,8 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     assert (manifest["status"], manifest["attempts"][-1]["stopped_by"]) == ("interrupted", "SIGTERM")
     assert lease_released(client.get_object(Bucket=s3_bucket, Key="out/" + layout.lease())["Body"].read())
 
-    rerun = subprocess.run(command, cwd=REPO, env=_env(ray_cluster), capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    rerun = rerun_command(command, capsys)
+    assert rerun.code == 0, rerun.log
     s3 = pafs.S3FileSystem(
         access_key=ACCESS_KEY, secret_key=SECRET_KEY, endpoint_override=s3_endpoint, region=REGION, scheme="http"
     )

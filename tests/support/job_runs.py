@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyarrow.dataset as ds
+import pytest
 
 from jobs.records.lease_record import TIME_FORMAT, LeaseRecord
 from schemas import layout
@@ -85,6 +86,18 @@ def run_detect(
     stream = io.StringIO()
     result = run_job(config, stream=stream, retries=retries or RETRIES)
     return SimpleNamespace(result=result, manifest=result.manifest, out=out, log=stream.getvalue(), config=config)
+
+
+def rerun_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> SimpleNamespace:
+    """``python -m jobs.detect ARGS…`` (``command``) run again through the same command line, in the test's process
+    on the session's Ray: what a driver process of its own would do, without its start-up. Its exit ``code`` and
+    ``stdout``/``stderr``."""
+    from jobs.cli import detect_main
+
+    assert command[1:3] == ["-m", "jobs.detect"], command
+    code = detect_main(command[3:], prog="python -m jobs.detect")
+    captured = capsys.readouterr()
+    return SimpleNamespace(code=code, stdout=captured.out, stderr=captured.err, log=captured.out + captured.err)
 
 
 def output_boxes(out: Path) -> dict[str, np.ndarray]:
