@@ -84,9 +84,10 @@ def _markers(out: Path) -> list[Path]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)  # three track runs and a reference: over the default on a busy machine
-def test_killed_then_stopped_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster):
+def test_killed_then_stopped_track_resumes_and_every_video_lands_once(detected, tmp_path, ray_cluster, capsys):
     """Killed with SIGKILL, its lease keeps the output until it expires; the run after that, stopped by SIGTERM,
-    lets its videos in flight finish, releases the lease and exits 143; the next resumes at once and completes."""
+    lets its videos in flight finish, releases the lease and exits 143; the next (the same command line, in the
+    test's process on the session's Ray) resumes at once and completes."""
     reference = tmp_path / "reference"
     shutil.copytree(detected, reference)
     settings = TrackerSettings()
@@ -116,9 +117,11 @@ def test_killed_then_stopped_track_resumes_and_every_video_lands_once(detected, 
     assert done_at_kill < done_at_stop < VIDEOS, "the stop must land mid-run"
     assert lease_released((out / layout.lease()).read_bytes()), "the stopped run released the lease"
 
-    rerun = _track(out, env=env)
-    stdout, stderr = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, stdout + stderr
+    from jobs.tracking.cli import track_main
+
+    code = track_main([str(out), "--lease-ttl", str(LEASE_TTL_S)])  # the same command, in the test's process
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
     skipped = int(re.search(r"\((\d+) already tracked\)", stdout)[1])  # type: ignore[index]
     assert skipped == done_at_stop  # committed videos are not redone; nothing ran on after the stop
     assert len(_markers(out)) == VIDEOS
