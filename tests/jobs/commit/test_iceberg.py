@@ -14,6 +14,7 @@ import pytest
 from common.errors import UsageError
 from common.storage import Location, location
 from jobs.commit.iceberg import IcebergPublisher, IcebergTarget, open_target
+from jobs.records.lease import RunLease
 from schemas.config import JobConfig
 from tables import published
 from tables.catalog import open_catalog
@@ -81,6 +82,17 @@ def test_a_failed_publish_is_one_line_and_the_next_adds_what_it_missed(
     assert table_rows(catalog, "cams") == exported(out)
 
 
+def test_a_run_that_no_longer_holds_the_output_publishes_nothing(tmp_path: Path, out: Location) -> None:
+    target = IcebergTarget(open_catalog(f"sqlite:///{tmp_path / 'c.db'}", (tmp_path / "wh").as_uri()), "cams")
+    commit_older_run(out)
+    with RunLease(out, RUN_A, ttl_s=60) as lease:
+        fence = lease.fence
+    stream = io.StringIO()
+    state = IcebergPublisher(target, out, RUN_A, fence, stream).publish()
+    assert state is not None and state.error is not None and "LeaseLost" in state.error
+    assert stream.getvalue().count("\n") == 1 and not target.catalog.table_exists("cams.frames")
+
+
 def test_without_a_target_it_does_nothing(out: Location) -> None:
     publisher = IcebergPublisher(None, out, RUN_A, None, io.StringIO())
     publisher.committed()
@@ -118,6 +130,7 @@ def test_the_saved_config_has_no_password() -> None:
     assert config.public_dump()["iceberg"] == "postgresql://u:***@host/db"
 
 
+@pytest.mark.slow
 def test_a_run_without_iceberg_imports_no_pyiceberg(tmp_path: Path) -> None:
     """The job's whole path up to publishing, in a process of its own: ``--iceberg`` alone brings pyiceberg in."""
     code = (
