@@ -94,6 +94,8 @@ class IcebergPublisher:
 
     def committed(self) -> None:
         """A shard of the run committed (its marker written): publish when the batch is full or old enough."""
+        if self.target is None:
+            return
         self.pending += 1
         if self.pending >= self.every_shards or self.clock() - self.published_at >= self.every_s:
             self.publish()
