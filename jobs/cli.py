@@ -138,6 +138,17 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
         default=_default("max_image_pixels"),
         help=f"refuse images declaring more pixels, unread (default {_default('max_image_pixels'):,})",
     )
+    run.add_argument(
+        "--iceberg",
+        metavar="URI",
+        help="publish committed shards to the Iceberg tables frames and detections of this catalog as the run goes "
+        "(the catalog URIs of 'iceberg --catalog', such as sqlite:///catalog.db; docs/tables.md)",
+    )
+    run.add_argument(
+        "--iceberg-namespace",
+        metavar="NS",
+        help="the tables' namespace (default: OUT's folder name, made an identifier)",
+    )
     run.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON", help="extra fsspec options")
     video = p.add_argument_group("video")
     sampling = video.add_mutually_exclusive_group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TextIO
 
+from common.cli import PROG
 from common.errors import EXIT_ERROR_RATE
 from common.storage import Location
 from jobs.pipeline.resources import Resources
@@ -41,11 +42,28 @@ def summary(stream: TextIO, manifest: RunManifest, out: Location, exit_code: int
         + (f"; {rate:.2f} frames/s once results flowed" if rate > 0 else ""),
         f"  output: {out.uri}  (manifest: {layout.manifest(manifest.run_id)})",
     ]
+    if manifest.iceberg is not None:
+        lines.append(_iceberg_line(manifest))
     if manifest.model.license:
         lines.append(f"  weights: {manifest.model.license}")
     if exit_code == EXIT_ERROR_RATE:
         lines.append("  exit 3: the share of error frames exceeds --max-error-rate")
     print("\n".join(lines), file=stream, flush=True)
+
+
+def _iceberg_line(manifest: RunManifest) -> str:
+    """How many of the run's committed shards the Iceberg tables hold, and why not all when the last publish
+    failed."""
+    state = manifest.iceberg
+    assert state is not None
+    committed = sum(1 for s in manifest.shards.values() if s == "committed")
+    line = (
+        f"  iceberg: {state.namespace}.frames and {state.namespace}.detections hold {state.published_shards} of the "
+        f"run's {committed} committed shards"
+    )
+    if state.error is None:
+        return line
+    return f"{line}; the last publish failed ({state.error}): the next run or '{PROG} iceberg' adds the rest"
 
 
 def cpu_notes(config: JobConfig, resources: Resources, measured: Measured | None) -> list[str]:

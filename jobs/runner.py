@@ -21,9 +21,10 @@ from common.background import in_background
 from common.epochs import EpochRecords
 from common.errors import EXIT_ERROR_RATE, EXIT_FAILED, EXIT_OK, UsageError
 from common.progress import Progress
-from common.storage import Location, location
+from common.storage import Location
 from jobs.commit.collector import ShardCollector
 from jobs.commit.committer import ShardCommitter
+from jobs.commit.iceberg import IcebergPublisher, IcebergTarget, open_target
 from jobs.commit.publish import Publisher
 from jobs.console import announce, cpu_notes, summary
 from jobs.failures import Failure, classify, describe_failure
@@ -43,10 +44,9 @@ from jobs.planning.resume import resume_or_plan
 from jobs.records.lease import RunLease
 from jobs.records.lease_holder import took_over
 from jobs.records.run_manifest import finished, now_iso
-from jobs.records.run_store import RunStore
+from jobs.records.run_store import RunStore, writable_output
 from jobs.records.shard_markers import record_epoch
 from jobs.stopping import Stopped, StopSignals, exit_code
-from schemas import layout
 from schemas.config import JobConfig
 from schemas.manifest import Attempt, Layout, RunManifest
 from workers.video import Sampling
@@ -78,9 +78,10 @@ def run_job(config: JobConfig, stream: TextIO | None = None, retries: Retries = 
 def _run_job(config: JobConfig, stream: TextIO, retries: Retries, stop: StopSignals) -> RunResult:
     started = time.monotonic()
     with stop.raising():
-        out = _writable_output(config)
+        out = writable_output(config.output, config.storage_options)
+        target = open_target(config, out)
     with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
-        run = _open_run(config, out, lease, stream, stop)
+        run = _open_run(config, out, lease, stream, stop, target)
         progress = Progress(
             total=run.plan.expected_frames,
             stream=stream,
@@ -139,6 +140,8 @@ class _Run:
     """Work items of shards not committed yet."""
     attempt: Attempt
     """This attempt as it started (``manifest.attempts[-1]``); completed once, when it ends."""
+    iceberg: IcebergPublisher
+    """Publishes committed shards to the Iceberg tables (``--iceberg``); does nothing without them."""
 
 
 @dataclass
@@ -154,7 +157,9 @@ class _Processed:
     """The signal that stopped the run in order (``jobs.stopping``), if one came."""
 
 
-def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO, stop: StopSignals) -> _Run:
+def _open_run(
+    config: JobConfig, out: Location, lease: RunLease, stream: TextIO, stop: StopSignals, target: IcebergTarget | None
+) -> _Run:
     """Check the model, list, plan or reload the plan, and record the attempt as running.
 
     Everything that can be wrong with the command fails here, in seconds, before Ray starts. A stop signal ends
@@ -195,7 +200,9 @@ def _open_run(config: JobConfig, out: Location, lease: RunLease, stream: TextIO,
     if setup.weights.license:
         print(f"weights: {setup.weights.license}", file=stream)
     announce(stream, manifest, chosen.plan, pending.num_rows, listing.skipped)
-    return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt)
+    iceberg = IcebergPublisher(target, out, manifest.run_id, lease.fence, stream)
+    iceberg.publish()  # what an earlier, killed attempt committed but never published
+    return _Run(config, out, lease, setup, store, sampling, manifest, chosen.plan, committer, pending, attempt, iceberg)
 
 
 def _process(
@@ -216,10 +223,14 @@ def _process(
     )
     limit_stalls(config.stall_timeout)
 
+    def committed(shard_id: str) -> None:
+        progress.touch()
+        run.iceberg.committed()
+
     def process_shards(shards: list[str]) -> Failure | None:
         items = run.pending.filter(pc.is_in(run.pending.column("shard_id"), pa.array(shards, pa.string())))
         publisher = Publisher(run.committer, config.stall_timeout)
-        collector = ShardCollector(publisher, run.plan.shard_sizes, progress.advance, lambda _: progress.touch())
+        collector = ShardCollector(publisher, run.plan.shard_sizes, progress.advance, committed)
         fitted = fit_to_cluster(resources)  # a node lost since the last pipeline run took its CPUs with it
         processed.layout = fitted.layout()
         watchdog = Watchdog(progress, config.stall_timeout, collector.waiting, lambda: run.lease.lost)
@@ -304,25 +315,15 @@ def _close_run(
     )
     run.lease.check()  # a run that lost the output to another neither cleans it up nor writes over its manifest
     committed, _ = run.committer.reconcile(run.plan.partitions)
+    iceberg = run.iceberg.publish()
     manifest = finished(run.manifest, committed, run.plan.shard_sizes, processed.failed, attempt)
+    manifest = manifest.model_copy(update={"iceberg": iceberg})
     run.lease.check()
     run.store.save(manifest)
     record_run(run.store, manifest, run.plan, stream)
     exit_code = _exit_code(manifest, run.config.max_error_rate)
     summary(stream, manifest, run.out, exit_code)
     return RunResult(manifest=manifest, exit_code=exit_code)
-
-
-def _writable_output(config: JobConfig) -> Location:
-    """The output location, proven writable by writing and removing a probe file."""
-    out = location(config.output, config.storage_options)
-    probe = out.child(layout.write_probe(RunStore.new_run_id()))
-    try:
-        probe.write_bytes_atomic(b"")
-        probe.fs.rm(probe.path)
-    except (OSError, PermissionError) as exc:
-        raise UsageError(f"cannot write to output {config.output}: {exc.strerror or exc}") from None
-    return out
 
 
 def _exit_code(manifest: RunManifest, max_error_rate: float) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -77,6 +78,11 @@ class JobConfig(BaseModel):
     them and records the attempt as ``interrupted``."""
     track: bool = False
     """After the run, track the objects of the output's videos (``yolonas-batch track`` with its defaults)."""
+    iceberg: str | None = None
+    """A catalog URI (``yolonas-batch iceberg --catalog``'s): publish committed shards to its tables while the run
+    goes (``jobs.commit.iceberg``). Saved with the run without the password a database URI may hold."""
+    iceberg_namespace: str | None = None
+    """The tables' namespace; None: made from the output folder's name, as ``yolonas-batch iceberg`` makes it."""
     ray_address: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Extra fsspec options; may hold secrets, so never logged nor saved (see ``public_dump``)."""
@@ -85,12 +91,17 @@ class JobConfig(BaseModel):
     def _one_video_sampling(self) -> "JobConfig":
         if self.video_stride is not None and self.video_fps is not None:
             raise ValueError("give --video-stride or --video-fps, not both")
+        if self.iceberg_namespace is not None and self.iceberg is None:
+            raise ValueError("--iceberg-namespace needs --iceberg")
         return self
 
     def public_dump(self) -> dict[str, Any]:
-        """The config as saved in the run manifest: storage options reduced to their key names."""
+        """The config as saved in the run manifest: storage options reduced to their key names, the catalog URI
+        without its password."""
         data = self.model_dump(mode="json", exclude={"storage_options"})
         data["storage_option_keys"] = sorted(self.storage_options)
+        if self.iceberg is not None:
+            data["iceberg"] = redacted_uri(self.iceberg)
         return data
 
     def model_fingerprint(self, weights_sha256: str) -> str:
@@ -111,6 +122,12 @@ class JobConfig(BaseModel):
         """Identity of the output a run produces: same fingerprint, same rows; resume relies on it."""
         layout = self.model_dump(mode="json", include={"sources", "video_segment_frames", "shard_size"})
         return _digest(layout | {"model": self.model_fingerprint(weights_sha256)})
+
+
+def redacted_uri(text: str) -> str:
+    """``text`` without the password a database URI in it may hold (``postgresql://user:secret@host`` becomes
+    ``postgresql://user:***@host``): what is saved or logged of a catalog URI, or of an error that quotes one."""
+    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", text)
 
 
 def _digest(data: dict[str, Any]) -> str:

@@ -118,6 +118,16 @@ class Counts(BaseModel):
     error_kinds: dict[str, int] = Field(default_factory=dict)
 
 
+class IcebergState(BaseModel):
+    """What ``detect --iceberg`` last published of the run (``jobs.commit.iceberg``): never the catalog's URI."""
+
+    namespace: str
+    published_shards: int = 0
+    """The run's committed shards both tables hold (``frames`` commits after ``detections``)."""
+    error: str | None = None
+    """Why the last publish failed; None when it succeeded. The next publish adds what it missed."""
+
+
 class RunManifest(BaseModel):
     """What a run was asked to do, with what, and how it went; rewritten as the run progresses."""
 
@@ -141,6 +151,8 @@ class RunManifest(BaseModel):
     failed_shards: dict[str, str] = Field(default_factory=dict)
     """Shards not committed when the attempt ended (its retries spent, or a bug), with the cause; a rerun tries
     them again."""
+    iceberg: IcebergState | None = None
+    """Publishing to Iceberg tables (``detect --iceberg``); None without it."""
 
 
 class TrackCommit(BaseModel):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import UsageError
 from schemas import layout
+from schemas.config import redacted_uri
 from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA
 
 CATALOG_NAME = "yolonas_batch"
@@ -39,14 +40,15 @@ _DEFAULT_NAMESPACE = "yolonas_batch"
 _URI_METRICS = f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.source_uri"
 
 
-def open_catalog(uri: str, warehouse: str) -> Catalog:
-    """pyiceberg's SQL catalog at ``uri``, its tables' files under ``warehouse``; ``UsageError`` in one line when it
-    cannot be opened (a malformed URI, an unknown driver, a database that cannot be created or read)."""
+def open_catalog(uri: str, warehouse: str, flag: str = "--catalog") -> Catalog:
+    """pyiceberg's SQL catalog at ``uri``, its tables' files under ``warehouse``; ``UsageError`` in one line naming
+    ``flag`` when it cannot be opened (a malformed URI, an unknown driver, a database that cannot be created or
+    read)."""
     try:
         return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse)
     except (SQLAlchemyError, ValueError, OSError, ImportError) as exc:
-        reason = first_line(exc).replace(uri, _redacted(uri))
-        raise UsageError(f"--catalog: cannot open {_redacted(uri)}: {reason}") from None
+        reason = redacted_uri(first_line(exc))
+        raise UsageError(f"{flag}: cannot open {redacted_uri(uri)}: {reason}") from None
 
 
 def namespace_of(out_path: str) -> str:
@@ -63,11 +65,11 @@ def namespace_of(out_path: str) -> str:
     return f"{'' if plain[0].isalpha() else 'out_'}{plain}_{digest}"
 
 
-def check_namespace(namespace: str) -> str:
+def check_namespace(namespace: str, flag: str = "--namespace") -> str:
     """A namespace given on the command line, as is when it is an identifier; ``UsageError`` otherwise (a dot would
     nest namespaces, and other characters reach the catalog's names and the warehouse's paths)."""
     if not _IDENTIFIER.fullmatch(namespace):
-        raise UsageError(f"--namespace {namespace!r}: expected letters, digits and _, not starting with a digit")
+        raise UsageError(f"{flag} {namespace!r}: expected letters, digits and _, not starting with a digit")
     return namespace
 
 
@@ -109,8 +111,3 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message (a database driver's can run over several), or its type's name."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _redacted(uri: str) -> str:
-    """``uri`` without the password a database URI may hold (``postgresql://user:secret@host``): never logged."""
-    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", uri)

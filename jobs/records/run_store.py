@@ -6,14 +6,28 @@ from __future__ import annotations
 import posixpath
 import secrets
 from datetime import datetime, timezone
+from typing import Any
 
+from common.errors import UsageError
 from common.retries import Deadline
-from common.storage import Location
+from common.storage import Location, location
 from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S
 from jobs.records.shard_markers import table_files
 from schemas import layout
 from schemas.choices import OverwriteScope
 from schemas.manifest import RunManifest
+
+
+def writable_output(uri: str, storage_options: dict[str, Any]) -> Location:
+    """The output location, proven writable by writing and removing a probe file (``UsageError`` if not)."""
+    out = location(uri, storage_options)
+    probe = out.child(layout.write_probe(RunStore.new_run_id()))
+    try:
+        probe.write_bytes_atomic(b"")
+        probe.fs.rm(probe.path)
+    except (OSError, PermissionError) as exc:
+        raise UsageError(f"cannot write to output {uri}: {exc.strerror or exc}") from None
+    return out
 
 
 class RunStore:

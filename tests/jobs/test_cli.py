@@ -118,3 +118,19 @@ def test_resume_is_the_default_and_overwrite_must_be_asked_for_this_model_or_all
     assert parser.parse_args(["src", "--output", "out", "--resume"]).overwrite is None
     assert parser.parse_args(["src", "--output", "out", "--overwrite"]).overwrite == "model"
     assert parser.parse_args(["--overwrite", "all", "src", "--output", "out"]).overwrite == "all"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--iceberg", "sqlite:////no/such/folder/c.db"], "--iceberg: cannot open sqlite:////no/such/folder/c.db"),
+        (["--iceberg", "sqlite://", "--iceberg-namespace", "a.b"], "--iceberg-namespace 'a.b': expected letters"),
+        (["--iceberg-namespace", "cams"], "--iceberg-namespace needs --iceberg"),
+    ],
+    ids=("unopenable-catalog", "namespace", "namespace-alone"),
+)
+def test_what_cannot_publish_to_iceberg_is_refused_before_the_run(tmp_path: Path, capsys, args, expected):
+    """Before the lease, the model or Ray: nothing of a run is recorded (only the write probe's folder is left)."""
+    out = tmp_path / "out"
+    _assert_usage_error(_run(str(tmp_path / "x.jpg"), "--output", str(out), *args), capsys, expected)
+    assert not [path for path in out.rglob("*") if path.is_file()]
