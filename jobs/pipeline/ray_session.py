@@ -12,6 +12,12 @@ from jobs.pipeline.ray_address import owns_local_ray
 from jobs.stopping import through_ray_init
 from workers.quiet import silenced_output
 
+IDLE_WORKERS_BEYOND_CPUS = 4
+"""Idle Python workers a local Ray keeps beyond one per CPU, for the zero-CPU write and publish tasks. Ray ends
+idle workers beyond one per CPU after a second (its ``num_workers_soft_limit``), so on a small machine each set of
+shards committing together started new workers: a Python start and imports each, which delayed the last commits
+and took CPU from the model (``docs/performance.md``, "Start-up")."""
+
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join ``address``, else the cluster ``RAY_ADDRESS`` names, else start a local Ray for this process (with
@@ -27,6 +33,8 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     kwargs: dict = {"logging_level": logging.ERROR, "log_to_driver": False}
     with through_ray_init(), silenced_output():
         if owns_local_ray(address):
+            idle = (num_cpus or os.cpu_count() or 1) + IDLE_WORKERS_BEYOND_CPUS
+            os.environ.setdefault("RAY_num_workers_soft_limit", str(idle))  # read by the raylet ray.init starts
             ray.init(include_dashboard=False, num_cpus=num_cpus, **kwargs)
         else:
             ray.init(address=address, **kwargs)  # None: the cluster RAY_ADDRESS names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -16,3 +17,11 @@ def test_workers_run_in_the_drivers_interpreter(ray_cluster):
 
     assert ray_cluster.get(interpreter.remote()) == sys.executable
     assert "py_executable" not in ray_cluster.get_runtime_context().runtime_env
+
+
+def test_a_local_ray_keeps_idle_workers_for_the_zero_cpu_tasks(ray_cluster):
+    """The session's Ray is started as the job starts its own (``start_ray``): it keeps idle workers beyond one per
+    CPU, so shards committing together reuse workers rather than each starting one."""
+    from jobs.pipeline.ray_session import IDLE_WORKERS_BEYOND_CPUS
+
+    assert os.environ["RAY_num_workers_soft_limit"] == str((os.cpu_count() or 1) + IDLE_WORKERS_BEYOND_CPUS)
