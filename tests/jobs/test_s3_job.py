@@ -42,7 +42,7 @@ def s3_run(s3_endpoint, s3_bucket, flaky_proxy, coco_images, clip, probe_weights
     first = coco_images[0]
     listed = f"s3://{s3_bucket}/in/photos/{first.parent.name} {first.name}\ns3://{s3_bucket}/gone/deleted.jpg\n"
     client.put_object(Bucket=s3_bucket, Key="lists/extra.txt", Body=listed.encode())
-    flaky_proxy.fail_every, flaky_proxy.drop_every = 5, 13
+    flaky_proxy.fail_every, flaky_proxy.drop_every = 11, 23
     config = JobConfig(
         sources=[f"s3://{s3_bucket}/in", f"s3://{s3_bucket}/lists/extra.txt"],
         output=f"s3://{s3_bucket}/out",
