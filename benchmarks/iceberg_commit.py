@@ -1,7 +1,7 @@
 """What one Iceberg publish costs once the tables hold a long history: 1, 100, 1,000 shards already published.
 
     python3 -m uv run --frozen python benchmarks/iceberg_commit.py [--sizes 1,100,1000] [--batch 20] [--repeat 3]
-        [--json out/iceberg_commit.json]
+        [--expire] [--json out/iceberg_commit.json]
 
 For each size, a fresh output, an embedded SQLite catalog and a local warehouse. The shards are committed by the
 job's own committer (``tests/support/outputs.py``' ``commit_run``: ``ShardCommitter``'s files and markers, and a
@@ -9,7 +9,8 @@ run manifest, which only that helper makes without a model), a run of ``--batch`
 published as ``detect --iceberg`` publishes (one ``tables.publish.publish``, one snapshot per table), until the
 tables hold the size. Then it times ``--repeat`` publishes of one new shard (a new run of new photos: the append
 path) and ``--repeat`` re-detections (a newer run's shard answering the photos of an old shard: the same append
-plus pyiceberg's copy-on-write delete of the rows it supersedes), and reports the median of each. Per size:
+plus pyiceberg's copy-on-write delete of the rows it supersedes), and reports the median of each; with
+``--expire``, after expiring every snapshot of the history but the current one (``tables.expiry``). Per size:
 the snapshots of ``frames`` and the manifests its current snapshot lists (what a commit reads and rewrites), the
 manifest lists, manifests and bytes in its metadata folder (``detections`` has as many), and the commit markers
 in the output, all of which a publish lists. Prints a table and writes JSON. Results:
@@ -24,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from common.storage import Location, location  # noqa: E402
 from schemas import layout  # noqa: E402
 from tables.catalog import open_catalog  # noqa: E402
+from tables.expiry import expire  # noqa: E402
 from tables.publish import publish  # noqa: E402
 from tests.support.outputs import Frame, commit_run, run_id  # noqa: E402
 
@@ -46,19 +49,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,100,1000", help="shards in the tables before the timed publish")
     parser.add_argument("--batch", type=int, default=20, help="shards per publish while the history is made")
     parser.add_argument("--repeat", type=int, default=3, help="timed publishes of each kind, their median reported")
+    parser.add_argument("--expire", action="store_true", help="expire the history's snapshots before timing")
     parser.add_argument("--json", type=Path, default=REPO / "out" / "iceberg_commit.json")
     args = parser.parse_args()
     results = []
     print("".join(f"{c:>15}" for c in COLUMNS))
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(_measure(Path(tmp), size, args.batch, args.repeat))
+            results.append(_measure(Path(tmp), size, args.batch, args.repeat, args.expire))
             print(_line(results[-1]), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
 
 
-def _measure(tmp: Path, size: int, batch: int, repeat: int) -> dict:
+def _measure(tmp: Path, size: int, batch: int, repeat: int, expired: bool) -> dict:
     out = location(str(tmp / "out"))
     catalog = open_catalog(f"sqlite:///{tmp / 'catalog.db'}", (tmp / "warehouse").as_uri())
     began = time.perf_counter()
@@ -66,6 +70,8 @@ def _measure(tmp: Path, size: int, batch: int, repeat: int) -> dict:
         _commit(out, run_id(1, f"h{number:05d}"), range(first, min(first + batch, size)))
         publish(out, catalog, NAMESPACE)
     history_s = time.perf_counter() - began
+    if expired:
+        expire(catalog, NAMESPACE, 0, datetime.now(timezone.utc))
     shape = _shape(tmp, out, catalog)  # what the timed publishes start from
     appends, redetections, deleted = [], [], []
     for n in range(repeat):
