@@ -1,4 +1,5 @@
-"""Command line: ``yolonas-batch iceberg OUT --catalog URI [--namespace NS] [--warehouse W]``.
+"""Command line: ``yolonas-batch iceberg OUT --catalog URI [--namespace NS] [--warehouse W]
+[--expire-snapshots-older-than DAYS]``.
 
 Like every command, a usage error (a wrong flag, a catalog that cannot be opened, an output that is not a job's)
 is one line and exit code 2; a commit another writer of the same table won is one line and exit code 1, and the
@@ -7,8 +8,11 @@ same command then adds what is still missing.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import sys
+from datetime import datetime, timezone
 from typing import Sequence
 
 from common.cli import PROG, OneLineParser, usage_error
@@ -32,17 +36,36 @@ def iceberg_parser(prog: str = f"{PROG} iceberg") -> OneLineParser:
         "--warehouse",
         help=f"where Iceberg keeps its metadata and the files its deletes rewrite (default: OUT/{layout.ICEBERG})",
     )
+    p.add_argument(
+        "--expire-snapshots-older-than",
+        type=_days,
+        metavar="DAYS",
+        help="after publishing, expire the tables' snapshots made more than DAYS ago (the current one is kept; "
+        "no file is removed)",
+    )
     return p
 
 
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        days = math.nan
+    if not (math.isfinite(days) and days >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more, not {value!r}")
+    return days
+
+
 def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
-    """Parse, open the catalog and publish; one line and exit 2 for any usage error."""
+    """Parse, open the catalog and publish, then expire old snapshots when asked; one line and exit 2 for any
+    usage error."""
     parsed = iceberg_parser(prog).parse_or_exit_code(list(argv))
     if isinstance(parsed, int):
         return parsed
     from pyiceberg.exceptions import CommitFailedException
 
     from tables.catalog import check_namespace, first_line, namespace_of, open_catalog
+    from tables.expiry import expire
     from tables.publish import publish
 
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on files it rewrites are not the user's
@@ -52,6 +75,10 @@ def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
         namespace = check_namespace(parsed.namespace) if parsed.namespace else namespace_of(out.path)
         catalog = open_catalog(parsed.catalog, parsed.warehouse or out.child(layout.ICEBERG).uri)
         done = publish(out, catalog, namespace)
+        print(done.line())
+        days = parsed.expire_snapshots_older_than
+        if days is not None:
+            print(expire(catalog, namespace, days, datetime.now(timezone.utc)).line())
     except UsageError as exc:
         return usage_error(prog, str(exc))
     except CommitFailedException as exc:
@@ -60,7 +87,6 @@ def iceberg_main(argv: Sequence[str], prog: str = f"{PROG} iceberg") -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
-    print(done.line())
     return 0
 
 

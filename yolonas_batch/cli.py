@@ -19,7 +19,8 @@ USAGE = (
     f"       {PROG} export OUT --format label-studio|coco|yolo|cvat|label-studio-video|cvat-video|mot --to DEST "
     "[options]\n"
     f"       {PROG} report OUT --to report.html [options]\n"
-    f"       {PROG} iceberg OUT --catalog URI [--namespace NS]   (the committed shards as Iceberg tables)\n"
+    f"       {PROG} iceberg OUT --catalog URI [--namespace NS] [--expire-snapshots-older-than DAYS]   "
+    "(the committed shards as Iceberg tables)\n"
     f"run '{PROG} COMMAND --help' for the options"
 )
 

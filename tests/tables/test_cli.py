@@ -31,6 +31,20 @@ def test_publishes_and_says_so_in_one_line(tmp_path: Path, out: Location, capsys
     assert "already hold every committed shard" in capsys.readouterr().out
 
 
+def test_expires_old_snapshots_after_publishing(tmp_path: Path, out: Location, capsys) -> None:
+    commit_older_run(out)
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert main(["iceberg", out.path, "--catalog", catalog]) == 0
+    commit_newer_run(out)
+    assert main(["iceberg", out.path, "--catalog", catalog, "--expire-snapshots-older-than", "0"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 3 and said[1].startswith("iceberg: out.frames: 1 shards added")
+    assert said[2].startswith("iceberg: snapshots older than 0 days: out.frames: ")
+    opened = open_catalog(catalog, out.child("_iceberg").uri)
+    assert [len(opened.load_table(f"out.{t}").snapshots()) for t in ("frames", "detections")] == [1, 1]
+    assert table_rows(opened, "out") == exported(out)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -45,6 +59,13 @@ def test_publishes_and_says_so_in_one_line(tmp_path: Path, out: Location, capsys
         ),
         (["--catalog", "sqlite://", "--namespace", "a.b"], "--namespace 'a.b': expected letters, digits and _"),
         ([], "the following arguments are required: --catalog"),
+        *(
+            (
+                ["--catalog", "sqlite://", "--expire-snapshots-older-than", days],
+                f"argument --expire-snapshots-older-than: expected a number of days, 0 or more, not '{days}'",
+            )
+            for days in ("-1", "week", "nan", "inf")
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(out: Location, capsys, args: list[str], message: str) -> None:
