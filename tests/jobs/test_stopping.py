@@ -70,7 +70,7 @@ def test_a_signal_outside_a_raising_block_is_noted_and_raised_by_the_next_one(st
     with pytest.raises(Stopped), stop.raising():
         pytest.fail("a block entered after the stop does not run")
     with pytest.raises(Stopped):
-        stop.sleep(3600)
+        stop.sleep(3600)  # the stop already received ends it before it waits at all
 
 
 def test_a_second_signal_of_any_kind_exits_at_once_with_the_first_ones_code(stop, exits):
@@ -86,7 +86,7 @@ def test_a_sleep_is_ended_by_a_signal_from_another_thread(stop):
     sender = threading.Thread(target=signal.pthread_kill, args=(threading.main_thread().ident, signal.SIGHUP))
     with pytest.raises(Stopped) as stopped:
         sender.start()
-        stop.sleep(3600)
+        stop.sleep(3600)  # ended by the sender's signal; the test's timeout fails it if not
     sender.join()
     assert stopped.value.signum == signal.SIGHUP
 
