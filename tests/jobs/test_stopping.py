@@ -26,19 +26,22 @@ def exits() -> list[int]:
 
 @pytest.fixture
 def stop(exits: list[int]) -> Iterator[StopSignals]:
-    """Installed over the signals' default handling, as a run started from a shell finds it: a suite started under
-    ``nohup`` ignores SIGHUP, which the handlers would rightly leave ignored."""
+    """Installed over the signals' default handling, as a run started from a terminal finds it: a suite started under
+    ``nohup`` ignores SIGHUP, and one started in the background (``&``) SIGINT, which the handlers would rightly
+    leave ignored."""
 
     def record(code: int) -> None:
         exits.append(code)
         raise _Exited()
 
-    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    defaults = {signal.SIGHUP: signal.SIG_DFL, signal.SIGINT: signal.default_int_handler}
+    before = {signum: signal.signal(signum, handler) for signum, handler in defaults.items()}
     try:
         with StopSignals("detect", 7.0, stream=io.StringIO(), exit=record) as installed:
             yield installed
     finally:
-        signal.signal(signal.SIGHUP, hangup)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _said(stop: StopSignals) -> list[str]:
