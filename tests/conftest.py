@@ -24,7 +24,7 @@ CACHE = REPO / ".cache" / "test-weights"
 os.environ.setdefault("YOLONAS_BATCH_CACHE", str(REPO / ".cache" / "models"))
 """Traced models the jobs under test keep between runs (``workers/trace_cache.py``): here, not in ``~/.cache``."""
 
-SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions"})
+SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions", "coco_reference_predictions"})
 """A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
 
 
@@ -61,8 +61,9 @@ def coco_images() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def probe_weights() -> Path:
-    """A yolo_nas_s checkpoint whose detections depend on the image (see tests/support/probe_weights.py)."""
+def coco_probe_weights() -> Path:
+    """A yolo_nas_s checkpoint whose detections depend on the image (see tests/support/probe_weights.py), without
+    ``processing_params``: it runs with super-gradients' COCO preprocessing at 640, the job's default."""
     from tests.support import probe_weights as module
 
     digest = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
@@ -71,6 +72,21 @@ def probe_weights() -> Path:
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         module.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
+        partial.replace(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def probe_weights(coco_probe_weights: Path) -> Path:
+    """The probe's tensors in a checkpoint carrying its own ``processing_params``: a 320 x 320 canvas
+    (``tests/support/probe_weights.py``). The whole-job tests run on it, reading the checkpoint's preprocessing as
+    for a fine-tuned model, at a quarter of the model's cost at 640."""
+    from tests.support.probe_weights import with_small_canvas
+
+    path = coco_probe_weights.with_name(coco_probe_weights.stem + "-small.pth")
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        with_small_canvas(coco_probe_weights, partial)
         partial.replace(path)
     return path
 
@@ -88,17 +104,27 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
-def reference_model(probe_weights: Path):
-    """super-gradients' own yolo_nas_s with the probe weights, set up the way users call ``predict()``."""
+def coco_reference_model(coco_probe_weights: Path):
+    """super-gradients' own yolo_nas_s with the probe weights, set up the way users call ``predict()`` on COCO
+    weights (its COCO preprocessing at 640)."""
     import torch
 
     from workers.processing import default_processing_params
     from workers.quiet import super_gradients_models
 
     model = super_gradients_models().get("yolo_nas_s", num_classes=80)
-    model.load_state_dict(torch.load(probe_weights, weights_only=True)["net"])
+    model.load_state_dict(torch.load(coco_probe_weights, weights_only=True)["net"])
     model.set_dataset_processing_params(**default_processing_params())
     return model
+
+
+@pytest.fixture(scope="session")
+def reference_model(probe_weights: Path):
+    """super-gradients' own yolo_nas_s loaded from the small-canvas checkpoint as users load a checkpoint
+    (``models.get(…, checkpoint_path=…)``), which sets the preprocessing the checkpoint carries."""
+    from workers.quiet import super_gradients_models
+
+    return super_gradients_models().get("yolo_nas_s", num_classes=80, checkpoint_path=str(probe_weights))
 
 
 def predict_boxes(model, images: list) -> list[np.ndarray]:
@@ -114,13 +140,24 @@ def predict_boxes(model, images: list) -> list[np.ndarray]:
     return result
 
 
-@pytest.fixture(scope="session")
-def reference_predictions(reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
-    """super-gradients' own ``model.predict()`` on coco-tiny: file URI -> (N, 6) boxes clipped to the image."""
-    boxes = predict_boxes(reference_model, [str(p) for p in coco_images])
-    result = {"file://" + str(path.resolve()): b for path, b in zip(coco_images, boxes)}
+def _predictions_by_uri(model, images: list[Path]) -> dict[str, np.ndarray]:
+    """``predict_boxes`` over ``images``: file URI -> (N, 6) boxes; something must be detected."""
+    boxes = predict_boxes(model, [str(p) for p in images])
+    result = {"file://" + str(path.resolve()): b for path, b in zip(images, boxes)}
     assert sum(len(v) for v in result.values()) > 0, "the probe weights must detect something"
     return result
+
+
+@pytest.fixture(scope="session")
+def coco_reference_predictions(coco_reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
+    """super-gradients' own ``model.predict()`` on coco-tiny at 640: file URI -> (N, 6) boxes clipped to the image."""
+    return _predictions_by_uri(coco_reference_model, coco_images)
+
+
+@pytest.fixture(scope="session")
+def reference_predictions(reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
+    """super-gradients' own ``model.predict()`` on coco-tiny with the small-canvas checkpoint (``probe_weights``)."""
+    return _predictions_by_uri(reference_model, coco_images)
 
 
 def copy_tree_with_awkward_names(images: list[Path], target: Path) -> dict[str, Path]:

@@ -18,7 +18,7 @@ from tests.support.parity import mismatches
 def corpus(tmp_path_factory, coco_images) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("corpus") / "awkward"
     folder.mkdir()
-    expected = make_corpus(folder, coco_images[3])
+    expected = make_corpus(folder, coco_images[4])  # a photo the probe finds objects in on its small canvas
     (folder / "undecodable.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     (folder / "readme.md").write_text("not media")
     (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")

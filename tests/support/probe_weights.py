@@ -6,6 +6,10 @@ head's ``cls_pred`` (a 1x1 conv) is refitted in closed form (ridge regression) o
 coco-tiny photos, towards "this anchor lies inside a ground-truth box of class c". Per-class calibration then
 lets only each class's upper tail pass 0.25. The result reacts to image content, so swapped colour channels or
 a shifted letterbox change the detections, which is what the parity tests need to be able to fail.
+
+``with_small_canvas`` copies the fitted tensors into a checkpoint that carries its own ``processing_params`` for a
+320 x 320 canvas, the way a fine-tuned model carries the preprocessing it was trained with: the whole-job tests run
+on it, where the model costs a quarter of its time at 640 and still finds objects in most photos.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ PASSING_PER_INSTANCE = 0.5
 """Anchors per head allowed above the 0.25 threshold, per ground-truth instance of the class."""
 MAX_SCORE = 0.9
 VAR_FLOOR = 0.05
+SMALL_CANVAS = 320
 
 
 def make_probe_checkpoint(path: Path, model_name: str = "yolo_nas_s", seed: int = 0, data: Path = DATA) -> Path:
@@ -153,3 +158,26 @@ def _fit_head(cls_pred: torch.nn.Conv2d, feats: np.ndarray, targets: list, strid
     with torch.no_grad():
         cls_pred.weight.copy_(torch.from_numpy(weight).view_as(cls_pred.weight))
         cls_pred.bias.copy_(torch.from_numpy(bias))
+
+
+def small_canvas_params(canvas: int = SMALL_CANVAS) -> dict:
+    """super-gradients' COCO preprocessing scaled to a ``canvas`` x ``canvas`` input, as plain dicts, the form a
+    checkpoint keeps (the rescale leaves the same 4-pixel margin inside the padding as the COCO one at 640)."""
+    from workers.classes import COCO_CLASS_NAMES
+
+    steps = [
+        {"DetectionLongestMaxSizeRescale": {"output_shape": [canvas - 4, canvas - 4]}},
+        {"DetectionCenterPadding": {"output_shape": [canvas, canvas], "pad_value": 114}},
+        {"StandardizeImage": {"max_value": 255.0}},
+        {"ImagePermute": {"permutation": [2, 0, 1]}},
+    ]
+    processor = {"ComposeProcessing": {"processings": steps}}
+    return {"class_names": list(COCO_CLASS_NAMES), "image_processor": processor, "iou": 0.7, "conf": 0.25}
+
+
+def with_small_canvas(source: Path, target: Path) -> Path:
+    """``source``'s tensors saved to ``target`` with ``small_canvas_params()`` as its ``processing_params``."""
+    state = torch.load(source, weights_only=True)["net"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"net": state, "processing_params": small_canvas_params()}, target)
+    return target

@@ -18,20 +18,20 @@ from workers.weights import load_weights
 
 
 @pytest.fixture(scope="module")
-def detector(probe_weights: Path) -> Detector:
-    return Detector.from_weights("yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec())
+def detector(coco_probe_weights: Path) -> Detector:
+    return Detector.from_weights("yolo_nas_s", load_weights(str(coco_probe_weights), "yolo_nas_s"), LetterboxSpec())
 
 
-def test_same_boxes_as_predict(detector, coco_images, reference_predictions):
+def test_same_boxes_as_predict(detector, coco_images, coco_reference_predictions):
     ours = detect_all(detector, coco_images, LetterboxSpec())
     assert sum(len(v) for v in ours.values()) > 20
     assert sum(1 for v in ours.values() if len(v)) >= 30
-    assert mismatches(ours, reference_predictions) == []
+    assert mismatches(ours, coco_reference_predictions) == []
 
 
-def test_batch_size_does_not_change_answers(detector, coco_images, reference_predictions):
+def test_batch_size_does_not_change_answers(detector, coco_images, coco_reference_predictions):
     ours = detect_all(detector, coco_images[:7], LetterboxSpec(), batch_size=3)
-    subset = {k: v for k, v in reference_predictions.items() if k in ours}
+    subset = {k: v for k, v in coco_reference_predictions.items() if k in ours}
     assert mismatches(ours, subset) == []
 
 
@@ -47,18 +47,21 @@ MISTAKE_PHOTOS = 8
         pytest.param(dict(fit=(640, 640)), id="rescale-to-640"),
     ],
 )
-def test_preprocessing_mistakes_break_parity(detector, coco_images, reference_predictions, mistake):
+def test_preprocessing_mistakes_break_parity(detector, coco_images, coco_reference_predictions, mistake):
     """The parity check is only worth something if a classic letterbox or colour mistake fails it: on most photos,
     not by chance on one."""
     wrong = dataclasses.replace(LetterboxSpec(), **mistake)
     ours = detect_all(detector, coco_images[:MISTAKE_PHOTOS], wrong)
-    reference = {uri: boxes for uri, boxes in reference_predictions.items() if uri in ours}
+    reference = {uri: boxes for uri, boxes in coco_reference_predictions.items() if uri in ours}
     assert len(mismatches(ours, reference)) >= MISTAKE_PHOTOS * 3 // 4
 
 
-def test_thresholds_limit_boxes(probe_weights, coco_images):
+def test_thresholds_limit_boxes(coco_probe_weights, coco_images):
     strict = Detector.from_weights(
-        "yolo_nas_s", load_weights(str(probe_weights), "yolo_nas_s"), LetterboxSpec(), thresholds=Thresholds(max_det=2)
+        "yolo_nas_s",
+        load_weights(str(coco_probe_weights), "yolo_nas_s"),
+        LetterboxSpec(),
+        thresholds=Thresholds(max_det=2),
     )
     frames = [prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:8]]
     found = strict.detect(FrameBatch.stack(frames))
@@ -86,8 +89,8 @@ def test_a_batch_too_large_for_the_device_runs_in_chunks_with_the_same_boxes(det
     assert np.allclose(found.boxes, whole.boxes, atol=1e-3) and np.allclose(found.scores, whole.scores, atol=1e-5)
 
 
-def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(probe_weights, coco_images):
-    weights = load_weights(str(probe_weights), "yolo_nas_s")
+def test_torchscript_trace_gives_the_same_detections_at_any_batch_size(coco_probe_weights, coco_images):
+    weights = load_weights(str(coco_probe_weights), "yolo_nas_s")
     eager = Detector.from_weights("yolo_nas_s", weights, LetterboxSpec())
     traced = Detector.from_torchscript(trace_fused("yolo_nas_s", weights, LetterboxSpec()), LetterboxSpec())
     batch = FrameBatch.stack([prepare_image(p.read_bytes(), LetterboxSpec()) for p in coco_images[:5]])
@@ -106,14 +109,16 @@ BF16_PHOTOS = 16
 """Photos the bf16 check runs: on a CPU without native bf16 (AVX2) each frame takes seconds."""
 
 
-def test_bf16_stays_within_the_documented_tolerance(probe_weights, coco_images, reference_predictions, detector):
-    weights = load_weights(str(probe_weights), "yolo_nas_s")
+def test_bf16_stays_within_the_documented_tolerance(
+    coco_probe_weights, coco_images, coco_reference_predictions, detector
+):
+    weights = load_weights(str(coco_probe_weights), "yolo_nas_s")
     traced = Detector.from_torchscript(
         trace_fused("yolo_nas_s", weights, LetterboxSpec(), "bf16"), LetterboxSpec(), precision="bf16"
     )
     assert next(traced.model.parameters()).dtype == torch.bfloat16
     photos = coco_images[:BF16_PHOTOS]
-    reference = {key: reference_predictions[key] for key in ("file://" + str(p.resolve()) for p in photos)}
+    reference = {key: coco_reference_predictions[key] for key in ("file://" + str(p.resolve()) for p in photos)}
     ours = detect_all(traced, photos, LetterboxSpec())
     share, mean_iou = agreement(ours, reference)
     back, _ = agreement(reference, ours)

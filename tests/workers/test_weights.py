@@ -171,10 +171,10 @@ def test_the_mirror_by_uri_carries_the_licence_and_other_repos_do_not():
 
 
 @pytest.fixture(scope="module")
-def probe_safetensors(probe_weights: Path, tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+def probe_safetensors(coco_probe_weights: Path, tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     """The probe checkpoint's state dict as a safetensors file (the mirror's layout: super-gradients' keys, no
     wrapper), and that state dict."""
-    state = torch.load(probe_weights, weights_only=True)["net"]
+    state = torch.load(coco_probe_weights, weights_only=True)["net"]
     path = tmp_path_factory.mktemp("safetensors") / "probe.safetensors"
     safetensors.torch.save_file(state, path)
     return path, state
