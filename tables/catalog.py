@@ -1,4 +1,4 @@
-"""The Iceberg catalog and the two tables in it: opened or made, with the project's own schemas.
+"""The Iceberg catalog and the tables in it: opened or made, with the project's own schemas.
 
 The catalog is pyiceberg's ``SqlCatalog`` on a SQLAlchemy URI (``sqlite:///catalog.db``): a file next to the data
 is a whole catalog, with nothing to run. The tables' columns are ``schemas.tables``' Arrow schemas, never
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.errors import UsageError
 from schemas import layout
 from schemas.config import redacted_uri
-from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA
+from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, TRACK_SUMMARIES_SCHEMA, TRACKS_SCHEMA
 
 CATALOG_NAME = "yolonas_batch"
 """The catalog's name: a SQL catalog keeps it in every row, so a reader opens the same database under this name
@@ -33,6 +33,8 @@ PARTITION_FIELDS = (pa.field("run_date", pa.date32()), pa.field("source", pa.str
 ARROW_SCHEMAS = {
     layout.FRAMES: pa.schema([*FRAMES_SCHEMA, *PARTITION_FIELDS]),
     layout.DETECTIONS: pa.schema([*DETECTIONS_SCHEMA, *PARTITION_FIELDS]),
+    layout.TRACKS: pa.schema([*TRACKS_SCHEMA, *PARTITION_FIELDS]),
+    layout.TRACK_SUMMARIES: pa.schema([*TRACK_SUMMARIES_SCHEMA, *PARTITION_FIELDS]),
 }
 """Each published table's columns: the job's own, then the partition keys."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -23,7 +23,7 @@ from schemas import layout
 
 
 def iceberg_parser(prog: str = f"{PROG} iceberg") -> OneLineParser:
-    p = OneLineParser(prog=prog, description="Publish a job's committed shards as Apache Iceberg tables.")
+    p = OneLineParser(prog=prog, description="Publish a job's committed shards (and tracks) as Apache Iceberg tables.")
     p.add_argument("output", metavar="OUT", help="the job's output folder (detect --output)")
     p.add_argument(
         "--catalog",

@@ -17,7 +17,7 @@ from schemas.manifest import IcebergState
 from tables import catalog as tables_catalog
 from tables import published
 from tables.catalog import open_catalog
-from tables.publish import ADDED_SHARDS
+from tables.shard_tables import ADDED_SHARDS
 from tests.support import failing_catalog
 from tests.support.job_runs import run_detect
 from tests.tables.conftest import exported, table_rows
