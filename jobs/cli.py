@@ -140,9 +140,9 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
     )
     run.add_argument(
         "--iceberg",
-        metavar="URI",
+        metavar="CATALOG",
         help="publish committed shards to the Iceberg tables frames and detections of this catalog as the run goes "
-        "(the catalog URIs of 'iceberg --catalog', such as sqlite:///catalog.db; docs/tables.md)",
+        "(what 'iceberg --catalog' takes: local, a SQLAlchemy URI, a catalog configured for pyiceberg; docs/tables.md)",
     )
     run.add_argument(
         "--iceberg-namespace",

@@ -20,7 +20,6 @@ from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
 from common.committed_files import committed_files
-from common.errors import UsageError
 from common.storage import Location
 from schemas import layout
 from tables import published
@@ -66,10 +65,7 @@ class Publication:
 
 def publish(out: Location, catalog: Catalog, namespace: str) -> Publication:
     """Add the committed shards of ``out`` that the tables ``namespace.frames`` and ``namespace.detections`` do not
-    hold, making the tables when missing. ``UsageError`` for an output that is not a job's, or on an object store
-    (not supported yet)."""
-    if not out.is_local:
-        raise UsageError(f"{out.uri}: publishing an output on an object store to Iceberg is not supported yet")
+    hold, making the tables when missing. ``UsageError`` for an output that is not a job's."""
     files = committed_files(out)
     tables = {name: table_for(catalog, namespace, name) for name in ORDER}
     pending = {name: _pending(files.of(name), published.read(tables[name].properties)) for name in ORDER}

@@ -4,6 +4,7 @@ tables' rows read back with pyiceberg and DuckDB. The outputs are made without a
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -13,7 +14,9 @@ from pyiceberg.catalog import Catalog
 
 from common.storage import Location, location
 from exports.committed import DETECTIONS, FRAMES, CommittedRows
+from tables import published
 from tables.catalog import open_catalog
+from tables.publish import ADDED_SHARDS
 
 FRAME_KEYS = "run_id, source_uri, frame_index, status, num_detections, width, height"
 BOX_KEYS = "run_id, source_uri, frame_index, class_name, score, x1, y1, x2, y2"
@@ -52,3 +55,12 @@ def table_rows(catalog: Catalog, namespace: str) -> tuple[list[tuple], list[tupl
 
 def scanned(catalog: Catalog, namespace: str, table: str) -> pa.Table:
     return catalog.load_table(f"{namespace}.{table}").scan().to_arrow()
+
+
+def added_shards(catalog: Catalog, namespace: str, table: str) -> Counter:
+    """(run id, shard number) -> how many of the table's appends added it: 1 each when every shard was added once."""
+    counts: Counter = Counter()
+    for snapshot in catalog.load_table(f"{namespace}.{table}").snapshots():
+        added = published.read({published.PROPERTY: (snapshot.summary or {}).get(ADDED_SHARDS) or "{}"})
+        counts.update((run, shard) for run, shards in added.items() for shard in shards)
+    return counts
