@@ -51,9 +51,9 @@ def add_iceberg_flags(group: argparse._ActionsContainer, what: str, tables: str)
     ``what`` to the Iceberg tables ``tables`` as it goes (``jobs.commit.iceberg``)."""
     group.add_argument(
         "--iceberg",
-        metavar="URI",
+        metavar="CATALOG",
         help=f"publish committed {what} to the Iceberg tables {tables} of this catalog as the run goes "
-        "(the catalog URIs of 'iceberg --catalog', such as sqlite:///catalog.db; docs/tables.md)",
+        "(what 'iceberg --catalog' takes: local, a SQLAlchemy URI, a catalog configured for pyiceberg; docs/tables.md)",
     )
     group.add_argument(
         "--iceberg-namespace",

@@ -18,7 +18,6 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from common.committed_files import require_output
-from common.errors import UsageError
 from common.storage import Location
 from tables.catalog import table_for
 from tables.changes import Change, commit
@@ -86,9 +85,7 @@ def publish(out: Location, catalog: Catalog, namespace: str, tables: Collection[
     """Add the committed units of ``out`` that the tables of ``namespace`` do not hold, making the tables when
     missing. ``tables``: the names of the tables to publish, each with the rest of its set; None for every set the
     output has (``frames`` and ``detections`` always, ``tracks`` and ``track_summaries`` once it has tracks).
-    ``UsageError`` for an output that is not a job's, or on an object store (not supported yet)."""
-    if not out.is_local:
-        raise UsageError(f"{out.uri}: publishing an output on an object store to Iceberg is not supported yet")
+    ``UsageError`` for an output that is not a job's."""
     require_output(out)  # before the tables are made
     result = Publication(namespace)
     for table_set in _chosen(out, tables):

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from common.errors import UsageError
 from common.storage import Location
 from jobs.records.fence import Fence
 from schemas import layout
@@ -51,18 +50,17 @@ class IcebergTarget:
 def open_target(config: JobConfig | TrackConfig, out: Location) -> IcebergTarget | None:
     """The catalog ``--iceberg`` names, opened, and the namespace (``--iceberg-namespace``, else made from OUT's
     name as ``yolonas-batch iceberg`` makes it); None without ``--iceberg``, importing nothing of pyiceberg.
-    ``UsageError`` in one line, before any work, for a catalog that cannot be opened, a namespace that is not an
-    identifier, or an output on an object store."""
+    ``UsageError`` in one line, before any work, for a catalog that cannot be opened (``tables.connect``: ``local``
+    in an output on an object store, among others) or a namespace that is not an identifier."""
     if config.iceberg is None:
         return None
-    from tables.catalog import check_namespace, namespace_of, open_catalog
+    from tables.catalog import check_namespace, namespace_of
+    from tables.connect import connect
 
-    if not out.is_local:
-        raise UsageError(f"--iceberg: publishing an output on an object store ({out.uri}) is not supported yet")
     given = config.iceberg_namespace
     namespace = check_namespace(given, "--iceberg-namespace") if given else namespace_of(out.path)
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on the files it rewrites are not the user's
-    return IcebergTarget(open_catalog(config.iceberg, out.child(layout.ICEBERG).uri, "--iceberg"), namespace)
+    return IcebergTarget(connect(config.iceberg, out, config.storage_options, flag="--iceberg"), namespace)
 
 
 class IcebergPublisher:

@@ -5,6 +5,7 @@ boxes, of tracks), and the tables' rows read back with pyiceberg and DuckDB. The
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,9 @@ from common.storage import Location, location
 from exports.committed import DETECTIONS, FRAMES, CommittedRows
 from exports.tracks_reader import TracksReader
 from schemas.export_config import ExportConfig
+from tables import published
 from tables.catalog import open_catalog
+from tables.shard_tables import ADDED_SHARDS
 
 FRAME_KEYS = "run_id, source_uri, frame_index, status, num_detections, width, height"
 BOX_KEYS = "run_id, source_uri, frame_index, class_name, score, x1, y1, x2, y2"
@@ -88,3 +91,12 @@ def track_table_rows(catalog: Catalog, namespace: str) -> tuple[list[tuple], lis
         sorted(db.sql(f"select {TRACK_KEYS} from tracks").fetchall()),
         sorted(db.sql(f"select {SUMMARY_KEYS} from track_summaries").fetchall()),
     )
+
+
+def added_shards(catalog: Catalog, namespace: str, table: str) -> Counter:
+    """(run id, shard number) -> how many of the table's appends added it: 1 each when every shard was added once."""
+    counts: Counter = Counter()
+    for snapshot in catalog.load_table(f"{namespace}.{table}").snapshots():
+        added = published.read({published.PROPERTY: (snapshot.summary or {}).get(ADDED_SHARDS) or "{}"})
+        counts.update((run, shard) for run, shards in added.items() for shard in shards)
+    return counts

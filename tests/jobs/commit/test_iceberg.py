@@ -138,16 +138,17 @@ def test_what_cannot_publish_is_a_usage_error(out: Location, options: dict, mess
     assert str(refused.value).startswith(message) and "secret" not in str(refused.value)
 
 
-def test_an_output_on_an_object_store_is_a_usage_error() -> None:
-    config = JobConfig(sources=["x.jpg"], output="s3://bucket/out", iceberg="sqlite://")
-    with pytest.raises(UsageError, match="object store"):
+def test_the_embedded_catalog_of_an_output_on_an_object_store_is_a_usage_error() -> None:
+    config = JobConfig(sources=["x.jpg"], output="s3://bucket/out", iceberg="local")
+    with pytest.raises(UsageError, match=r"^--iceberg local: the embedded catalog lives in a local output, not in s3:"):
         open_target(config, location(config.output))
 
 
-def test_the_namespace_is_made_from_the_output_folder(tmp_path: Path) -> None:
+def test_the_namespace_is_made_from_the_output_folder_and_local_is_a_catalog_inside_it(tmp_path: Path) -> None:
     out = location(str(tmp_path / "my cams"))
-    target = open_target(JobConfig(sources=["x.jpg"], output=out.path, iceberg="sqlite://"), out)
+    target = open_target(JobConfig(sources=["x.jpg"], output=out.path, iceberg="local"), out)
     assert target is not None and target.namespace.startswith("my_cams_")
+    assert (tmp_path / "my cams" / "_iceberg" / "catalog.db").is_file()
 
 
 def test_track_takes_the_same_catalog_and_namespace(tmp_path: Path) -> None:
