@@ -113,7 +113,7 @@ def _timed(out: Location, catalog) -> tuple[float, object]:
     started = time.perf_counter()
     done = publish(out, catalog, NAMESPACE)
     seconds = time.perf_counter() - started
-    assert done.shards == {"frames": 1, "detections": 1}, done
+    assert done.units == {"frames": 1, "detections": 1}, done
     return seconds, done
 
 

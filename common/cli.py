@@ -44,3 +44,19 @@ class OneLineParser(argparse.ArgumentParser):
             return self.parse_args(argv)
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def add_iceberg_flags(group: argparse._ActionsContainer, what: str, tables: str) -> None:
+    """``--iceberg URI`` and ``--iceberg-namespace NS``, ``detect``'s and ``track``'s: publish the run's committed
+    ``what`` to the Iceberg tables ``tables`` as it goes (``jobs.commit.iceberg``)."""
+    group.add_argument(
+        "--iceberg",
+        metavar="CATALOG",
+        help=f"publish committed {what} to the Iceberg tables {tables} of this catalog as the run goes "
+        "(what 'iceberg --catalog' takes: local, a SQLAlchemy URI, a catalog configured for pyiceberg; docs/tables.md)",
+    )
+    group.add_argument(
+        "--iceberg-namespace",
+        metavar="NS",
+        help="the tables' namespace (default: OUT's folder name, made an identifier)",
+    )

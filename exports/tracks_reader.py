@@ -1,8 +1,8 @@
 """Read the committed tracks of a job output (``yolonas-batch track``) as ``VideoTracks`` values, one video at a
 time, for the formats of tracks.
 
-A video's tracks are those of its newest committed marker (``_runs/_tracks/<key>.json``; ``track`` removes
-older versions, but a run killed in between may leave two). Each video's tracks file is small (one row per
+A video's tracks are those of its newest committed marker (``common.committed_tracks``: ``track`` removes older
+versions, but a run killed in between may leave two). Each video's tracks file is small (one row per
 box of a track) and read whole; memory holds one video. ``--classes`` applies to tracks as to boxes;
 ``--min-score`` drops tracks whose mean score is below it (dropping single boxes would cut tracks into pieces).
 """
@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from common.committed_files import committed_files
+from common.committed_tracks import newest_track_commits
 from common.errors import UsageError
-from common.storage import Location, location
+from common.storage import location
 from exports.naming import image_root, relative_name
 from exports.records import Categories, Track, VideoTracks, model_version
 from exports.select import ClassMap, class_map
-from schemas import layout
 from schemas.export_config import ExportConfig
 from schemas.manifest import RunManifest, TrackCommit
 from workers.errors import one_line
@@ -42,7 +42,7 @@ class TracksReader:
         self.config = config
         self.out = location(config.output, config.storage_options)
         self.files = committed_files(self.out)
-        self.commits = self._newest_commits()
+        self.commits = newest_track_commits(self.out)
         if not self.commits:
             raise UsageError(f"{self.out.uri} has no tracks: run 'yolonas-batch track {self.out.uri}' first")
         self.class_map = self._class_map()
@@ -70,22 +70,6 @@ class TracksReader:
                 frame_step=commit.frame_step,
                 tracks=tracks,
             )
-
-    def _newest_commits(self) -> dict[str, TrackCommit]:
-        """Video URI -> its newest track marker."""
-        newest: dict[str, TrackCommit] = {}
-        for path in self.out.child(layout.TRACK_MARKERS).files():
-            if layout.parse_track_marker(path) is None:
-                continue
-            where = Location(self.out.fs, path)
-            try:
-                commit = TrackCommit.model_validate_json(where.read_bytes())
-            except (OSError, ValidationError) as exc:
-                raise UsageError(f"cannot read track marker {where.uri}: {one_line(exc, keep='first')}") from None
-            held = newest.get(commit.source_uri)
-            if held is None or (commit.committed_at, commit.key) > (held.committed_at, held.key):
-                newest[commit.source_uri] = commit
-        return newest
 
     def _class_map(self) -> ClassMap:
         """The classes of the output's newest run, as ``--classes`` maps them (tracks keep the model's ids)."""

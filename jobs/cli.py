@@ -14,7 +14,7 @@ from typing import Any, Sequence, get_args
 
 from pydantic import ValidationError
 
-from common.cli import PROG, OneLineParser, config_error, usage_error
+from common.cli import PROG, OneLineParser, add_iceberg_flags, config_error, usage_error
 from common.errors import EXIT_BUSY, EXIT_ERROR_RATE, EXIT_OK, UsageError
 from schemas.choices import DEFAULT_MODEL, MODEL_NAMES, DecodeMode, Device, OverwriteScope, Precision, RuntimeChoice
 from schemas.config import JobConfig
@@ -138,17 +138,7 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
         default=_default("max_image_pixels"),
         help=f"refuse images declaring more pixels, unread (default {_default('max_image_pixels'):,})",
     )
-    run.add_argument(
-        "--iceberg",
-        metavar="URI",
-        help="publish committed shards to the Iceberg tables frames and detections of this catalog as the run goes "
-        "(the catalog URIs of 'iceberg --catalog', such as sqlite:///catalog.db; docs/tables.md)",
-    )
-    run.add_argument(
-        "--iceberg-namespace",
-        metavar="NS",
-        help="the tables' namespace (default: OUT's folder name, made an identifier)",
-    )
+    add_iceberg_flags(run, "shards", "frames and detections")
     run.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON", help="extra fsspec options")
     video = p.add_argument_group("video")
     sampling = video.add_mutually_exclusive_group()
@@ -158,7 +148,8 @@ def detect_parser(prog: str = f"{PROG} detect") -> OneLineParser:
     video.add_argument(
         "--track",
         action="store_true",
-        help="then track the objects of the output's videos (as 'track OUT' with its default settings)",
+        help="then track the objects of the output's videos (as 'track OUT' with its default settings, and "
+        "--iceberg's tables)",
     )
     video.add_argument(
         "--video-segment-frames",
@@ -238,6 +229,8 @@ def track_after(config: JobConfig, prog: str) -> int:
         stall_timeout=config.stall_timeout,
         lease_ttl=config.lease_ttl,
         stop_grace=config.stop_grace,
+        iceberg=config.iceberg,
+        iceberg_namespace=config.iceberg_namespace,
         storage_options=config.storage_options,
     )
     return run_tracking_command(track, f"{prog} --track", no_video_ok=True)

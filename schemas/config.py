@@ -79,8 +79,9 @@ class JobConfig(BaseModel):
     track: bool = False
     """After the run, track the objects of the output's videos (``yolonas-batch track`` with its defaults)."""
     iceberg: str | None = None
-    """A catalog URI (``yolonas-batch iceberg --catalog``'s): publish committed shards to its tables while the run
-    goes (``jobs.commit.iceberg``). Saved with the run without the password a database URI may hold."""
+    """A catalog (``yolonas-batch iceberg --catalog``'s: ``local``, a SQLAlchemy URI or a configured catalog's name):
+    publish committed shards to its tables while the run goes (``jobs.commit.iceberg``). Saved with the run without
+    the password a database URI may hold; a named catalog's configuration (its credentials) is never read into it."""
     iceberg_namespace: str | None = None
     """The tables' namespace; None: made from the output folder's name, as ``yolonas-batch iceberg`` makes it."""
     ray_address: str | None = None

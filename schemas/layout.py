@@ -199,6 +199,14 @@ def write_probe(token: str) -> str:
 
 TRACK_MARKERS = posixpath.join(RUNS, "_tracks")
 """The folder of the videos' track markers."""
+TRACK_KEY_HALF = 10
+"""Hex digits of each half of a track key: the video's (every version of its tracks shares it), then the
+version's."""
+
+
+def track_key_video(key: str) -> str:
+    """The video half of a track key: what the keys of one video's versions have in common."""
+    return key[:TRACK_KEY_HALF]
 
 
 def track_part_file(table: str, partition: str, key: str) -> str:

@@ -119,11 +119,13 @@ class Counts(BaseModel):
 
 
 class IcebergState(BaseModel):
-    """What ``detect --iceberg`` last published of the run (``jobs.commit.iceberg``): never the catalog's URI."""
+    """What ``detect --iceberg`` (``track --iceberg``) last published of the run (``jobs.commit.iceberg``): never
+    the catalog's URI."""
 
     namespace: str
     published_shards: int = 0
-    """The run's committed shards both tables hold (``frames`` commits after ``detections``)."""
+    """The run's committed shards both tables hold (``frames`` commits after ``detections``); for ``track``'s
+    tables, the videos whose tracks they hold."""
     error: str | None = None
     """Why the last publish failed; None when it succeeded. The next publish adds what it missed."""
 

@@ -48,6 +48,11 @@ class TrackConfig(BaseModel):
     lease_ttl: float = Field(default=DEFAULT_LEASE_TTL_S, ge=MIN_LEASE_TTL_S)
     stop_grace: float = Field(default=DEFAULT_STOP_GRACE_S, ge=0)
     """Seconds a run stopped by a signal waits for the videos being tracked before it cancels them."""
+    iceberg: str | None = Field(default=None, repr=False)
+    """A catalog URI (``detect --iceberg``'s): publish committed tracks to its tables ``tracks`` and
+    ``track_summaries`` while the run goes. May hold a database password, so never shown."""
+    iceberg_namespace: str | None = None
+    """The tables' namespace; None: made from the output folder's name, as ``detect --iceberg`` makes it."""
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
     """Extra fsspec options for ``output``; may hold secrets, never logged."""
 
@@ -63,3 +68,9 @@ class TrackConfig(BaseModel):
         if given:
             values["settings"] = {**dict(values.get("settings") or {}), **given}
         return values
+
+    @model_validator(mode="after")
+    def _namespace_needs_a_catalog(self) -> "TrackConfig":
+        if self.iceberg_namespace is not None and self.iceberg is None:
+            raise ValueError("--iceberg-namespace needs --iceberg")
+        return self

@@ -1,29 +1,30 @@
-"""The Iceberg catalog and the two tables in it: opened or made, with the project's own schemas.
+"""The Iceberg catalog and the tables in it: opened or made, with the project's own schemas.
 
-The catalog is pyiceberg's ``SqlCatalog`` on a SQLAlchemy URI (``sqlite:///catalog.db``): a file next to the data
-is a whole catalog, with nothing to run. The tables' columns are ``schemas.tables``' Arrow schemas, never
-inferred, plus the hive partition keys ``run_date`` (a date) and ``source``: the part files do not hold those two
-(hive keeps partition values in folder names only), so they are identity partitions whose values each data file
-carries in the table's metadata, and Iceberg's readers fill the columns from there, as for a Hive table migrated in
-place. A namespace names tables, so it comes from untrusted input (OUT's folder name) and is reduced to a plain
-identifier first.
+The catalog is pyiceberg's ``SqlCatalog`` on a SQLAlchemy URI (``sqlite:///catalog.db``: a file next to the data
+is a whole catalog, with nothing to run), or any catalog pyiceberg opens by name (``tables.connect``). The tables'
+columns are ``schemas.tables``' Arrow schemas, never inferred, plus the hive partition keys ``run_date`` (a date)
+and ``source``: the part files do not hold those two (hive keeps partition values in folder names only), so they
+are identity partitions whose values each data file carries in the table's metadata, and Iceberg's readers fill
+the columns from there, as for a Hive table migrated in place. A namespace names tables, so it comes from
+untrusted input (OUT's folder name) and is reduced to a plain identifier first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.table import Table, TableProperties
-from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import UsageError
 from schemas import layout
 from schemas.config import redacted_uri
-from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA
+from schemas.tables import DETECTIONS_SCHEMA, FRAMES_SCHEMA, TRACK_SUMMARIES_SCHEMA, TRACKS_SCHEMA
 
 CATALOG_NAME = "yolonas_batch"
 """The catalog's name: a SQL catalog keeps it in every row, so a reader opens the same database under this name
@@ -33,22 +34,43 @@ PARTITION_FIELDS = (pa.field("run_date", pa.date32()), pa.field("source", pa.str
 ARROW_SCHEMAS = {
     layout.FRAMES: pa.schema([*FRAMES_SCHEMA, *PARTITION_FIELDS]),
     layout.DETECTIONS: pa.schema([*DETECTIONS_SCHEMA, *PARTITION_FIELDS]),
+    layout.TRACKS: pa.schema([*TRACKS_SCHEMA, *PARTITION_FIELDS]),
+    layout.TRACK_SUMMARIES: pa.schema([*TRACK_SUMMARIES_SCHEMA, *PARTITION_FIELDS]),
 }
 """Each published table's columns: the job's own, then the partition keys."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFAULT_NAMESPACE = "yolonas_batch"
 _URI_METRICS = f"{TableProperties.METRICS_MODE_COLUMN_CONF_PREFIX}.source_uri"
+_SECRET_WORDS = ("secret", "token", "password", "credential", "access-key")
+"""Words in the names of catalog properties whose values an error message must never quote."""
 
 
-def open_catalog(uri: str, warehouse: str, flag: str = "--catalog") -> Catalog:
-    """pyiceberg's SQL catalog at ``uri``, its tables' files under ``warehouse``; ``UsageError`` in one line naming
-    ``flag`` when it cannot be opened (a malformed URI, an unknown driver, a database that cannot be created or
-    read)."""
+def open_catalog(
+    uri: str, warehouse: str, flag: str = "--catalog", properties: Mapping[str, str] | None = None
+) -> Catalog:
+    """pyiceberg's SQL catalog at ``uri``, its tables' files under ``warehouse``, with more catalog
+    ``properties`` (a FileIO's); ``UsageError`` in one line naming ``flag`` when it cannot be opened (a malformed
+    URI, an unknown driver, a database that cannot be created or read)."""
+    given = dict(properties or {})
+    return opened(uri, flag, given, lambda: SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **given))
+
+
+def opened(shown: str, flag: str, properties: Mapping[str, Any], make: Callable[[], Catalog]) -> Catalog:
+    """``make()``'s catalog, once it has answered a listing of its namespaces: a catalog that connects only when
+    first used (Glue, Hive) is then found unreachable here, before any work, rather than by the first publish.
+    Any failure is a ``UsageError`` naming ``shown`` (a URI, shown without its password) and quoting no value of a
+    secret property: each type of catalog fails with errors of its own (SQLAlchemy's, botocore's, thrift's,
+    HTTP's, pyiceberg's), all of which mean the same here."""
     try:
-        return SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse)
-    except (SQLAlchemyError, ValueError, OSError, ImportError) as exc:
+        catalog = make()
+        catalog.list_namespaces()
+        return catalog
+    except Exception as exc:
         reason = redacted_uri(first_line(exc))
-        raise UsageError(f"{flag}: cannot open {redacted_uri(uri)}: {reason}") from None
+        for key, value in properties.items():
+            if any(word in key.lower() for word in _SECRET_WORDS) and isinstance(value, str) and value:
+                reason = reason.replace(value, "***")
+        raise UsageError(f"{flag}: cannot open {redacted_uri(shown)}: {reason}") from None
 
 
 def namespace_of(out_path: str) -> str:

@@ -24,6 +24,7 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.typedef import Record
 
+from common.committed_files import relative
 from common.errors import UsageError
 from common.storage import Location
 from schemas import layout
@@ -32,14 +33,16 @@ _EPOCH_DAY = date(1970, 1, 1)
 
 
 def data_file(out: Location, path: str, metadata: TableMetadata) -> DataFile:
-    """The data file of the part file at ``path`` (on ``out``'s filesystem) for a table of ``metadata``, named by
-    its URI; ``UsageError`` for a file outside a partition folder (not the job's layout)."""
-    folder = posixpath.dirname(posixpath.relpath(path, out.path)).split("/", 1)[-1]
+    """The data file of the part file at ``path`` (in ``out``, as ``common.committed_files`` lists it) for a table
+    of ``metadata``, named by its URI; ``UsageError`` for a file outside a partition folder (not the job's
+    layout)."""
+    part = out.child(relative(out, path))
+    folder = posixpath.dirname(relative(out, path)).split("/", 1)[-1]
     keys = layout.parse_partition(folder)
     if keys is None:
         raise UsageError(f"{out.child(folder).uri} is not a partition folder (run_date=YYYY-MM-DD/source=NAME)")
     run_date, source = keys
-    with out.fs.open(path, "rb") as stream:
+    with part.fs.open(part.path, "rb") as stream:
         footer = pq.read_metadata(stream)
     schema = metadata.schema()
     statistics = data_file_statistics_from_parquet_metadata(
@@ -49,10 +52,10 @@ def data_file(out: Location, path: str, metadata: TableMetadata) -> DataFile:
     )
     return DataFile.from_args(
         content=DataFileContent.DATA,
-        file_path=Location(out.fs, path).uri,
+        file_path=part.uri,
         file_format=FileFormat.PARQUET,
         partition=Record((date.fromisoformat(run_date) - _EPOCH_DAY).days, source),
-        file_size_in_bytes=out.fs.size(path),
+        file_size_in_bytes=part.fs.size(part.path),
         sort_order_id=None,
         spec_id=metadata.default_spec_id,
         equality_ids=None,

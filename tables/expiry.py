@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from pyiceberg.catalog import Catalog
 
-from tables.publish import ORDER
+from tables.publish import SETS
 
 
 @dataclass
@@ -34,19 +34,21 @@ class Expiry:
     def line(self) -> str:
         """One line for the console."""
         told = (
-            f"{self.namespace}.{table}: {self.expired[table]} expired, {self.kept[table]} kept"
-            for table in reversed(ORDER)
+            f"{self.namespace}.{table}: {expired} expired, {self.kept[table]} kept"
+            for table, expired in self.expired.items()
         )
         return f"iceberg: snapshots older than {self.days:g} days: " + "; ".join(told)
 
 
 def expire(catalog: Catalog, namespace: str, days: float, now: datetime) -> Expiry:
-    """Expire the snapshots of ``namespace``'s tables made more than ``days`` before ``now``, but the heads of
-    branches and tags (``main``'s is the current snapshot), which pyiceberg refuses to expire; one commit per
-    table that has any to expire."""
+    """Expire the snapshots of ``namespace``'s tables (those of them that exist) made more than ``days`` before
+    ``now``, but the heads of branches and tags (``main``'s is the current snapshot), which pyiceberg refuses to
+    expire; one commit per table that has any to expire."""
     cutoff_ms = (now - timedelta(days=days)).timestamp() * 1000
     result = Expiry(namespace, days)
-    for name in ORDER:
+    for name in (name for table_set in SETS for name in reversed(table_set.names)):
+        if not catalog.table_exists(f"{namespace}.{name}"):
+            continue
         table = catalog.load_table(f"{namespace}.{name}")
         heads = {ref.snapshot_id for ref in table.metadata.refs.values()}  # main's: the current snapshot
         old = [s.snapshot_id for s in table.snapshots() if s.timestamp_ms < cutoff_ms and s.snapshot_id not in heads]

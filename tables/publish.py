@@ -1,42 +1,54 @@
-"""Publish a job output's committed shards to Iceberg tables: their own part files, added in place.
+"""Publish a job output's committed files to Iceberg tables: their own part files, added in place.
 
-One call adds every committed shard a table does not hold yet (``tables.published``), in one transaction per
-table: ``detections`` first, then ``frames``, so a frame a reader finds in ``frames`` has its boxes in
-``detections`` already. The transaction that adds a shard's files also deletes the rows they supersede
-(``tables.superseded``; pyiceberg's copy-on-write delete, which rewrites the few files concerned into the
-warehouse) and records the shards as held, so each table holds exactly one row per frame, the one ``export`` reads,
-and publishing again adds nothing. Only committed shards count (``common.committed_files``, the rule every
-reader applies); the hive files stay the output's truth and are never changed.
+An output has two sets of tables: ``detect``'s (``frames``, ``detections``: ``tables.shard_tables``) and
+``track``'s (``tracks``, ``track_summaries``: ``tables.track_tables``). Each set knows its units (shards, videos'
+tracks), which of them are committed and current, and what each of its tables holds; this module makes the tables,
+asks each set for its change to each table, and commits them in the set's order, one transaction per table
+(``tables.changes``). Every table then holds exactly the rows its reader (``export``) reads, and publishing again
+adds nothing. The hive files stay the output's truth and are never changed.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import BooleanExpression
 from pyiceberg.table import Table
 
-from common.committed_files import committed_files
-from common.errors import UsageError
+from common.committed_files import require_output
 from common.storage import Location
-from schemas import layout
-from tables import published
 from tables.catalog import table_for
-from tables.data_files import data_file
-from tables.superseded import superseded
+from tables.changes import Change, commit
+from tables.shard_tables import ShardTables
+from tables.track_tables import TrackTables
 
-ORDER = (layout.DETECTIONS, layout.FRAMES)
-"""The order the tables commit in: boxes before the frames that point readers at them."""
-ADDED_SHARDS = "yolonas-batch.added-shards"
-"""The snapshot summary property naming the shards a publish's append added (``tables.published``' form)."""
-_NO_MATCH = "Delete operation did not match any records"
-"""pyiceberg's warning for a delete that found nothing: the superseded boxes of a frame that had none."""
 
-Shard = tuple[str, str]
-"""(run id, shard id)."""
+class TableSet(Protocol):
+    """Tables published together, from one kind of committed unit."""
+
+    names: tuple[str, ...]
+    """The tables, in the order they commit."""
+    unit: str
+    """What a unit is, in the plural, for the console (``shards``)."""
+    everything: str
+    """What the tables hold once nothing is left to add, for the console."""
+
+    def found(self, out: Location) -> bool:
+        """Whether ``out`` has anything of these tables (else ``iceberg`` does not make them)."""
+        ...
+
+    def changes(self, out: Location, tables: dict[str, Table]) -> dict[str, Change]:
+        """What a publish adds to (and removes from) each of ``tables``."""
+        ...
+
+    def held(self, table: Table, run_id: str) -> int:
+        """How many of run ``run_id``'s units ``table`` (the set's last to commit) holds."""
+        ...
+
+
+SETS: tuple[TableSet, ...] = (ShardTables(), TrackTables())
 
 
 @dataclass
@@ -44,83 +56,57 @@ class Publication:
     """What one publish did, per table."""
 
     namespace: str
-    shards: dict[str, int] = field(default_factory=dict)
-    """Table -> shards added."""
+    sets: list[TableSet] = field(default_factory=list)
+    """The sets published, in order."""
+    units: dict[str, int] = field(default_factory=dict)
+    """Table -> units (shards, videos) added."""
     files: dict[str, int] = field(default_factory=dict)
     """Table -> part files added."""
     deleted: dict[str, int] = field(default_factory=dict)
-    """Table -> superseded rows deleted."""
+    """Table -> superseded rows removed."""
 
     def line(self) -> str:
         """One line for the console."""
-        names = {table: f"{self.namespace}.{table}" for table in ORDER}
-        if not any(self.shards.values()):
-            return f"iceberg: {names[layout.FRAMES]} and {names[layout.DETECTIONS]} already hold every committed shard"
-        told = (
-            f"{names[t]}: {self.shards[t]} shards added ({self.files[t]} files), superseded rows deleted: "
-            f"{self.deleted[t]}"
-            for t in reversed(ORDER)
-        )
+        told = []
+        for table_set in self.sets:
+            shown = [(name, f"{self.namespace}.{name}") for name in reversed(table_set.names)]
+            if not any(self.units[name] for name in table_set.names):
+                told.append(f"{' and '.join(full for _, full in shown)} already hold {table_set.everything}")
+                continue
+            told += [
+                f"{full}: {self.units[name]} {table_set.unit} added ({self.files[name]} files), superseded rows "
+                f"deleted: {self.deleted[name]}"
+                for name, full in shown
+            ]
         return "iceberg: " + "; ".join(told)
 
 
-def publish(out: Location, catalog: Catalog, namespace: str) -> Publication:
-    """Add the committed shards of ``out`` that the tables ``namespace.frames`` and ``namespace.detections`` do not
-    hold, making the tables when missing. ``UsageError`` for an output that is not a job's, or on an object store
-    (not supported yet)."""
-    if not out.is_local:
-        raise UsageError(f"{out.uri}: publishing an output on an object store to Iceberg is not supported yet")
-    files = committed_files(out)
-    tables = {name: table_for(catalog, namespace, name) for name in ORDER}
-    pending = {name: _pending(files.of(name), published.read(tables[name].properties)) for name in ORDER}
-    frames_by_shard = _by_shard(files.of(layout.FRAMES))
-    adding = sorted(set(pending[layout.FRAMES]) | set(pending[layout.DETECTIONS]))
-    stale = superseded(
-        tables[layout.FRAMES], out, [path for shard in adding for path in frames_by_shard.get(shard, [])]
-    )
+def publish(out: Location, catalog: Catalog, namespace: str, tables: Collection[str] | None = None) -> Publication:
+    """Add the committed units of ``out`` that the tables of ``namespace`` do not hold, making the tables when
+    missing. ``tables``: the names of the tables to publish, each with the rest of its set; None for every set the
+    output has (``frames`` and ``detections`` always, ``tracks`` and ``track_summaries`` once it has tracks).
+    ``UsageError`` for an output that is not a job's."""
+    require_output(out)  # before the tables are made
     result = Publication(namespace)
-    for name in ORDER:
-        result.shards[name] = len(pending[name])
-        result.files[name] = sum(map(len, pending[name].values()))
-        result.deleted[name] = _commit(tables[name], out, pending[name], stale) if pending[name] else 0
+    for table_set in _chosen(out, tables):
+        opened = {name: table_for(catalog, namespace, name) for name in table_set.names}
+        changes = table_set.changes(out, opened)
+        result.sets.append(table_set)
+        for name in table_set.names:
+            change = changes[name]
+            result.units[name], result.files[name] = change.units, len(change.files)
+            result.deleted[name] = commit(opened[name], out, change) if change.units else 0
     return result
 
 
-def _commit(table: Table, out: Location, shards: dict[Shard, list[str]], stale: BooleanExpression | None) -> int:
-    """Add ``shards``' files to ``table``, delete the ``stale`` rows and record the shards, in one transaction;
-    the number of rows deleted."""
-    before = _records(table)
-    record = published.read(table.properties)
-    with table.transaction() as transaction:
-        added = [data_file(out, path, transaction.table_metadata) for paths in shards.values() for path in paths]
-        summary = {ADDED_SHARDS: published.written(published.merged({}, shards))}
-        with transaction.update_snapshot(snapshot_properties=summary).fast_append() as append:
-            for file in added:
-                append.append_data_file(file)
-        if stale is not None:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_NO_MATCH)
-                transaction.delete(stale)
-        transaction.set_properties({published.PROPERTY: published.written(published.merged(record, shards))})
-    table.refresh()
-    return before + sum(file.record_count for file in added) - _records(table)
+def held(catalog: Catalog, namespace: str, tables: Collection[str], run_id: str) -> int:
+    """How many of run ``run_id``'s units the set of ``tables`` holds (its last table to commit: what a reader of
+    both tables sees whole)."""
+    [table_set] = [s for s in SETS if set(s.names) & set(tables)]
+    return table_set.held(catalog.load_table(f"{namespace}.{table_set.names[-1]}"), run_id)
 
 
-def _records(table: Table) -> int:
-    """The rows the table holds now, as its current snapshot's summary counts them."""
-    snapshot = table.current_snapshot()
-    return int((snapshot and snapshot.summary and snapshot.summary.get("total-records")) or 0)
-
-
-def _pending(paths: Iterable[str], record: published.Shards) -> dict[Shard, list[str]]:
-    """The part files among ``paths`` of the shards ``record`` does not hold, by shard."""
-    return {shard: files for shard, files in _by_shard(paths).items() if not published.holds(record, *shard)}
-
-
-def _by_shard(paths: Iterable[str]) -> dict[Shard, list[str]]:
-    shards: dict[Shard, list[str]] = {}
-    for path in paths:
-        part = layout.parse_part_file(path)
-        if part is not None:
-            shards.setdefault((part.run_id, part.shard_id), []).append(path)
-    return shards
+def _chosen(out: Location, tables: Collection[str] | None) -> list[TableSet]:
+    if tables is None:
+        return [table_set for table_set in SETS if table_set.found(out)]
+    return [table_set for table_set in SETS if set(table_set.names) & set(tables)]

@@ -34,17 +34,20 @@ from pyiceberg.expressions import (
 from pyiceberg.expressions.literals import literal
 from pyiceberg.table import Table
 
+from common.committed_files import relative
 from common.storage import Location
 
 KEY_COLUMNS = ("run_id", "source_uri", "frame_index")
 
 
 def superseded(frames_table: Table, out: Location, added_frames: Sequence[str]) -> BooleanExpression | None:
-    """The filter of the rows that the frames in ``added_frames`` (part files of ``frames`` on ``out``'s
-    filesystem) and the table's rows of the same inputs supersede; None when they supersede none."""
+    """The filter of the rows that the frames in ``added_frames`` (part files of ``frames`` in ``out``, as
+    ``common.committed_files`` lists them) and the table's rows of the same inputs supersede; None when they
+    supersede none."""
     if not added_frames:
         return None
-    files = [pq.read_table(path, columns=list(KEY_COLUMNS), filesystem=out.fs) for path in added_frames]
+    paths = [out.child(relative(out, path)).path for path in added_frames]
+    files = [pq.read_table(path, columns=list(KEY_COLUMNS), filesystem=out.fs) for path in paths]
     added = pa.concat_tables(files)
     spans = [_within("source_uri", file.column("source_uri")) for file in files if file.num_rows]
     present = (

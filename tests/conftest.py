@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest_plugins = ["tests.support.s3"]
-"""The S3 API server fixtures (one moto server per session), available to every test module."""
+pytest_plugins = ["tests.support.s3", "tests.support.postgres"]
+"""The S3 API server fixtures (one moto server per session) and the PostgreSQL server's (one per session, started by
+the first test that asks), available to every test module."""
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "coco-tiny"

@@ -1,6 +1,7 @@
-"""``detect --iceberg``: the run's committed shards published to the Iceberg tables while it goes, by the driver.
+"""``detect --iceberg`` and ``track --iceberg``: the run's committed shards (videos' tracks) published to the
+Iceberg tables while it goes, by the driver.
 
-Publishing is ``tables.publish.publish``, which adds exactly the committed shards the tables do not hold yet: so
+Publishing is ``tables.publish.publish``, which adds exactly the committed units the tables do not hold yet: so
 whatever a publish misses (a crash between a shard's marker and its Iceberg commit, a catalog that was down, a
 commit another writer won) the next one adds, once. The run publishes at its start (what an earlier, killed
 attempt committed but never published), in batches as its shards commit, and at its end, after the last
@@ -19,12 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from common.errors import UsageError
 from common.storage import Location
 from jobs.records.fence import Fence
 from schemas import layout
 from schemas.config import JobConfig, redacted_uri
 from schemas.manifest import IcebergState
+from schemas.track_config import TrackConfig
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -46,27 +47,26 @@ class IcebergTarget:
     namespace: str
 
 
-def open_target(config: JobConfig, out: Location) -> IcebergTarget | None:
+def open_target(config: JobConfig | TrackConfig, out: Location) -> IcebergTarget | None:
     """The catalog ``--iceberg`` names, opened, and the namespace (``--iceberg-namespace``, else made from OUT's
     name as ``yolonas-batch iceberg`` makes it); None without ``--iceberg``, importing nothing of pyiceberg.
-    ``UsageError`` in one line, before any work, for a catalog that cannot be opened, a namespace that is not an
-    identifier, or an output on an object store."""
+    ``UsageError`` in one line, before any work, for a catalog that cannot be opened (``tables.connect``: ``local``
+    in an output on an object store, among others) or a namespace that is not an identifier."""
     if config.iceberg is None:
         return None
-    from tables.catalog import check_namespace, namespace_of, open_catalog
+    from tables.catalog import check_namespace, namespace_of
+    from tables.connect import connect
 
-    if not out.is_local:
-        raise UsageError(f"--iceberg: publishing an output on an object store ({out.uri}) is not supported yet")
     given = config.iceberg_namespace
     namespace = check_namespace(given, "--iceberg-namespace") if given else namespace_of(out.path)
     logging.getLogger("pyiceberg").setLevel(logging.ERROR)  # its notes on the files it rewrites are not the user's
-    return IcebergTarget(open_catalog(config.iceberg, out.child(layout.ICEBERG).uri, "--iceberg"), namespace)
+    return IcebergTarget(connect(config.iceberg, out, config.storage_options, flag="--iceberg"), namespace)
 
 
 class IcebergPublisher:
-    """Publishes ``out``'s committed shards to ``target``'s tables for run ``run_id`` under ``fence``; does nothing
+    """Publishes ``out``'s committed units to ``target``'s tables for run ``run_id`` under ``fence``; does nothing
     without a target. ``every_shards`` (default ``EVERY_SHARDS``), ``every_s`` (``EVERY_S``) and ``clock`` pace the
-    batches."""
+    batches; ``tables``: ``detect``'s (``frames`` and ``detections``, the default) or ``track``'s."""
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class IcebergPublisher:
         every_shards: int | None = None,
         every_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tables: tuple[str, ...] = layout.TABLES,
     ) -> None:
         self.target = target
         self.out = out
@@ -87,13 +88,14 @@ class IcebergPublisher:
         self.every_shards = every_shards or EVERY_SHARDS
         self.every_s = every_s or EVERY_S
         self.clock = clock
+        self.tables = tables
         self.pending = 0
-        """Shards committed since the last publish."""
+        """Units committed since the last publish."""
         self.published_at = clock()
         self.state = IcebergState(namespace=target.namespace) if target is not None else None
 
     def committed(self) -> None:
-        """A shard of the run committed (its marker written): publish when the batch is full or old enough."""
+        """A unit of the run committed (its marker written): publish when the batch is full or old enough."""
         if self.target is None:
             return
         self.pending += 1
@@ -111,7 +113,7 @@ class IcebergPublisher:
         try:
             if self.fence is not None:
                 self.fence.check()  # a run that lost the output publishes nothing more of it
-            publish(self.out, self.target.catalog, self.target.namespace)
+            publish(self.out, self.target.catalog, self.target.namespace, self.tables)
             self.state = self.state.model_copy(update={"published_shards": self._held(), "error": None})
         except Exception as exc:  # the tables are a view: the next publish adds what this one missed
             error = redacted_uri(_first_line(exc))
@@ -120,12 +122,11 @@ class IcebergPublisher:
         return self.state
 
     def _held(self) -> int:
-        """The run's shards the ``frames`` table holds (and so ``detections``, which commits first)."""
-        from tables import published
+        """The run's units the tables hold (``tables.publish.held``)."""
+        from tables.publish import held
 
         assert self.target is not None
-        frames = self.target.catalog.load_table(f"{self.target.namespace}.{layout.FRAMES}")
-        return len(published.read(frames.properties).get(self.run_id, ()))
+        return held(self.target.catalog, self.target.namespace, self.tables, self.run_id)
 
 
 def _first_line(error: BaseException) -> str:

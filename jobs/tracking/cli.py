@@ -13,7 +13,7 @@ from typing import Sequence, get_args
 
 from pydantic import ValidationError
 
-from common.cli import PROG, OneLineParser, config_error, usage_error
+from common.cli import PROG, OneLineParser, add_iceberg_flags, config_error, usage_error
 from common.errors import EXIT_BUSY, EXIT_OK, UsageError
 from jobs.tracking.plan import NoVideos
 from schemas.track_config import TrackConfig, TrackerName, TrackerSettings
@@ -38,6 +38,7 @@ def track_parser(prog: str = f"{PROG} track") -> OneLineParser:
         default = TrackConfig.model_fields[field].default
         flag = "--" + field.replace("_", "-")
         p.add_argument(flag, type=float, default=default, metavar="S", help=f"{what} (default {default:g})")
+    add_iceberg_flags(p, "tracks", "tracks and track_summaries")
     p.add_argument("--storage-options", type=json.loads, default={}, metavar="JSON", help="extra fsspec options")
     return p
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from common.parquet import parquet_bytes
 from common.storage import Location
 from jobs.records.fence import Fence, deadline_of
-from jobs.tracking.plan import KEY_HALF, VideoWork
+from jobs.tracking.plan import VideoWork
 from jobs.tracking.video_rows import VideoStats
 from schemas import layout
 from schemas.manifest import TrackCommit
@@ -86,7 +86,7 @@ class TrackCommitter:
         committed = self.committed_keys()
         versions: dict[str, list[str]] = defaultdict(list)
         for key in committed:
-            versions[key[:KEY_HALF]].append(key)
+            versions[layout.track_key_video(key)].append(key)
         superseded = {
             key
             for video, keys in versions.items()

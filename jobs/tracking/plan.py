@@ -28,8 +28,6 @@ from schemas.media import VIDEO_EXTENSIONS
 from schemas.track_config import TrackerSettings
 
 MEMORY_LIMIT = "256MB"
-KEY_HALF = 10
-"""Hex digits of each half of a key: the video's, then the version's."""
 _IS_VIDEO = "regexp_matches(source_uri, {})".format(
     sql_literal(r"(?i)\.(" + "|".join(sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS)) + ")$")
 )
@@ -58,11 +56,11 @@ class VideoWork:
 
     @property
     def video_id(self) -> str:
-        return self.key[:KEY_HALF]
+        return layout.track_key_video(self.key)
 
 
 def video_id(source_uri: str) -> str:
-    return hashlib.sha256(source_uri.encode()).hexdigest()[:KEY_HALF]
+    return hashlib.sha256(source_uri.encode()).hexdigest()[: layout.TRACK_KEY_HALF]
 
 
 def track_key(source_uri: str, settings: TrackerSettings, inputs: tuple[str, ...]) -> str:
@@ -70,7 +68,7 @@ def track_key(source_uri: str, settings: TrackerSettings, inputs: tuple[str, ...
     upgrade may track differently) and the committed files read."""
     depends = [settings.fingerprint(), metadata.version("trackers"), list(inputs)]
     version = hashlib.sha256(json.dumps(depends).encode()).hexdigest()
-    return video_id(source_uri) + version[:KEY_HALF]
+    return video_id(source_uri) + version[: layout.TRACK_KEY_HALF]
 
 
 def plan_videos(out: Location, run_id: str | None, settings: TrackerSettings) -> list[VideoWork]:

@@ -8,7 +8,9 @@ tracks would buy nothing and cost tracks broken at range boundaries. The run hol
 they are planned from. A task whose process dies (a node lost) is retried by Ray a few times; an error in a video's
 own data fails that video, recorded and told, and the others go on. SIGTERM, SIGINT and SIGHUP stop a run in order
 (``jobs.stopping``): no new task, the videos being tracked given ``--stop-grace``, the rest cancelled and waited
-for before the cleanup, and the signal's exit code.
+for before the cleanup, and the signal's exit code. With ``--iceberg`` the committed tracks are published to the
+tables ``tracks`` and ``track_summaries`` as ``detect``'s shards are (``jobs.commit.iceberg``), each time before
+the cleanup removes the files of older versions, which the tables may still hold.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from common.cli import PROG
 from common.committed_files import require_output
 from common.errors import EXIT_FAILED, EXIT_OK
 from common.progress import Progress
 from common.storage import Location, location
+from jobs.commit.iceberg import IcebergPublisher, open_target
 from jobs.pipeline.ray_address import owns_local_ray
 from jobs.records.fence import Fence
 from jobs.records.lease import LeaseLost, RunLease
@@ -30,7 +34,8 @@ from jobs.records.run_store import RunStore
 from jobs.stopping import Stopped, StopSignals, end_tasks, exit_code
 from jobs.tracking.committer import TrackCommitter
 from jobs.tracking.plan import VideoWork, plan_videos
-from schemas.manifest import TrackCommit
+from schemas import layout
+from schemas.manifest import IcebergState, TrackCommit
 from schemas.track_config import TrackConfig, TrackerSettings
 from workers.errors import one_line
 
@@ -53,6 +58,8 @@ class TrackResult:
     wall_s: float = 0.0
     stopped_by: str | None = None
     """The signal that stopped the run before every video was tracked (``SIGTERM``), or None."""
+    iceberg: IcebergState | None = None
+    """What the last publish to the Iceberg tables did (``--iceberg``); None without them."""
 
     @property
     def exit_code(self) -> int:
@@ -76,6 +83,8 @@ class TrackResult:
             lines.append(f"  removed {self.removed} files of older or unfinished tracks")
         if self.stopped_by:
             lines.append("  the same command tracks the rest")
+        if self.iceberg is not None:
+            lines.append(_iceberg_line(self.iceberg))
         lines += [f"  failed: {uri}: {why}" for uri, why in sorted(self.failed.items())[:10]]
         lines.append(f"  wall time {self.wall_s:.1f}s")
         return lines
@@ -94,11 +103,15 @@ def _run_tracking(config: TrackConfig, stream: TextIO, stop: StopSignals) -> Tra
     out = location(config.output, config.storage_options)
     with stop.raising():
         require_output(out)  # before the lease, which writes into OUT
+        target = open_target(config, out)
     with RunLease(out, RunStore.new_run_id(), config.lease_ttl, local_ray=owns_local_ray(config.ray_address)) as lease:
         if lease.taken_from is not None:
             print(took_over(lease.taken_from), file=stream, flush=True)
         with stop.raising():
             works = plan_videos(out, config.run_id, config.settings)
+        iceberg = IcebergPublisher(target, out, lease.run_id, lease.fence, stream, tables=layout.TRACK_TABLES)
+        iceberg.publish()  # what an earlier run committed but never published, before the cleanup removes the
+        # files of the older versions the tables may still hold
         committer = TrackCommitter(out, lease.fence)
         done = committer.committed_keys()
         removed = committer.clean({w.video_id: w.key for w in works})
@@ -112,10 +125,11 @@ def _run_tracking(config: TrackConfig, stream: TextIO, stop: StopSignals) -> Tra
         )
         try:
             if pending:
-                _track(config, out, pending, lease, result, stream, stop)
+                _track(config, out, pending, lease, result, stream, stop, iceberg)
         except Stopped:
             pass  # told by ``stop.stopped_by`` below
         lease.check()
+        result.iceberg = iceberg.publish()
         result.removed += committer.clean({w.video_id: w.key for w in works})
     if stop.stopped_by is not None and len(result.commits) < len(pending):
         result.stopped_by = stop.stopped_by
@@ -131,9 +145,11 @@ def _track(
     result: TrackResult,
     stream: TextIO,
     stop: StopSignals,
+    iceberg: IcebergPublisher,
 ) -> None:
     """Run one task per video, a bounded number at a time, until all finished, nothing finished for
-    ``stall_timeout`` seconds, or a stop signal came (the tasks running then get the grace)."""
+    ``stall_timeout`` seconds, or a stop signal came (the tasks running then get the grace). Each video committed
+    counts towards ``iceberg``'s next publish."""
     import ray
 
     from jobs.pipeline.ray_session import cluster_cpus, start_ray
@@ -160,7 +176,8 @@ def _track(
                     result.failed[work.source_uri] = f"stalled: no video finished in {config.stall_timeout:g} s"
                 break
             for ref in ready:
-                _record(ref, running.pop(ref), result, progress)
+                if _record(ref, running.pop(ref), result, progress) is not None:
+                    iceberg.committed()
     except Stopped:
         _end(running, stop.grace_s, result, progress)  # the videos cancelled are tracked by the next run
     finally:
@@ -176,9 +193,10 @@ def _end(running: dict[Any, VideoWork], grace_s: float, result: TrackResult, pro
     return [running.pop(ref) for ref in cancelled]
 
 
-def _record(ref: Any, work: VideoWork, result: TrackResult, progress: Progress) -> None:
+def _record(ref: Any, work: VideoWork, result: TrackResult, progress: Progress) -> TrackCommit | None:
     commit = _outcome(ref, work, result)
     progress.advance(work.frames, commit.error_frames if commit else 0)
+    return commit
 
 
 def _outcome(ref: Any, work: VideoWork, result: TrackResult) -> TrackCommit | None:
@@ -203,3 +221,12 @@ def _track_task(out: Location, work: VideoWork, settings: TrackerSettings, fence
     from jobs.tracking.track_video import track_video
 
     return track_video(out, work, settings, fence)
+
+
+def _iceberg_line(state: IcebergState) -> str:
+    """How many videos' tracks the Iceberg tables hold, and why they may lack some when the last publish failed."""
+    line = f"  iceberg: {state.namespace}.tracks and {state.namespace}.track_summaries hold the tracks of "
+    line += f"{state.published_shards} videos"
+    if state.error is None:
+        return line
+    return f"{line}; the last publish failed ({state.error}): the next run or '{PROG} iceberg' adds the rest"

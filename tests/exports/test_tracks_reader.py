@@ -20,22 +20,8 @@ from exports.tracks_reader import TracksReader
 from schemas import layout
 from schemas.export_config import ExportConfig
 from schemas.track_config import TrackerSettings
-from tests.support.outputs import commit_run, run_id
-from tests.support.tracked_outputs import HEIGHT, WIDTH, moving, track_all, tracks_of, video_frames
-
-CLIP, WALK = "file:///data/clip.mp4", "file:///data/walk.mp4"
-WALK_SCORES = [0.7, 0.7] + [0.5] * 8
-"""Mean 0.54: a track ``--min-score 0.6`` drops, though two of its boxes clear it."""
-
-
-def commit_videos(out: Location) -> None:
-    """Walk (shard 0, every third frame): a person scored ``WALK_SCORES``. Clip (shard 1, every frame): a person
-    (0.9) and a car (0.8)."""
-    walk = video_frames(WALK, list(range(0, 30, 3)), moving("person", WALK_SCORES, (50, 50)))
-    clip = video_frames(
-        CLIP, list(range(8)), moving("person", [0.9] * 8, (100, 100)), moving("car", [0.8] * 8, (400, 300))
-    )
-    commit_run(out, run_id(3), {"00000": walk, "00001": clip})
+from tests.support.outputs import run_id
+from tests.support.tracked_outputs import CLIP, HEIGHT, WALK, WIDTH, commit_videos, track_all, tracks_of
 
 
 def config(out: Location, **options) -> ExportConfig:

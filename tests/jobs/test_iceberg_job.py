@@ -15,12 +15,10 @@ import jobs.commit.iceberg
 from common.storage import location
 from schemas.manifest import IcebergState
 from tables import catalog as tables_catalog
-from tables import published
 from tables.catalog import open_catalog
-from tables.publish import ADDED_SHARDS
 from tests.support import failing_catalog
 from tests.support.job_runs import run_detect
-from tests.tables.conftest import exported, table_rows
+from tests.tables.conftest import added_shards, exported, table_rows
 from yolonas_batch.cli import main
 
 PHOTOS = 3
@@ -28,11 +26,7 @@ PHOTOS = 3
 
 def _added(catalog, table: str) -> Counter:
     """(run, shard) -> how many appends of ``table`` added it."""
-    counts: Counter = Counter()
-    for snapshot in catalog.load_table(f"cams.{table}").snapshots():
-        added = published.read({published.PROPERTY: (snapshot.summary or {}).get(ADDED_SHARDS) or "{}"})
-        counts.update((run, shard) for run, shards in added.items() for shard in shards)
-    return counts
+    return added_shards(catalog, "cams", table)
 
 
 def test_the_tables_follow_the_runs_and_a_missed_publish_is_repaired_once(

@@ -2,7 +2,9 @@
 process on the session's Ray, signalled once its first shard is committed. It exits 143 within the grace, its
 attempt recorded ``interrupted`` and its lease released, with no abort dump; the same command line at once resumes it
 to every frame once (run in the test's process: ``job_runs.rerun_command``). A second SIGTERM during the stop's grace
-exits at once. The same through ``ray job stop``: ``test_ray_job_submit.py``; ``track``: ``tracking/test_runner.py``."""
+exits at once. Into S3 with ``--iceberg`` (a PostgreSQL catalog), the stopped and the resumed attempts together
+publish every shard to the tables once. The same through ``ray job stop``: ``test_ray_job_submit.py``; ``track``:
+``tracking/test_runner.py``."""
 
 from __future__ import annotations
 
@@ -17,14 +19,17 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
+from pyiceberg.catalog import load_catalog
 
 from common.errors import EXIT_SIGTERM
+from common.storage import location
 from schemas import layout
 from schemas.choices import DEFAULT_STOP_GRACE_S
 from tests.conftest import REPO
 from tests.support.job_runs import commit_markers, lease_released, photo_keys, rerun_command, wait_until
 from tests.support.photos import numbered_photos
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_client, s3_storage_options
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, pyiceberg_s3_properties, s3_client, s3_storage_options
+from tests.tables.conftest import added_shards, exported, table_rows
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,6 +38,7 @@ SHARD_SIZE = 2
 BATCH_SIZE = 4
 """Three model batches of two shards each: a SIGTERM sent once the first shard is committed lands mid-run."""
 STOPPING = "detect: SIGTERM: stopping"
+PG_PASSWORD, S3_SECRET = "pg-password-never-shown", "s3-secret-never-shown"
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +148,17 @@ def test_a_second_sigterm_during_the_grace_exits_at_once(tmp_path, photos, probe
 
 
 def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
-    tmp_path, photos, probe_weights, ray_cluster, s3_endpoint, s3_bucket, capsys
-):
+    tmp_path, photos, probe_weights, ray_cluster, s3_endpoint, s3_bucket, postgres_server, postgres_database, capsys,
+    monkeypatch,
+):  # fmt: skip
+    """With ``--iceberg`` to a catalog configured the pyiceberg way: SQL on the session's PostgreSQL server, the
+    warehouse in the output on S3. The stopped run publishes what it committed, the resumed one the rest: every
+    shard in the tables once, their rows ``export``'s. The catalog's password is neither logged nor saved."""
     out = f"s3://{s3_bucket}/out"
-    command = _command(photos, out, probe_weights, "--storage-options", json.dumps(s3_storage_options(s3_endpoint)))
+    options = {**s3_storage_options(s3_endpoint), "secret": S3_SECRET}  # moto checks no signature
+    catalog_uri = postgres_server.uri(postgres_database, password=PG_PASSWORD)  # trusted: the password is ignored
+    monkeypatch.setenv("PYICEBERG_CATALOG__CAMS__URI", catalog_uri)  # the driver's environment too
+    command = _command(photos, out, probe_weights, "--storage-options", json.dumps(options), "--iceberg", "cams")
     client = s3_client(s3_endpoint)
 
     def keys() -> list[str]:
@@ -160,6 +173,8 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     manifest = json.loads(client.get_object(Bucket=s3_bucket, Key=manifest_key)["Body"].read())
     assert (manifest["status"], manifest["attempts"][-1]["stopped_by"]) == ("interrupted", "SIGTERM")
     assert lease_released(client.get_object(Bucket=s3_bucket, Key="out/" + layout.lease())["Body"].read())
+    committed = sum(1 for k in keys() if layout.parse_marker(k.removeprefix("out/_runs/")))
+    assert manifest["iceberg"] == {"namespace": "out", "published_shards": committed, "error": None}, driver.log()
 
     rerun = rerun_command(command, capsys)
     assert rerun.code == 0, rerun.log
@@ -169,6 +184,15 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     frames = ds.dataset(f"{s3_bucket}/out/frames", format="parquet", partitioning="hive", filesystem=s3)
     table = frames.to_table(columns=["source_uri", "frame_index"])
     assert sorted(zip(*table.to_pydict().values())) == photo_keys(photos)
+
+    shards = PHOTOS // SHARD_SIZE
+    assert f"iceberg: out.frames and out.detections hold {shards} of the run's {shards} committed shards" in rerun.log
+    reader = load_catalog("cams", type="sql", uri=catalog_uri, **pyiceberg_s3_properties(s3_endpoint))
+    assert table_rows(reader, "out") == exported(location(out, options))
+    once = {(manifest["run_id"], shard): 1 for shard in range(shards)}
+    assert added_shards(reader, "out", "frames") == once == added_shards(reader, "out", "detections")
+    saved = [client.get_object(Bucket=s3_bucket, Key=k)["Body"].read().decode() for k in keys() if k.endswith(".json")]
+    assert not [text for text in [driver.log(), rerun.log, *saved] if PG_PASSWORD in text or S3_SECRET in text]
 
 
 def test_sigterm_while_planning_stops_before_anything_is_recorded(tmp_path, photos):

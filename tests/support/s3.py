@@ -61,6 +61,12 @@ def s3_storage_options(endpoint_url: str) -> dict[str, Any]:
     return {"endpoint_url": endpoint_url, "key": ACCESS_KEY, "secret": SECRET_KEY}
 
 
+def pyiceberg_s3_properties(endpoint_url: str) -> dict[str, str]:
+    """The same, as pyiceberg's FileIO properties: how a reader of the Iceberg tables reaches the server."""
+    names = {"endpoint_url": "s3.endpoint", "key": "s3.access-key-id", "secret": "s3.secret-access-key"}
+    return {"s3.region": REGION, **{names[key]: value for key, value in s3_storage_options(endpoint_url).items()}}
+
+
 def s3_client(endpoint_url: str) -> Any:
     """A plain boto3 client, to arrange and inspect objects independently of the code under test."""
     return boto3.client(

@@ -12,9 +12,12 @@ from jobs.tracking.plan import plan_videos
 from jobs.tracking.track_video import track_video
 from schemas.manifest import TrackCommit
 from schemas.track_config import TrackerSettings
-from tests.support.outputs import Frame
+from tests.support.outputs import Frame, commit_run, run_id
 
 WIDTH, HEIGHT = 640, 480
+CLIP, WALK = "file:///data/clip.mp4", "file:///data/walk.mp4"
+WALK_SCORES = [0.7, 0.7] + [0.5] * 8
+"""Mean 0.54: a track ``--min-score 0.6`` drops, though two of its boxes clear it."""
 Box = tuple[str, float, float, float, float, float]
 """(class name, score, x1, y1, x2, y2), as ``outputs.Frame`` holds a box."""
 
@@ -32,6 +35,16 @@ def video_frames(uri: str, indices: list[int], *objects: list[Box]) -> list[Fram
         Frame(uri, [boxes[i] for boxes in objects if i < len(boxes)], index=index, width=WIDTH, height=HEIGHT)
         for i, index in enumerate(indices)
     ]
+
+
+def commit_videos(out: Location) -> None:
+    """Walk (shard 0, every third frame): a person scored ``WALK_SCORES``. Clip (shard 1, every frame): a person
+    (0.9) and a car (0.8)."""
+    walk = video_frames(WALK, list(range(0, 30, 3)), moving("person", WALK_SCORES, (50, 50)))
+    clip = video_frames(
+        CLIP, list(range(8)), moving("person", [0.9] * 8, (100, 100)), moving("car", [0.8] * 8, (400, 300))
+    )
+    commit_run(out, run_id(3), {"00000": walk, "00001": clip})
 
 
 def track_all(out: Location, settings: TrackerSettings | None = None) -> list[TrackCommit]:

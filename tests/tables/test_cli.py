@@ -8,8 +8,9 @@ import pytest
 
 from common.storage import Location
 from tables.catalog import open_catalog
+from tests.support.tracked_outputs import commit_videos, track_all
 from tests.support.two_runs import commit_newer_run, commit_older_run
-from tests.tables.conftest import exported, table_rows
+from tests.tables.conftest import exported, exported_tracks, table_rows, track_table_rows
 from yolonas_batch.cli import main
 
 
@@ -42,6 +43,28 @@ def test_expires_old_snapshots_after_publishing(tmp_path: Path, out: Location, c
     assert said[2].startswith("iceberg: snapshots older than 0 days: out.frames: ")
     opened = open_catalog(catalog, out.child("_iceberg").uri)
     assert [len(opened.load_table(f"out.{t}").snapshots()) for t in ("frames", "detections")] == [1, 1]
+    assert table_rows(opened, "out") == exported(out)
+
+
+def test_publishes_and_expires_the_tables_of_tracks_when_the_output_has_them(
+    tmp_path: Path, out: Location, capsys
+) -> None:
+    commit_videos(out)
+    track_all(out)
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert main(["iceberg", out.path, "--catalog", catalog, "--expire-snapshots-older-than", "0"]) == 0
+    published, expired = capsys.readouterr().out.splitlines()
+    assert published.endswith(
+        "; out.track_summaries: 2 videos added (2 files), superseded rows deleted: 0; "
+        "out.tracks: 2 videos added (2 files), superseded rows deleted: 0"
+    )
+    kept = "0 expired, 1 kept"
+    assert expired == (
+        f"iceberg: snapshots older than 0 days: out.frames: {kept}; out.detections: {kept}; "
+        f"out.track_summaries: {kept}; out.tracks: {kept}"
+    )
+    opened = open_catalog(catalog, out.child("_iceberg").uri)
+    assert track_table_rows(opened, "out") == exported_tracks(out)
     assert table_rows(opened, "out") == exported(out)
 
 

@@ -38,7 +38,7 @@ def test_older_snapshots_go_and_the_current_one_stays(out: Location, catalog) ->
         "iceberg: snapshots older than 7 days: cams.frames: 2 expired, 1 kept; cams.detections: 2 expired, 1 kept"
     )
     assert table_rows(catalog, "cams") == rows == exported(out)
-    assert publish(out, catalog, "cams").shards == {"frames": 0, "detections": 0}  # still knows what it holds
+    assert publish(out, catalog, "cams").units == {"frames": 0, "detections": 0}  # still knows what it holds
 
 
 def test_snapshots_newer_than_the_cutoff_stay(out: Location, catalog) -> None:

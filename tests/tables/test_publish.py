@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 
 from common.storage import Location
 from tables import published
-from tables.publish import ADDED_SHARDS, publish
+from tables.publish import publish
+from tables.shard_tables import ADDED_SHARDS
 from tests.support.outputs import Frame, commit_run, run_id
 from tests.support.two_runs import DATA, RUN_A, RUN_B, commit_newer_run, commit_older_run
 from tests.tables.conftest import exported, scanned, table_rows
@@ -19,7 +20,7 @@ def test_the_tables_hold_the_rows_export_reads(out: Location, catalog) -> None:
     commit_older_run(out)
     commit_newer_run(out)
     done = publish(out, catalog, "cams")
-    assert done.shards == {"frames": 3, "detections": 3}  # two shards of A, one of B (its other is uncommitted)
+    assert done.units == {"frames": 3, "detections": 3}  # two shards of A, one of B (its other is uncommitted)
     frames, boxes = table_rows(catalog, "cams")
     assert (frames, boxes) == exported(out)
     photos = {f"{DATA}/photos/{name}.jpg" for name in ("a", "b", "sub/c", "d", "bad")}
@@ -27,6 +28,7 @@ def test_the_tables_hold_the_rows_export_reads(out: Location, catalog) -> None:
     assert [row[:5] for row in frames if row[1].endswith("a.jpg")] == [(RUN_B, f"{DATA}/photos/a.jpg", 0, "ok", 1)]
     assert [box[:4] for box in boxes if box[1].endswith("a.jpg")] == [(RUN_B, f"{DATA}/photos/a.jpg", 0, "person")]
     assert done.deleted == {"frames": 1, "detections": 2}  # run A's row of a, and its two boxes
+    assert not catalog.table_exists("cams.tracks"), "an output without tracks gets no tables of tracks"
 
 
 def test_the_partition_keys_come_from_the_folders(out: Location, catalog) -> None:
@@ -51,7 +53,7 @@ def test_publishing_again_adds_nothing(out: Location, catalog) -> None:
     snapshots = {t: len(catalog.load_table(f"cams.{t}").snapshots()) for t in TABLES}
     rows = table_rows(catalog, "cams")
     again = publish(out, catalog, "cams")
-    assert again.shards == {"frames": 0, "detections": 0}
+    assert again.units == {"frames": 0, "detections": 0}
     assert "already hold every committed shard" in again.line()
     assert {t: len(catalog.load_table(f"cams.{t}").snapshots()) for t in TABLES} == snapshots
     assert table_rows(catalog, "cams") == rows
@@ -64,7 +66,7 @@ def test_a_later_run_supersedes_the_rows_published_before(out: Location, catalog
     assert table_rows(catalog, "cams") == exported(out)
     commit_newer_run(out)
     second = publish(out, catalog, "cams")
-    assert second.shards == {"frames": 1, "detections": 1}
+    assert second.units == {"frames": 1, "detections": 1}
     frames, boxes = table_rows(catalog, "cams")
     assert (frames, boxes) == exported(out)
     assert [row[0] for row in frames if row[1] == f"{DATA}/photos/a.jpg"] == [RUN_B]
@@ -99,6 +101,6 @@ def test_a_table_behind_the_other_gets_its_missing_shards_only(out: Location, ca
     boxes = table_rows(catalog, "cams")[1]
     catalog.drop_table("cams.frames")
     done = publish(out, catalog, "cams")
-    assert done.shards == {"frames": 3, "detections": 0}
+    assert done.units == {"frames": 3, "detections": 0}
     assert table_rows(catalog, "cams") == exported(out)
     assert table_rows(catalog, "cams")[1] == boxes

@@ -12,7 +12,7 @@ from common.retries import Deadline
 from common.storage import Location, location
 from jobs.records.lease_record import DEFAULT_WRITE_DEADLINE_S
 from jobs.tracking.committer import TrackCommitter
-from jobs.tracking.plan import KEY_HALF, VideoWork, plan_videos
+from jobs.tracking.plan import VideoWork, plan_videos
 from jobs.tracking.track_video import track_video
 from schemas import layout
 from schemas.manifest import TrackCommit
@@ -119,12 +119,12 @@ def test_clean_removes_orphans_and_partial_files_only(out):
 def test_clean_removes_an_older_version_once_the_current_one_is_committed(out):
     older = track_video(out, work(out), TrackerSettings())
     newer = track_video(out, work(out, OTHER_SETTINGS), OTHER_SETTINGS)
-    video = newer.key[:KEY_HALF]
+    video, half = layout.track_key_video(newer.key), layout.TRACK_KEY_HALF
     both = version_files(older.key, older.partition) | version_files(newer.key, newer.partition)
-    assert older.key[:KEY_HALF] == video and older.key != newer.key
+    assert layout.track_key_video(older.key) == video and older.key != newer.key
     committer = TrackCommitter(out)
-    assert committer.clean({video: video + "f" * KEY_HALF}) == 0, "the current key is not committed: keep every version"
-    assert committer.clean({"a" * KEY_HALF: newer.key}) == 0, "another video's entry says nothing of this one"
+    assert committer.clean({video: video + "f" * half}) == 0, "the current key is not committed: keep every version"
+    assert committer.clean({"a" * half: newer.key}) == 0, "another video's entry says nothing of this one"
     assert names(out) == both
     assert committer.clean({video: newer.key}) == 3
     assert names(out) == version_files(newer.key, newer.partition)

@@ -150,6 +150,9 @@ def test_a_track_run_while_another_holds_the_output_exits_4_and_writes_nothing(d
         ("photos only", ["{photos}"], "has no committed video frames to track"),
         ("bad setting", ["{out}", "--min-iou", "1.5"], "--min-iou:"),
         ("bad flag", ["{out}", "--frobnicate"], "unrecognized arguments"),
+        # On an output without videos: the catalog is refused before the videos are planned, the lease or Ray.
+        ("unopenable catalog", ["{photos}", "--iceberg", "sqlite:////no/such/c.db"], "--iceberg: cannot open sqlite:"),
+        ("namespace alone", ["{photos}", "--iceberg-namespace", "cams"], "--iceberg-namespace needs --iceberg"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(what, argv, message, detected, tmp_path, capsys):
@@ -169,6 +172,7 @@ def test_bad_input_is_one_line_and_exit_2(what, argv, message, detected, tmp_pat
 def test_detect_with_track_tracks_the_videos_and_passes_over_photos(tmp_path, ray_cluster, capsys):
     from jobs.cli import track_after
     from schemas.config import JobConfig
+    from tables.catalog import open_catalog
 
     clip = tmp_path / "clip"
     frames = [Frame("file:///data/clip.mp4", [("car", 0.9, 10 + i, 10, 60 + i, 40)], index=i) for i in range(12)]
@@ -176,8 +180,11 @@ def test_detect_with_track_tracks_the_videos_and_passes_over_photos(tmp_path, ra
     photos = tmp_path / "photos"
     commit_run(location(str(photos)), run_id(4), {"00000": [Frame("file:///data/a.jpg", [("dog", 0.9, 1, 1, 5, 5)])]})
 
-    assert track_after(JobConfig(sources=["unused"], output=str(clip)), "detect") == 0
+    catalog = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert track_after(JobConfig(sources=["unused"], output=str(clip), iceberg=catalog), "detect") == 0
     assert len(_markers(clip)) == 1 and len(_tracks(clip)) == 12
+    tables = open_catalog(catalog, (clip / "_iceberg").as_uri())
+    assert tables.load_table("clip.tracks").scan().to_arrow().num_rows == 12, "--iceberg's tables get the tracks"
     assert track_after(JobConfig(sources=["unused"], output=str(photos)), "detect") == 0
     assert "detect --track: nothing to track" in capsys.readouterr().out
     assert not (photos / "tracks").exists()

@@ -1,6 +1,6 @@
-"""``detect`` then ``track`` on real clips, real Ray and the probe weights, then the three formats of tracks read
-back by their own clients: a track's boxes are the detections' boxes, in the table and at every exported
-keyframe.
+"""``detect`` then ``track --iceberg`` on real clips, real Ray and the probe weights, then the three formats of
+tracks read back by their own clients: a track's boxes are the detections' boxes, in the table and at every
+exported keyframe; the Iceberg tables of tracks hold exactly the tracks ``export`` reads.
 
 The clips pan slowly over a COCO photo, so the same objects stay in view, move a little each frame and are found
 again frame after frame; the clip is detected in ranges of 10 frames on different shards, so tracks cross range
@@ -18,13 +18,17 @@ import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
+from common.storage import location
 from exports.run import run_export
 from jobs.tracking.runner import run_tracking
 from schemas.export_config import ExportConfig
+from schemas.manifest import IcebergState
 from schemas.track_config import TrackConfig
+from tables.catalog import open_catalog
 from tests.support.job_runs import run_detect
 from tests.support.validators import run_validator
 from tests.support.videos import encode_h264
+from tests.tables.conftest import exported_tracks, track_table_rows
 
 FRAMES = 30
 SEGMENT_FRAMES = 10
@@ -58,8 +62,9 @@ def tracked(tmp_path_factory, coco_images, probe_weights, ray_cluster) -> Simple
     out = root / "out"
     detected = run_detect([clips], out, probe_weights, video_segment_frames=SEGMENT_FRAMES, shard_size=4)
     stream = io.StringIO()
-    result = run_tracking(TrackConfig(output=str(out), **SETTINGS), stream=stream)
-    return SimpleNamespace(out=out, detected=detected, result=result, log=stream.getvalue())
+    catalog = f"sqlite:///{root / 'catalog.db'}"
+    result = run_tracking(TrackConfig(output=str(out), iceberg=catalog, **SETTINGS), stream=stream)
+    return SimpleNamespace(out=out, detected=detected, result=result, log=stream.getvalue(), catalog=catalog)
 
 
 def test_tracks_are_the_detections_boxes_followed_across_range_boundaries(tracked):
@@ -89,9 +94,28 @@ def test_tracks_are_the_detections_boxes_followed_across_range_boundaries(tracke
         )
 
 
+def test_the_iceberg_tables_hold_the_tracks_export_reads(tracked):
+    out = location(str(tracked.out))
+    tracks, summaries = track_table_rows(_catalog(tracked), "out")
+    assert (tracks, summaries) == exported_tracks(out)
+    assert len(tracks) == len(table(tracked.out, "tracks")) > 0
+    assert len(summaries) == len(table(tracked.out, "track_summaries"))
+    assert tracked.result.iceberg == IcebergState(namespace="out", published_shards=2, error=None)
+    assert "  iceberg: out.tracks and out.track_summaries hold the tracks of 2 videos" in tracked.result.lines(out)
+
+
 def test_tracking_again_finds_every_video_done(tracked):
-    again = run_tracking(TrackConfig(output=str(tracked.out), **SETTINGS), stream=io.StringIO())
+    snapshots = {t: len(_catalog(tracked).load_table(f"out.{t}").snapshots()) for t in ("tracks", "track_summaries")}
+    again = run_tracking(
+        TrackConfig(output=str(tracked.out), iceberg=tracked.catalog, **SETTINGS), stream=io.StringIO()
+    )
     assert (again.exit_code, again.commits, again.skipped, again.removed) == (0, [], 2, 0)
+    assert again.iceberg == tracked.result.iceberg
+    assert {t: len(_catalog(tracked).load_table(f"out.{t}").snapshots()) for t in snapshots} == snapshots
+
+
+def _catalog(tracked):
+    return open_catalog(tracked.catalog, (tracked.out / "_iceberg").as_uri())
 
 
 def _keyframes(out: Path) -> dict[tuple[str, int], list[tuple[int, list[float]]]]:
