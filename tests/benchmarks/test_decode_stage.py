@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 
-def test_the_decode_stage_benchmark_runs(run_benchmark, tmp_path: Path) -> None:
+def test_the_decode_stage_benchmark_runs(run_benchmark, tmp_path: Path, ray_cluster, monkeypatch) -> None:
+    """On the session's Ray (``RAY_ADDRESS``, as on a cluster): the stage's tasks, not a Ray's start."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster.get_runtime_context().gcs_address)
     report = tmp_path / "decode_stage.json"
     finished = run_benchmark("decode_stage", "--copies", "1", "--repeat", "1", "--json", str(report))
     results = json.loads(report.read_text())
