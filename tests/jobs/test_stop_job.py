@@ -134,14 +134,22 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     options = {**s3_storage_options(s3_endpoint), "secret": S3_SECRET}  # moto checks no signature
     catalog_uri = postgres_server.uri(postgres_database, password=PG_PASSWORD)  # trusted: the password is ignored
     monkeypatch.setenv("PYICEBERG_CATALOG__CAMS__URI", catalog_uri)  # the driver's environment too
-    command = _command(photos, out, probe_weights, "--storage-options", json.dumps(options), "--iceberg", "cams")
+    options_args = ("--storage-options", json.dumps(options), "--iceberg", "cams", "--stop-grace", "2")
+    command = _command(photos, out, probe_weights, *options_args)
+    # The shards after the first are held unpublished (``tests/support/held_publish.py``), so that the stop lands
+    # mid-run however fast the machine; the grace then runs out and the held publishes are cancelled.
+    held = tmp_path / "held"
+    stopped = _command(photos, out, probe_weights, *options_args, entry=("tests.support.held_publish", str(held)))
     client = s3_client(s3_endpoint)
 
     def keys() -> list[str]:
         return [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="out/").get("Contents", [])]
 
-    driver = Driver(command, _env(ray_cluster), tmp_path / "logs")
-    driver.wait_for(lambda: any(layout.parse_marker(k.removeprefix("out/_runs/")) for k in keys()), "committed shard")
+    driver = Driver(stopped, _env(ray_cluster), tmp_path / "logs")
+    driver.wait_for(
+        lambda: held.exists() and any(layout.parse_marker(k.removeprefix("out/_runs/")) for k in keys()),
+        "held publish after a committed shard",
+    )
     code, took_s = driver.signal_and_wait(timeout_s=DEFAULT_STOP_GRACE_S + 60)
 
     _assert_stopped_in_order(code, took_s, driver.stderr.read_text())
@@ -150,7 +158,7 @@ def test_sigterm_stops_a_run_into_s3_in_order_and_the_same_command_resumes_it(
     assert (manifest["status"], manifest["attempts"][-1]["stopped_by"]) == ("interrupted", "SIGTERM")
     assert lease_released(client.get_object(Bucket=s3_bucket, Key="out/" + layout.lease())["Body"].read())
     committed = sum(1 for k in keys() if layout.parse_marker(k.removeprefix("out/_runs/")))
-    assert 1 <= committed < PHOTOS // SHARD_SIZE, "the stop must land mid-run"
+    assert committed == 1, "the held shards were never published"
     assert manifest["error"].startswith(f"stopped by SIGTERM: {committed} of {PHOTOS // SHARD_SIZE} shards committed")
     assert f"run {manifest['run_id']} interrupted: stopped by SIGTERM" in driver.stdout.read_text()
     staged = f"out/{layout.staging(manifest['run_id'])}"
