@@ -63,16 +63,16 @@ def coco_images() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def coco_probe_weights() -> Path:
-    """A yolo_nas_s checkpoint whose detections depend on the image (see tests/support/probe_weights.py), without
+    """A yolo_nas_s checkpoint whose detections depend on the image (``tests/support/probe_fit.py``), without
     ``processing_params``: it runs with super-gradients' COCO preprocessing at 640, the job's default."""
-    from tests.support import probe_weights as module
+    from tests.support import probe_fit, probe_weights
 
-    digest = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
-    path = CACHE / f"probe-yolo_nas_s-{digest}.pth"
+    code = b"".join(Path(module.__file__).read_bytes() for module in (probe_fit, probe_weights))
+    path = CACHE / f"probe-yolo_nas_s-{hashlib.sha256(code).hexdigest()[:12]}.pth"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        module.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
+        probe_weights.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
         partial.replace(path)
     return path
 
