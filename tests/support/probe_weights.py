@@ -73,8 +73,9 @@ def _state_digest(state: dict[str, torch.Tensor]) -> str:
 
 def keep_fit(model_name: str = "yolo_nas_s", seed: int = 0) -> Path:
     """Fit the probe and keep what the fit changed, with the digests ``make_probe_checkpoint`` checks."""
-    seeded = {key: value.clone() for key, value in probe_fit.seeded_model(model_name, seed).state_dict().items()}
-    fitted = probe_fit.fit_probe(probe_fit.seeded_model(model_name, seed)).state_dict()
+    model = probe_fit.seeded_model(model_name, seed)
+    seeded = {key: value.clone() for key, value in model.state_dict().items()}
+    fitted = probe_fit.fit_probe(model).state_dict()
     changed = {key: value for key, value in fitted.items() if not torch.equal(value, seeded[key])}
     path = kept_fit(model_name, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
