@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.once import made_once, one_worker, shared
+
 pytest_plugins = ["tests.support.s3", "tests.support.postgres"]
 """The S3 API server fixtures (one moto server per session) and the PostgreSQL server's (one per session, started by
 the first test that asks), available to every test module."""
@@ -29,28 +31,25 @@ SLOW_FIXTURES = frozenset({"ray_cluster", "two_node", "reference_predictions", "
 """A test using one of these starts Ray or runs super-gradients' ``predict()`` over every photo."""
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the selected checks that need only the source tree (mypy) in the background."""
-    from tests.support import early_checks
-    from tests.test_code_health import MYPY
-
-    if any(item.name == "test_tool_is_clean[mypy]" for item in session.items):
-        early_checks.start(MYPY)
+XDIST_GROUPS = {"ray_cluster": "session-ray", "two_node": "two-node"}
+"""The pytest-xdist worker each test runs on (``--dist loadgroup``, pyproject.toml): every test on the session's
+Ray on one worker, so that one Ray starts, and the two tests on the two-node cluster together, so that it starts
+once; the rest (most of them Ray-free) runs on the other worker meanwhile, using the CPU the whole-job tests leave
+idle while their processes start."""
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    from tests.support import early_checks
-
-    early_checks.stop_all()
-
-
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up."""
+    """Mark the slow tests by what they use, so ``-m "not slow"`` is a fast subset without a list to keep up, and
+    group the tests that share a Ray on one worker."""
     benchmarks = REPO / "tests" / "benchmarks"
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SLOW_FIXTURES or benchmarks in item.path.parents:
             item.add_marker(pytest.mark.slow)
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +68,9 @@ def coco_probe_weights() -> Path:
 
     code = b"".join(Path(module.__file__).read_bytes() for module in (probe_fit, probe_weights))
     path = CACHE / f"probe-yolo_nas_s-{hashlib.sha256(code).hexdigest()[:12]}.pth"
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        probe_weights.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
-        partial.replace(path)
-    return path
+    return made_once(
+        path, lambda partial: probe_weights.make_probe_checkpoint(partial, model_name="yolo_nas_s", seed=0)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +81,15 @@ def probe_weights(coco_probe_weights: Path) -> Path:
     from tests.support.probe_weights import with_small_canvas
 
     path = coco_probe_weights.with_name(coco_probe_weights.stem + "-small.pth")
-    if not path.exists():
-        partial = path.with_suffix(".partial")
-        with_small_canvas(coco_probe_weights, partial)
-        partial.replace(path)
-    return path
+    return made_once(path, lambda partial: with_small_canvas(coco_probe_weights, partial))
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray for the whole session, started the way the job starts it."""
+def ray_cluster(tmp_path_factory):
+    """One local Ray for the whole session, started the way the job starts it, on one pytest-xdist worker."""
     import ray
+
+    one_worker(tmp_path_factory, "the session's Ray")
 
     from jobs.pipeline.ray_session import start_ray  # before Ray: the jobs package sets how Ray starts workers
 
@@ -108,13 +102,17 @@ def ray_cluster():
 def coco_reference_model(coco_probe_weights: Path):
     """super-gradients' own yolo_nas_s with the probe weights, set up the way users call ``predict()`` on COCO
     weights (its COCO preprocessing at 640)."""
+    return _coco_reference_model(coco_probe_weights)
+
+
+def _coco_reference_model(weights: Path):
     import torch
 
     from workers.processing import default_processing_params
     from workers.quiet import super_gradients_models
 
     model = super_gradients_models().get("yolo_nas_s", num_classes=80)
-    model.load_state_dict(torch.load(coco_probe_weights, weights_only=True)["net"])
+    model.load_state_dict(torch.load(weights, weights_only=True)["net"])
     model.set_dataset_processing_params(**default_processing_params())
     return model
 
@@ -123,9 +121,13 @@ def coco_reference_model(coco_probe_weights: Path):
 def reference_model(probe_weights: Path):
     """super-gradients' own yolo_nas_s loaded from the small-canvas checkpoint as users load a checkpoint
     (``models.get(…, checkpoint_path=…)``), which sets the preprocessing the checkpoint carries."""
+    return _reference_model(probe_weights)
+
+
+def _reference_model(weights: Path):
     from workers.quiet import super_gradients_models
 
-    return super_gradients_models().get("yolo_nas_s", num_classes=80, checkpoint_path=str(probe_weights))
+    return super_gradients_models().get("yolo_nas_s", num_classes=80, checkpoint_path=str(weights))
 
 
 def predict_boxes(model, images: list) -> list[np.ndarray]:
@@ -150,15 +152,24 @@ def _predictions_by_uri(model, images: list[Path]) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def coco_reference_predictions(coco_reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
-    """super-gradients' own ``model.predict()`` on coco-tiny at 640: file URI -> (N, 6) boxes clipped to the image."""
-    return _predictions_by_uri(coco_reference_model, coco_images)
+def coco_reference_predictions(tmp_path_factory, coco_probe_weights: Path, coco_images: list[Path]):
+    """super-gradients' own ``model.predict()`` on coco-tiny at 640: file URI -> (N, 6) boxes clipped to the image.
+    Once per test run, whichever worker asks first."""
+
+    def predict() -> dict[str, np.ndarray]:
+        return _predictions_by_uri(_coco_reference_model(coco_probe_weights), coco_images)
+
+    return shared(tmp_path_factory, "coco-reference", predict)
 
 
 @pytest.fixture(scope="session")
-def reference_predictions(reference_model, coco_images: list[Path]) -> dict[str, np.ndarray]:
+def reference_predictions(tmp_path_factory, probe_weights: Path, coco_images: list[Path]) -> dict[str, np.ndarray]:
     """super-gradients' own ``model.predict()`` on coco-tiny with the small-canvas checkpoint (``probe_weights``)."""
-    return _predictions_by_uri(reference_model, coco_images)
+
+    def predict() -> dict[str, np.ndarray]:
+        return _predictions_by_uri(_reference_model(probe_weights), coco_images)
+
+    return shared(tmp_path_factory, "reference", predict)
 
 
 def copy_tree_with_awkward_names(images: list[Path], target: Path) -> dict[str, Path]:

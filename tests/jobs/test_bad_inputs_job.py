@@ -45,7 +45,8 @@ def device_run(corpus, tmp_path_factory, probe_weights, ray_cluster):
 
 
 @pytest.fixture(params=["exact", "device"])
-def corpus_run(request):
+def corpus_run(request, ray_cluster):
+    """Either run; ``ray_cluster`` named, so that the tests taking it run with the session's Ray (conftest)."""
     return request.getfixturevalue(f"{request.param}_run")
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pyarrow.dataset as ds
 import pytest
 
@@ -69,15 +70,16 @@ def photos(tmp_path_factory, coco_images) -> Path:
 
 
 def _model_actor_pids() -> list[int]:
-    """Processes of live model actors: Ray titles an actor's process ``ray::<actor class>``."""
+    """Live model actors of the session's Ray, which runs under this process: Ray titles an actor's process
+    ``ray::<actor class>``. Another Ray on the machine (a two-node cluster's, a benchmark's) is left alone."""
     pids = []
-    for proc in Path("/proc").iterdir():
+    for process in psutil.Process().children(recursive=True):
         try:
-            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            title = " ".join(process.cmdline())
+        except psutil.Error:  # gone meanwhile
             continue
         if title.startswith("ray::") and "DetectStage" in title:
-            pids.append(int(proc.name))
+            pids.append(process.pid)
     return pids
 
 

@@ -4,6 +4,7 @@ time, a pid whose process ended (reaped or not), a pid taken by a later process;
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -77,7 +78,7 @@ def test_a_killed_holders_ray_is_found_by_its_mark_and_ended():
     """A real local Ray, started by a process marked as a holder's: its raylet and the worker that runs an actor
     are found under that holder's nonce only; once its driver's process group is killed, what is left of them is
     ended by their mark and gone well within the time a taking run waits for them."""
-    nonce = "0123456789abcdef"
+    nonce = secrets.token_hex(8)  # this test's own: other tests on the machine mark their Rays too
     driver = subprocess.Popen(
         [sys.executable, "-c", _MARKED_RAY, HOLDER_ENV, nonce],
         cwd=REPO,
