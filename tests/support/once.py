@@ -19,8 +19,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory, name: str, compute: Callabl
     session fixtures), kept as ``name``. Without workers (``-n 0``), computed here."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return compute()
-    kept = tmp_path_factory.getbasetemp().parent / f"{name}.pickle"
-    with FileLock(f"{kept}.lock"):
+    kept = _in_run(tmp_path_factory, f"{name}.pickle")
+    with _locked(kept):
         if kept.exists():
             return pickle.loads(kept.read_bytes())
         value = compute()
@@ -32,7 +32,7 @@ def made_once(path: Path, make: Callable[[Path], None]) -> Path:
     """``path``, made by ``make(partial)`` unless it exists: one process makes it while the others wait (the probe
     weights, cached between runs and made by whichever worker asks first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
+    with _locked(path):
         if not path.exists():
             partial = path.with_suffix(".partial")
             make(partial)
@@ -47,8 +47,17 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
         return
-    claim = tmp_path_factory.getbasetemp().parent / f"{name}.worker"
-    with FileLock(f"{claim}.lock"):
+    claim = _in_run(tmp_path_factory, f"{name}.worker")
+    with _locked(claim):
         if claim.exists() and claim.read_text() != worker:
             pytest.fail(f"{name} is used by workers {claim.read_text()} and {worker}: its tests are not grouped")
         claim.write_text(worker)
+
+
+def _in_run(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``name`` in the folder every worker of this test run shares: the parent of each worker's own."""
+    return tmp_path_factory.getbasetemp().parent / name
+
+
+def _locked(path: Path) -> FileLock:
+    return FileLock(f"{path}.lock")
